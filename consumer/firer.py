@@ -1,0 +1,335 @@
+"""The firer: reads trigger messages and fires their triggers (DESIGN.md section 5).
+
+One asyncio loop owns all mutable state below. Guarantees, and where each is kept:
+- at-least-once: an offset is committed only when every message before it in its partition was
+  fired or its dead-letter record acknowledged (`PartitionOffsets`);
+- order per trigger: one queue per trigger FQN, drained by one task, head first; different
+  triggers fire in parallel; a queue and its task vanish when empty, so no per-trigger state
+  outlives its messages;
+- bounded memory: at most `max_in_flight` messages are taken; beyond that all partitions are
+  paused until half of them finished;
+- nothing dropped: a message leaves only fired or dead-lettered; a bad message (unparsable,
+  bad credential, out of scope, host not allowed) is dead-lettered with its reason, never crashes
+  the loop, never stalls its partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from kafka import TopicPartition
+
+from consumer import dead_letters
+from consumer.dead_letters import DeadLetter
+from consumer.kafka_io import ConsumerThread, KafkaUnavailable, Producer, Record
+from consumer.logs import fields
+from consumer.metrics import FirerMetrics, status_class
+from consumer.offsets import PartitionOffsets
+from consumer.openwhisk import TriggerClient
+from consumer.outcomes import Attempt, RetryPolicy, Verdict, classify, dead_letter_reason, decide
+from consumer.pacing import Pacer
+from consumer.settings import Settings
+from messaging_lib import envelope
+from messaging_lib.credentials import Credential, Sealer
+from messaging_lib.errors import BadMessage, CredentialError, Reason
+
+log = logging.getLogger("consumer.firer")
+
+
+@dataclass
+class Job:
+    """One valid trigger message on its way to OpenWhisk."""
+
+    record: Record
+    apihost: str
+    namespace: str
+    name: str
+    api_key: str = field(repr=False)
+    payload: bytes = field(repr=False)
+
+    @property
+    def trigger(self) -> str:
+        return f"/{self.namespace}/{self.name}"
+
+
+class Firer:
+    def __init__(self, settings: Settings, client: TriggerClient, producer: Producer, sealer: Sealer,
+                 metrics: FirerMetrics, clock: Callable[[], float] = time.monotonic) -> None:
+        self.settings = settings
+        self._client, self._producer, self._metrics, self._clock = client, producer, metrics, clock
+        self._open = lru_cache(maxsize=4096)(sealer.open)
+        self._policy = RetryPolicy(settings.retry_initial_backoff_s, settings.retry_max_backoff_s,
+                                   settings.retry_max_age_s)
+        self._pacer = Pacer()
+        self._fire_slots = asyncio.Semaphore(settings.max_concurrent_fires)
+        self._offsets: dict[TopicPartition, PartitionOffsets] = {}
+        self._assigned: set[TopicPartition] = set()
+        self._active: Counter[TopicPartition] = Counter()  # messages not finished, per partition
+        self._queues: dict[str, deque[Job]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._in_flight = 0
+        self._paused = False
+        self._stopping = asyncio.Event()
+        self.failure: BaseException | None = None
+        self._consumer: ConsumerThread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.ready = False
+        self.last_poll = clock()
+
+    # --- the main loop ---
+
+    async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._consumer = ConsumerThread(
+            self.settings.kafka, self.settings.firer_group, [self.settings.trigger_messages_topic],
+            self._on_assigned, self._on_revoked, max_poll_records=1000, fetch_max_wait_ms=100,
+            max_partition_fetch_bytes=4 * 1024 * 1024)
+        await self._consumer.start()
+        self.ready = True
+        log.info("firer started", extra=fields(topic=self.settings.trigger_messages_topic,
+                                               group=self.settings.firer_group))
+        last_commit = self._clock()
+        while not self._stopping.is_set():
+            await self._apply_backpressure()
+            room = max(1, self.settings.max_in_flight - self._in_flight)
+            for record in await self._consumer.poll(timeout_ms=100, max_records=min(1000, room)):
+                self._accept(record)
+            self.last_poll = self._clock()
+            if self._clock() - last_commit >= self.settings.commit_interval_s:
+                await self._commit()
+                last_commit = self._clock()
+        await self._shutdown()
+
+    def stop(self) -> None:
+        """Stop taking messages; run() then drains until the shutdown timeout and commits."""
+        self.ready = False
+        self._stopping.set()
+
+    async def _shutdown(self) -> None:
+        deadline = self._clock() + self.settings.shutdown_timeout_s
+        while self._in_flight and self._clock() < deadline:
+            await asyncio.sleep(0.05)
+        unfinished = self._in_flight
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._commit()
+        assert self._consumer is not None
+        await self._consumer.close()
+        log.info("firer stopped", extra=fields(unfinished=unfinished))
+        if self.failure is not None:
+            raise RuntimeError("the firer stopped after a failure") from self.failure
+
+    async def _apply_backpressure(self) -> None:
+        assert self._consumer is not None
+        want_pause = self._in_flight >= self.settings.max_in_flight or (
+            self._paused and self._in_flight > self.settings.max_in_flight // 2)
+        if want_pause != self._paused:
+            await self._consumer.pause(want_pause)
+            self._paused = want_pause
+            self._metrics.paused.set(int(want_pause))
+        self._metrics.in_flight.set(self._in_flight)
+        self._metrics.paced_namespaces.set(len(self._pacer))
+
+    async def _commit(self) -> None:
+        offsets = {tp: o for tp, tracker in self._offsets.items()
+                   if tp in self._assigned and (o := tracker.committable()) is not None}
+        if not offsets or self._consumer is None:
+            return
+        try:
+            await self._consumer.commit(offsets)
+            self._metrics.commits.inc()
+        except KafkaUnavailable as e:
+            log.warning("commit failed; will retry", extra=fields(error=str(e)))
+
+    # --- taking a record ---
+
+    def _accept(self, record: Record) -> None:
+        tp = record.tp
+        tracker = self._offsets.get(tp)
+        if tracker is None or tp not in self._assigned:
+            return  # fetched before its partition was revoked: the new owner reads it again
+        tracker.take(record.offset)
+        self._active[tp] += 1
+        self._in_flight += 1
+        self._metrics.consumed.inc()
+        try:
+            job = self._job(record)
+        except BadMessage as bad:
+            self._spawn(self._dead_letter(DeadLetter(record, bad.reason, bad.detail)))
+            return
+        queue = self._queues.get(job.trigger)
+        if queue is None:
+            self._queues[job.trigger] = deque([job])
+            self._spawn(self._drain(job.trigger))
+        else:
+            queue.append(job)
+
+    def _job(self, record: Record) -> Job:
+        env = envelope.parse_record(record.headers, record.value, max_payload_bytes=self.settings.max_payload_bytes)
+        apihost = (env.apihost or self.settings.openwhisk_apihost).rstrip("/")
+        if apihost not in self.settings.allowed_apihosts:
+            raise BadMessage(Reason.APIHOST_NOT_ALLOWED, f"{apihost} is not on the firer's allow-list")
+        try:
+            credential: Credential = self._open(env.credential)
+        except CredentialError as e:
+            raise BadMessage(Reason.BAD_CREDENTIAL, str(e)) from None
+        if not credential.allows(env.trigger):
+            raise BadMessage(Reason.CREDENTIAL_OUT_OF_SCOPE, f"the credential does not cover {env.trigger}")
+        namespace, name = env.trigger[1:].split("/", 1)
+        return Job(record, apihost, namespace, name, credential.key, json.dumps(env.data).encode())
+
+    def _spawn(self, coro: object) -> None:
+        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        """A task that failed is a bug: stop (uncommitted messages are read again on restart)."""
+        self._tasks.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None and self.failure is None:
+            log.error("firer task failed; stopping", exc_info=error)
+            self.failure = error
+            self.stop()
+
+    def _finish(self, record: Record, done: bool) -> None:
+        """done=False: abandoned (partition revoked, shutdown), so its offset is never committed here."""
+        self._in_flight -= 1
+        self._active[record.tp] -= 1
+        if self._active[record.tp] <= 0:
+            del self._active[record.tp]
+        if done and (tracker := self._offsets.get(record.tp)) is not None:
+            tracker.done(record.offset)
+
+    # --- firing ---
+
+    async def _drain(self, trigger: str) -> None:
+        queue = self._queues[trigger]
+        try:
+            while queue:
+                job = queue[0]
+                if job.record.tp in self._assigned:
+                    await self._fire(job)
+                else:
+                    self._finish(job.record, done=False)
+                queue.popleft()
+        except asyncio.CancelledError:
+            for job in queue:
+                self._finish(job.record, done=False)
+            raise
+        finally:
+            del self._queues[trigger]
+
+    async def _fire(self, job: Job) -> None:
+        first_ms = _now_ms()
+        first_s = self._clock()
+        attempts = 0
+        while True:
+            wait = self._pacer.reserve(job.namespace, self._clock())
+            if wait > 0:
+                await asyncio.sleep(wait)
+            async with self._fire_slots:
+                started = self._clock()
+                attempt = await self._client.fire(job.apihost, job.namespace, job.name, job.api_key, job.payload)
+                self._metrics.fire_seconds.observe(self._clock() - started)
+            attempts += 1
+            self._metrics.attempts.labels(status_class(attempt.status)).inc()
+            self._pace(job.namespace, attempt)
+            verdict, backoff = decide(attempt, first_s, self._clock(), attempts, self._policy)
+            if verdict is Verdict.FIRED:
+                self._metrics.fired.inc()
+                self._finish(job.record, done=True)
+                return
+            if verdict is Verdict.DEAD_LETTER:
+                retried = classify(attempt) is Verdict.RETRY
+                await self._dead_letter(DeadLetter(
+                    job.record, dead_letter_reason(attempt, retried), attempt.error or "no response",
+                    attempt.status, attempts, first_ms, _now_ms()), job.trigger)
+                return
+            self._metrics.retries.inc()
+            if not await self._sleep_unless_revoked(backoff, job.record.tp):
+                self._finish(job.record, done=False)
+                return
+
+    def _pace(self, namespace: str, attempt: Attempt) -> None:
+        if attempt.status == 429:
+            self._pacer.throttled(namespace, self._clock())
+        elif attempt.status is not None and attempt.status < 300:
+            self._pacer.succeeded(namespace)
+
+    async def _sleep_unless_revoked(self, seconds: float, tp: TopicPartition) -> bool:
+        """Sleep; False as soon as the partition is revoked (its new owner takes the message over)."""
+        deadline = self._clock() + seconds
+        while tp in self._assigned and (left := deadline - self._clock()) > 0:
+            await asyncio.sleep(min(left, 0.1))
+        return tp in self._assigned
+
+    async def _dead_letter(self, dl: DeadLetter, trigger: str = "") -> None:
+        """Write until acknowledged; only then is the message finished."""
+        backoff = 0.1
+        while True:
+            try:
+                await dead_letters.write(self._producer, self.settings.dead_letter_topic, dl)
+                break
+            except KafkaUnavailable as e:
+                log.warning("dead-letter write failed; retrying", extra=fields(error=str(e)))
+                if not await self._sleep_unless_revoked(backoff, dl.record.tp):
+                    self._finish(dl.record, done=False)
+                    return
+                backoff = min(5.0, backoff * 2)
+        self._metrics.dead_lettered.labels(dl.reason).inc()
+        log.info("message dead-lettered", extra=fields(
+            reason=dl.reason, status=dl.status, trigger=trigger or None, topic=dl.record.topic,
+            partition=dl.record.partition, offset=dl.record.offset))
+        self._finish(dl.record, done=True)
+
+    # --- rebalance callbacks (run on the consumer thread, inside poll) ---
+
+    def _on_assigned(self, assigned: list[TopicPartition]) -> None:
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._assign, assigned)
+
+    def _assign(self, assigned: list[TopicPartition]) -> None:
+        for tp in assigned:
+            self._assigned.add(tp)
+            self._offsets[tp] = PartitionOffsets()
+        log.info("partitions assigned", extra=fields(partitions=sorted(f"{t.topic}-{t.partition}" for t in assigned)))
+
+    def _on_revoked(self, revoked: list[TopicPartition]) -> None:
+        """Let running fires of these partitions finish (bounded), then commit what is done."""
+        assert self._loop is not None and self._consumer is not None
+        future = asyncio.run_coroutine_threadsafe(self._release(revoked), self._loop)
+        try:
+            offsets = future.result(timeout=self.settings.shutdown_timeout_s + 5)
+        except Exception:
+            log.exception("releasing revoked partitions failed")
+            return
+        try:
+            self._consumer.commit_now(offsets)
+        except KafkaUnavailable as e:
+            log.warning("commit on revoke failed", extra=fields(error=str(e)))
+
+    async def _release(self, revoked: list[TopicPartition]) -> dict[TopicPartition, int]:
+        deadline = self._clock() + min(10.0, self.settings.shutdown_timeout_s)
+        for tp in revoked:
+            self._assigned.discard(tp)
+        while any(self._active.get(tp) for tp in revoked) and self._clock() < deadline:
+            await asyncio.sleep(0.02)
+        offsets = {}
+        for tp in revoked:
+            tracker = self._offsets.pop(tp, None)
+            if tracker is not None and (o := tracker.committable()) is not None:
+                offsets[tp] = o
+        log.info("partitions revoked", extra=fields(partitions=sorted(f"{t.topic}-{t.partition}" for t in revoked)))
+        return offsets
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

@@ -1,0 +1,30 @@
+"""Prometheus metrics of the consumer. Labels are small fixed sets (outcome, reason, status
+class): never a trigger name, namespace or key, so cardinality stays bounded and nothing secret
+leaks into /metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class FirerMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.consumed = Counter("firer_messages_consumed", "Trigger messages read from Kafka", registry=registry)
+        self.fired = Counter("firer_messages_fired", "Messages whose trigger fire was accepted (2xx)",
+                             registry=registry)
+        self.attempts = Counter("firer_fire_attempts", "Fire requests sent, by HTTP status class",
+                                ["status"], registry=registry)
+        self.dead_lettered = Counter("firer_messages_dead_lettered", "Messages written to the dead-letter topic",
+                                     ["reason"], registry=registry)
+        self.retries = Counter("firer_fire_retries", "Fire attempts that will be retried", registry=registry)
+        self.in_flight = Gauge("firer_in_flight", "Messages taken from Kafka and not finished", registry=registry)
+        self.paused = Gauge("firer_paused", "1 while partitions are paused for backpressure", registry=registry)
+        self.paced_namespaces = Gauge("firer_paced_namespaces", "Namespaces slowed down after a 429",
+                                      registry=registry)
+        self.fire_seconds = Histogram("firer_fire_seconds", "Duration of one fire request", registry=registry,
+                                      buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+        self.commits = Counter("firer_commits", "Offset commits", registry=registry)
+
+
+def status_class(status: int | None) -> str:
+    return "none" if status is None else f"{status // 100}xx" if status not in (429,) else "429"

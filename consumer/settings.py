@@ -1,0 +1,120 @@
+"""The consumer's settings: one frozen object, built once from flags and the environment.
+
+12-factor: every setting is an environment variable (upper case, e.g. MAX_IN_FLIGHT) with a flag
+of the same name (--max-in-flight); a flag wins over the environment, which wins over the
+default. `python -m consumer --help` lists them all with their defaults. Secrets are masked in
+repr, so logging the settings is safe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+
+from messaging_lib import topics
+from messaging_lib.errors import ConfigError
+from messaging_lib.kafka_config import KafkaSettings
+
+SECRET = {"secret": True}
+
+
+@dataclass(frozen=True)
+class Settings:
+    roles: str = field(default="firer", metadata={"help": "comma-separated roles to run: firer, router"})
+    openwhisk_apihost: str = field(default="http://127.0.0.1:3233",
+                                   metadata={"help": "OpenWhisk API host for envelopes without owapihost"})
+    openwhisk_apihost_allowlist: str = field(
+        default="", metadata={"help": "comma-separated API hosts envelopes may name (default: OPENWHISK_APIHOST)"})
+    sealing_keys: str = field(default="", metadata={"help": "comma-separated Fernet keys; the first seals, all open",
+                                                    **SECRET})
+    trigger_messages_topic: str = field(default=topics.TRIGGER_MESSAGES_TOPIC,
+                                        metadata={"help": "topic of trigger messages (envelopes)"})
+    dead_letter_topic: str = field(default=topics.DEAD_LETTER_TOPIC, metadata={"help": "dead-letter topic"})
+    firer_group: str = field(default="openwhisk-trigger-firer", metadata={"help": "consumer group of the firers"})
+    max_in_flight: int = field(default=5000, metadata={"help": "messages taken but not finished before pausing"})
+    max_concurrent_fires: int = field(default=512, metadata={"help": "HTTP requests to OpenWhisk at once"})
+    max_payload_bytes: int = field(default=900_000, metadata={"help": "largest envelope accepted"})
+    fire_timeout_s: float = field(default=30.0, metadata={"help": "timeout of one fire request"})
+    retry_initial_backoff_s: float = field(default=0.2, metadata={"help": "first retry backoff"})
+    retry_max_backoff_s: float = field(default=30.0, metadata={"help": "longest retry backoff"})
+    retry_max_age_s: float = field(default=900.0, metadata={"help": "retry a message this long, then dead-letter"})
+    commit_interval_s: float = field(default=0.5, metadata={"help": "how often finished offsets are committed"})
+    shutdown_timeout_s: float = field(default=30.0, metadata={"help": "on SIGTERM, drain this long, then stop"})
+    http_port: int = field(default=8080, metadata={"help": "port of /healthz, /readyz and /metrics"})
+    http_host: str = field(default="0.0.0.0", metadata={"help": "address of the health and metrics server"})
+    log_level: str = field(default="INFO", metadata={"help": "DEBUG, INFO, WARNING or ERROR"})
+    kafka: KafkaSettings = field(default_factory=lambda: KafkaSettings(bootstrap_servers=("127.0.0.1:9092",)),
+                                 metadata={"help": "from KAFKA_* variables, see below"})
+
+    def __post_init__(self) -> None:
+        if not self.role_set or not self.role_set <= {"firer", "router"}:
+            raise ConfigError(f"ROLES must name firer and/or router, got {self.roles!r}")
+        for name in ("max_in_flight", "max_concurrent_fires", "max_payload_bytes"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name.upper()} must be positive")
+
+    @property
+    def role_set(self) -> set[str]:
+        return {r.strip() for r in self.roles.split(",") if r.strip()}
+
+    @property
+    def allowed_apihosts(self) -> frozenset[str]:
+        listed = [h.strip().rstrip("/") for h in self.openwhisk_apihost_allowlist.split(",") if h.strip()]
+        return frozenset(listed or [self.openwhisk_apihost.rstrip("/")])
+
+    @property
+    def sealing_key_list(self) -> list[str]:
+        return [k.strip() for k in self.sealing_keys.split(",") if k.strip()]
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{f.name}={'***' if f.metadata.get('secret') and getattr(self, f.name) else repr(getattr(self, f.name))}"
+                          for f in fields(self))
+        return f"Settings({shown})"
+
+
+def _plain_fields() -> list[dataclasses.Field]:
+    return [f for f in fields(Settings) if f.name != "kafka"]
+
+
+def _env_name(f: dataclasses.Field) -> str:
+    return f.name.upper()
+
+
+def _flag(f: dataclasses.Field) -> str:
+    return "--" + f.name.replace("_", "-")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m consumer",
+        description="Stateless OpenWhisk trigger consumer. Every flag is also an environment variable.",
+        epilog="Kafka: KAFKA_BOOTSTRAP_SERVERS (default 127.0.0.1:9092), KAFKA_SECURITY_PROTOCOL, "
+               "KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD, KAFKA_SSL_CAFILE, KAFKA_CLIENT_ID.",
+    )
+    for f in _plain_fields():
+        shown = "(secret)" if f.metadata.get("secret") else repr(f.default)
+        p.add_argument(_flag(f), dest=f.name, default=None, metavar=_env_name(f),
+                       help=f"{f.metadata['help']} [env {_env_name(f)}, default {shown}]")
+    return p
+
+
+def load(argv: Sequence[str] | None, env: Mapping[str, str]) -> Settings:
+    """Flags over environment over defaults; any bad value is a ConfigError naming it."""
+    args = vars(parser().parse_args(argv))
+    values: dict[str, object] = {}
+    for f in _plain_fields():
+        raw = args.get(f.name)
+        if raw is None:
+            raw = env.get(_env_name(f))
+        if raw is None:
+            continue
+        try:
+            values[f.name] = type(f.default)(raw)
+        except ValueError:
+            raise ConfigError(f"{_env_name(f)} must be a {type(f.default).__name__}, got {raw!r}") from None
+    kafka_env = {k: v for k, v in env.items() if k.startswith("KAFKA_")}
+    if kafka_env:
+        values["kafka"] = KafkaSettings.from_env(kafka_env)
+    return Settings(**values)  # type: ignore[arg-type]
