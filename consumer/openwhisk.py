@@ -8,7 +8,6 @@ without a status here, so nothing above this module knows about aiohttp.
 
 from __future__ import annotations
 
-import asyncio
 from urllib.parse import quote
 
 import aiohttp
@@ -47,7 +46,7 @@ class TriggerClient:
             ) as response:
                 body = await response.read()
                 return Attempt(response.status, _error_text(response.status, body))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return Attempt(None, "timeout")
         except aiohttp.ClientError as e:
             return Attempt(None, f"connection error: {type(e).__name__}")

@@ -13,9 +13,10 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 
+from messaging_lib.kafka_config import KafkaSettings
+
 from messaging_lib import topics
 from messaging_lib.errors import ConfigError
-from messaging_lib.kafka_config import KafkaSettings
 
 SECRET = {"secret": True}
 
@@ -69,8 +70,10 @@ class Settings:
         return [k.strip() for k in self.sealing_keys.split(",") if k.strip()]
 
     def __repr__(self) -> str:
-        shown = ", ".join(f"{f.name}={'***' if f.metadata.get('secret') and getattr(self, f.name) else repr(getattr(self, f.name))}"
-                          for f in fields(self))
+        def show(f: dataclasses.Field) -> str:
+            value = getattr(self, f.name)
+            return "***" if f.metadata.get("secret") and value else repr(value)
+        shown = ", ".join(f"{f.name}={show(f)}" for f in fields(self))
         return f"Settings({shown})"
 
 

@@ -13,6 +13,7 @@ to 127.0.0.1. Nothing here fakes Kafka: every test that says "Kafka" talks to th
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -274,10 +275,8 @@ def stop(state: BrokerState, timeout_s: float = 30.0, remove_data: bool = False)
 
 
 def _reap(pid: int) -> None:
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 # --- command line: a named broker whose state lives in .cache/kafka-run/<name>.json ---
