@@ -28,7 +28,7 @@ log = logging.getLogger("consumer")
 
 async def run(settings: Settings) -> None:
     if not settings.sealing_key_list:
-        raise ConfigError("SEALING_KEYS is required: the keys that open sealed credentials")
+        raise ConfigError("SEALING_KEYS", "is required: the keys that open sealed credentials")
     registry = CollectorRegistry()
     producer = Producer(settings.kafka)
     probes: list[health.RoleProbe] = []

@@ -16,7 +16,6 @@ One asyncio loop owns all mutable state below. Guarantees, and where each is kep
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections import Counter, deque
@@ -34,7 +33,7 @@ from consumer.logs import fields
 from consumer.metrics import FirerMetrics, status_class
 from consumer.offsets import PartitionOffsets
 from consumer.openwhisk import TriggerClient
-from consumer.outcomes import Attempt, RetryPolicy, Verdict, classify, dead_letter_reason, decide
+from consumer.outcomes import Attempt, RetryPolicy, Verdict, dead_letter_reason, decide
 from consumer.pacing import Pacer
 from consumer.settings import Settings
 from messaging_lib import envelope
@@ -180,11 +179,11 @@ class Firer:
         try:
             credential: Credential = self._open(env.credential)
         except CredentialError as e:
-            raise BadMessage(Reason.BAD_CREDENTIAL, str(e)) from None
+            raise BadMessage(e.reason, e.detail) from None
         if not credential.allows(env.trigger):
             raise BadMessage(Reason.CREDENTIAL_OUT_OF_SCOPE, f"the credential does not cover {env.trigger}")
-        namespace, name = env.trigger[1:].split("/", 1)
-        return Job(record, apihost, namespace, name, credential.key, json.dumps(env.data).encode())
+        namespace, name = env.trigger_name
+        return Job(record, apihost, namespace, name, credential.key, env.payload)
 
     def _spawn(self, coro: object) -> None:
         task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
@@ -248,9 +247,8 @@ class Firer:
                 self._finish(job.record, done=True)
                 return
             if verdict is Verdict.DEAD_LETTER:
-                retried = classify(attempt) is Verdict.RETRY
                 await self._dead_letter(DeadLetter(
-                    job.record, dead_letter_reason(attempt, retried), attempt.error or "no response",
+                    job.record, dead_letter_reason(attempt), attempt.error or "no response",
                     attempt.status, attempts, first_ms, _now_ms()), job.trigger)
                 return
             self._metrics.retries.inc()

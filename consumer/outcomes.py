@@ -12,6 +12,8 @@ import random
 from dataclasses import dataclass
 from enum import Enum
 
+from messaging_lib.errors import Reason
+
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
 # 401/403/404 mean the trigger or the key is gone: a subscription is disabled on them (router).
 TRIGGER_GONE_STATUSES = frozenset({401, 403, 404})
@@ -66,12 +68,6 @@ def decide(attempt: Attempt, first_attempt_s: float, now_s: float, attempts: int
     return Verdict.RETRY, wait
 
 
-def dead_letter_reason(attempt: Attempt, verdict_was_retry: bool) -> str:
-    """The machine-readable reason put on a dead-letter record for a failed fire."""
-    if verdict_was_retry:
-        return "retries-exhausted"
-    if attempt.status in TRIGGER_GONE_STATUSES:
-        return {401: "unauthorized", 403: "forbidden", 404: "trigger-not-found"}[attempt.status]
-    if attempt.status == 413:
-        return "payload-too-large"
-    return "rejected"
+def dead_letter_reason(attempt: Attempt) -> Reason:
+    """The reason put on a dead-letter record for a failed fire (its status goes in dl_status)."""
+    return Reason.RETRIES_EXHAUSTED if classify(attempt) is Verdict.RETRY else Reason.FIRE_REJECTED

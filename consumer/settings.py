@@ -51,10 +51,10 @@ class Settings:
 
     def __post_init__(self) -> None:
         if not self.role_set or not self.role_set <= {"firer", "router"}:
-            raise ConfigError(f"ROLES must name firer and/or router, got {self.roles!r}")
+            raise ConfigError("ROLES", f"must name firer and/or router, got {self.roles!r}")
         for name in ("max_in_flight", "max_concurrent_fires", "max_payload_bytes"):
             if getattr(self, name) <= 0:
-                raise ConfigError(f"{name.upper()} must be positive")
+                raise ConfigError(name.upper(), "must be positive")
 
     @property
     def role_set(self) -> set[str]:
@@ -116,7 +116,7 @@ def load(argv: Sequence[str] | None, env: Mapping[str, str]) -> Settings:
         try:
             values[f.name] = type(f.default)(raw)
         except ValueError:
-            raise ConfigError(f"{_env_name(f)} must be a {type(f.default).__name__}, got {raw!r}") from None
+            raise ConfigError(_env_name(f), f"must be a {type(f.default).__name__}") from None
     kafka_env = {k: v for k, v in env.items() if k.startswith("KAFKA_")}
     if kafka_env:
         values["kafka"] = KafkaSettings.from_env(kafka_env)

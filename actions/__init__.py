@@ -1,0 +1,1 @@
+"""The package's actions. Deployable folders are assembled by actions/build.py."""

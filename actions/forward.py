@@ -1,0 +1,63 @@
+"""The public actions of the shared `messaging` package (produce, token; later kafkaFeed).
+
+Parameters of a shared package are readable by every namespace, so the public actions hold no
+secrets: each forwards its parameters, with the caller's own API key, to the private web action
+of the same name in `messagingWeb`, which holds the secrets and checks the key before acting
+(DESIGN.md section 2). One module serves every public action: the action's own name
+(`__OW_ACTION_NAME` = /owner/messaging/produce) says which web action to call and in which
+namespace it lives. Runs in the python:3.11 runtime (requests, stdlib).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import requests
+
+WEB_PACKAGE = "messagingWeb"
+MIN_TIMEOUT_S = 1.0
+_session = requests.Session()  # kept across warm activations: pooled connections
+
+
+def main(params: dict) -> dict:
+    api_key = os.environ.get("__OW_API_KEY")
+    if not api_key:
+        return {"error": "this action needs the caller's API key: deploy it with the annotation provide-api-key true"}
+    try:
+        url = web_action_url(os.environ["__OW_API_HOST"], os.environ["__OW_ACTION_NAME"],
+                             params.get("messaging_web_package") or WEB_PACKAGE)
+    except (KeyError, ValueError) as e:
+        return {"error": f"cannot locate the web action: {e}"}
+    body = {k: v for k, v in params.items() if not k.startswith("__")}
+    body.update(authKey=api_key, callerNamespace=os.environ.get("__OW_NAMESPACE", ""))
+    try:
+        response = _session.post(url, json=body, timeout=timeout_s(os.environ.get("__OW_DEADLINE")))
+    except requests.RequestException as e:
+        return {"error": f"the messaging service is unreachable: {type(e).__name__}"}
+    try:
+        result = response.json()
+    except ValueError:
+        return {"error": f"the messaging service answered {response.status_code} without JSON"}
+    if not isinstance(result, dict):
+        return {"error": f"the messaging service answered {response.status_code} with unexpected JSON"}
+    if response.status_code >= 300 and "error" not in result:
+        return {"error": f"the messaging service answered {response.status_code}"}
+    return result
+
+
+def web_action_url(apihost: str, action_name: str, web_package: str) -> str:
+    """/owner/messaging/produce -> {apihost}/api/v1/web/owner/messagingWeb/produce.json"""
+    parts = action_name.strip("/").split("/")
+    if len(parts) != 3:
+        raise ValueError(f"expected /namespace/package/action, got {action_name!r}")
+    owner, _, action = parts
+    return f"{apihost.rstrip('/')}/api/v1/web/{owner}/{web_package}/{action}.json"
+
+
+def timeout_s(deadline_ms: str | None) -> float:
+    """What is left of this activation (minus a margin to answer), so a slow call fails clearly."""
+    if not deadline_ms:
+        return 30.0
+    left = int(deadline_ms) / 1000 - time.time() - 1.0
+    return max(MIN_TIMEOUT_S, left)

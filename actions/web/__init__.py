@@ -1,0 +1,1 @@
+"""The private web actions of messagingWeb: they hold the secrets and check the caller."""

@@ -1,0 +1,53 @@
+"""messagingWeb/produce: publish one trigger message (DESIGN.md sections 3, 4, 7).
+
+Checks that the caller owns the trigger, seals the caller's key scoped to that one trigger, and
+writes the envelope to the trigger-messages topic, keyed by the trigger FQN so messages of one
+trigger stay in order. Answers `{id, trigger, topic, partition, offset}` once Kafka acknowledged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from kafka.errors import KafkaError
+
+from actions.web import support
+from messaging_lib import envelope, topics
+from messaging_lib.errors import BadMessage
+
+
+def main(params: dict) -> dict:
+    try:
+        return produce(params)
+    except support.ActionError as e:
+        return {"error": str(e)}
+
+
+def produce(params: dict) -> dict:
+    who = support.caller(params)
+    namespace, trigger = support.trigger_param(params, who)
+    payload = params.get("payload", {})
+    if not isinstance(payload, dict):
+        raise support.ActionError(f"parameter 'payload' must be a JSON object, got {type(payload).__name__}")
+    message_id = params.get("id")
+    if message_id is not None and (not isinstance(message_id, str) or not message_id):
+        raise support.ActionError("parameter 'id' must be a non-empty string")
+    support.check_trigger_access(who, namespace, trigger)
+    fqn = f"/{namespace}/{trigger}"
+    credential = support.sealer(params).seal(who.api_key, [fqn])
+    limit = int(params.get("max_payload_bytes") or envelope.DEFAULT_MAX_PAYLOAD_BYTES)
+    try:
+        env = envelope.new_envelope(source=f"/{namespace}/messaging/produce", trigger=fqn, credential=credential,
+                                    data=payload, max_payload_bytes=limit)
+        if message_id is not None:
+            env = dataclasses.replace(env, id=message_id)
+    except BadMessage as e:
+        raise support.ActionError(f"parameter 'payload' cannot be sent: {e}") from None
+    topic = support.topic(params, "trigger_messages_topic", topics.TRIGGER_MESSAGES_TOPIC)
+    try:
+        sent = support.producer(params).send(
+            topic, key=envelope.record_key(env), value=envelope.to_structured(env),
+            headers=envelope.structured_headers()).get(timeout=support.deadline_timeout_s())
+    except KafkaError as e:
+        raise support.ActionError(f"Kafka did not accept the message: {type(e).__name__}") from None
+    return {"id": env.id, "trigger": fqn, "topic": topic, "partition": sent.partition, "offset": sent.offset}

@@ -1,0 +1,132 @@
+"""What the private web actions share: parameter checks, the caller's key check against the
+OpenWhisk API, and clients cached across warm activations.
+
+The web actions are anonymous (that is how OpenWhisk web actions are reached), so they trust
+nothing the caller says about itself: the caller's `authKey` must be able to read the trigger
+(or list the namespace) it asks for, which only the owner of that namespace can.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import requests
+from kafka import KafkaProducer
+from messaging_lib.credentials import Sealer
+from messaging_lib.kafka_config import KafkaSettings
+
+from messaging_lib import envelope
+from messaging_lib.errors import BadMessage, ConfigError
+
+_session = requests.Session()
+_producers: dict[KafkaSettings, KafkaProducer] = {}
+_sealers: dict[str, Sealer] = {}
+
+
+class ActionError(Exception):
+    """Becomes the action's `{"error": message}` result."""
+
+
+@dataclass(frozen=True)
+class Caller:
+    api_key: str
+    namespace: str  # the caller's namespace, as the platform reported it to the public action
+
+
+def caller(params: dict) -> Caller:
+    key = params.get("authKey")
+    if not isinstance(key, str) or ":" not in key:
+        raise ActionError("missing the caller's API key: call this through the public messaging package")
+    return Caller(key, str(params.get("callerNamespace") or ""))
+
+
+def trigger_param(params: dict, who: Caller, name: str = "trigger") -> tuple[str, str]:
+    """`T`, `/_/T` or `/ns/T` -> (namespace, trigger); `_` and a missing namespace are the caller's."""
+    raw = params.get(name)
+    if raw is None or raw == "":
+        raise ActionError(f"missing parameter '{name}': the trigger to fire, e.g. -p {name} myTrigger")
+    if not isinstance(raw, str):
+        raise ActionError(f"parameter '{name}' must be a string, got {type(raw).__name__}")
+    try:
+        namespace, trigger = envelope.parse_trigger_name(raw, who.namespace or None)
+    except BadMessage as e:
+        raise ActionError(f"parameter '{name}' is not a valid trigger name: {e.detail}") from None
+    return namespace, trigger
+
+
+def apihost() -> str:
+    return os.environ["__OW_API_HOST"].rstrip("/")
+
+
+def deadline_timeout_s() -> float:
+    deadline = os.environ.get("__OW_DEADLINE")
+    return 30.0 if not deadline else max(1.0, int(deadline) / 1000 - time.time() - 1.0)
+
+
+def check_trigger_access(who: Caller, namespace: str, trigger: str) -> None:
+    """GET the trigger with the caller's key: only its owner can."""
+    url = f"{apihost()}/api/v1/namespaces/{quote(namespace, safe='')}/triggers/{quote(trigger, safe='')}"
+    status = _get(url, who)
+    if status == 200:
+        return
+    fqn = f"/{namespace}/{trigger}"
+    raise ActionError({
+        401: "The supplied authentication is invalid",
+        403: f"you are not authorized for the trigger {fqn}",
+        404: f"the trigger {fqn} does not exist; create it first (wsk trigger create {trigger})",
+    }.get(status, f"could not check the trigger {fqn}: OpenWhisk answered {status}"))
+
+
+def check_namespace_access(who: Caller, namespace: str) -> None:
+    """The key's namespace list must hold the namespace (for a whole-namespace credential)."""
+    try:
+        response = _session.get(f"{apihost()}/api/v1/namespaces", auth=_auth(who), timeout=deadline_timeout_s())
+    except requests.RequestException as e:
+        raise ActionError(f"OpenWhisk is unreachable: {type(e).__name__}") from None
+    if response.status_code == 401:
+        raise ActionError("The supplied authentication is invalid")
+    if response.status_code != 200 or namespace not in (response.json() or []):
+        raise ActionError(f"you are not authorized for the namespace {namespace}")
+
+
+def _get(url: str, who: Caller) -> int:
+    try:
+        return _session.get(url, auth=_auth(who), timeout=deadline_timeout_s()).status_code
+    except requests.RequestException as e:
+        raise ActionError(f"OpenWhisk is unreachable: {type(e).__name__}") from None
+
+
+def _auth(who: Caller) -> tuple[str, str]:
+    user, _, password = who.api_key.partition(":")
+    return user, password
+
+
+def sealer(params: dict) -> Sealer:
+    keys = params.get("sealing_keys")
+    if not isinstance(keys, str) or not keys.strip():
+        raise ActionError("the messaging service is not configured: sealing_keys is missing (ask the operator)")
+    if keys not in _sealers:
+        _sealers[keys] = Sealer([k.strip() for k in keys.split(",") if k.strip()])
+    return _sealers[keys]
+
+
+def producer(params: dict) -> KafkaProducer:
+    """One producer per Kafka configuration, kept warm; settings come from the package binding."""
+    try:
+        settings = KafkaSettings.from_params(params)
+    except ConfigError as e:
+        raise ActionError(f"the messaging service is misconfigured: {e}") from None
+    if settings not in _producers:
+        _producers[settings] = KafkaProducer(**settings.client_kwargs(), acks="all", linger_ms=0,
+                                             max_request_size=2 * 1024 * 1024)
+    return _producers[settings]
+
+
+def topic(params: dict, name: str, default: str) -> str:
+    value = params.get(name) or default
+    if not isinstance(value, str):
+        raise ActionError(f"the messaging service is misconfigured: {name} must be a string")
+    return value

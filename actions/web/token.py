@@ -1,0 +1,46 @@
+"""messagingWeb/token: a sealed credential for producers outside OpenWhisk (DESIGN.md section 4).
+
+`trigger` names one trigger, or `*` (or `/ns/*`) for every trigger of the caller's namespace.
+The caller's key must own what it asks for. Answers the credential, its scope, the topic, and an
+example envelope to copy into any Kafka producer.
+"""
+
+from __future__ import annotations
+
+import json
+
+from actions.web import support
+from messaging_lib import envelope, topics
+
+
+def main(params: dict) -> dict:
+    try:
+        return token(params)
+    except support.ActionError as e:
+        return {"error": str(e)}
+
+
+def token(params: dict) -> dict:
+    who = support.caller(params)
+    raw = params.get("trigger")
+    if isinstance(raw, str) and (raw == "*" or raw.endswith("/*")):
+        named = raw[:-1].strip("/")  # "*" -> "", "/_/*" -> "_", "/ns/*" -> "ns"
+        namespace = who.namespace if named in ("", "_") else named
+        if not namespace or "/" in namespace:
+            raise support.ActionError(f"parameter 'trigger' {raw!r} is not *, /_/* or /namespace/*")
+        support.check_namespace_access(who, namespace)
+        scope, example_trigger = f"/{namespace}/*", f"/{namespace}/myTrigger"
+    else:
+        namespace, trigger = support.trigger_param(params, who)
+        support.check_trigger_access(who, namespace, trigger)
+        scope = example_trigger = f"/{namespace}/{trigger}"
+    credential = support.sealer(params).seal(who.api_key, [scope])
+    example = envelope.new_envelope(source="/my/producer", trigger=example_trigger, credential=credential,
+                                    data={"hello": "world"})
+    return {
+        "credential": credential,
+        "scope": [scope],
+        "topic": support.topic(params, "trigger_messages_topic", topics.TRIGGER_MESSAGES_TOPIC),
+        "key": example_trigger,
+        "envelope": json.loads(envelope.to_structured(example)),
+    }
