@@ -1,3 +1,8 @@
 """Test-suite wiring: the fixtures of the local stack (real Kafka, emulator, wsk, wskdeploy)."""
 
-pytest_plugins = ["tests.fixtures.kafka", "tests.fixtures.tools", "tests.fixtures.emulator"]
+pytest_plugins = [
+    "tests.fixtures.kafka",
+    "tests.fixtures.tools",
+    "tests.fixtures.emulator",
+    "tests.fixtures.messaging",
+]
