@@ -12,7 +12,6 @@ import os
 import signal
 import sys
 
-from messaging_lib.credentials import Sealer
 from prometheus_client import CollectorRegistry
 
 from consumer import health, logs
@@ -21,6 +20,7 @@ from consumer.kafka_io import Producer
 from consumer.metrics import FirerMetrics
 from consumer.openwhisk import TriggerClient
 from consumer.settings import Settings, load
+from messaging_lib.credentials import Sealer
 from messaging_lib.errors import ConfigError
 
 log = logging.getLogger("consumer")

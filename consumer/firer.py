@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from kafka import TopicPartition
-from messaging_lib.credentials import Credential, Sealer
 
 from consumer import dead_letters
 from consumer.dead_letters import DeadLetter
@@ -37,6 +36,7 @@ from consumer.outcomes import Attempt, RetryPolicy, Verdict, dead_letter_reason,
 from consumer.pacing import Pacer
 from consumer.settings import Settings
 from messaging_lib import envelope
+from messaging_lib.credentials import Credential, Sealer
 from messaging_lib.errors import BadMessage, CredentialError, Reason
 
 log = logging.getLogger("consumer.firer")

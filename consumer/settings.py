@@ -13,10 +13,9 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 
-from messaging_lib.kafka_config import KafkaSettings
-
 from messaging_lib import topics
 from messaging_lib.errors import ConfigError
+from messaging_lib.kafka_config import KafkaSettings
 
 SECRET = {"secret": True}
 

@@ -15,11 +15,11 @@ from urllib.parse import quote
 
 import requests
 from kafka import KafkaProducer
-from messaging_lib.credentials import Sealer
-from messaging_lib.kafka_config import KafkaSettings
 
 from messaging_lib import envelope
+from messaging_lib.credentials import Sealer
 from messaging_lib.errors import BadMessage, ConfigError
+from messaging_lib.kafka_config import KafkaSettings
 
 _session = requests.Session()
 _producers: dict[KafkaSettings, KafkaProducer] = {}
