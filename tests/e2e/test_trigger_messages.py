@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from collections import Counter
@@ -31,6 +32,7 @@ from tests.e2e.helpers import (
     wait_for,
 )
 from tests.fixtures.messaging import OWNER, Messaging
+from tests.fixtures.tools import REPO_ROOT
 
 pytestmark = pytest.mark.timeout(600)
 USER = "guest"
@@ -230,6 +232,7 @@ def test_permanent_refusals_are_dead_lettered_at_once(messaging: Messaging, tool
     tokens = {t: token_for(tools, emulator, t) for t in (gone, locked)}
     guest.session.delete(f"{emulator.url}/api/v1/namespaces/_/triggers/{gone}").raise_for_status()
     control.fault(trigger=f"/{USER}/{locked}", status=401)
+    since_ms = int(time.time() * 1000)
     start = end_offsets(messaging.bootstrap, messaging.dead_letter_topic)
     producer = KafkaProducer(bootstrap_servers=messaging.bootstrap)
     for trigger, credential in tokens.items():
@@ -245,6 +248,18 @@ def test_permanent_refusals_are_dead_lettered_at_once(messaging: Messaging, tool
     assert by_case[gone][topics.DL_REASON] == "fire-rejected" and by_case[gone][topics.DL_STATUS] == "404"
     assert by_case[locked][topics.DL_REASON] == "fire-rejected" and by_case[locked][topics.DL_STATUS] == "401"
     assert by_case[locked][topics.DL_ATTEMPTS] == "1"
+
+    # the operator fixes the causes, then replays what they dead-lettered
+    guest.trigger(gone)
+    control.clear_faults()
+    replayed = subprocess.run(
+        [sys.executable, "-m", "consumer.replay", "--reason", "fire-rejected", "--since", str(since_ms)],
+        capture_output=True, text=True, timeout=120, cwd=REPO_ROOT,
+        env={**os.environ, **messaging.consumer_env()})
+    assert replayed.returncode == 0, replayed.stderr
+    assert "replayed 2 " in replayed.stderr
+    for trigger in (gone, locked):
+        wait_for(lambda t=trigger: control.accepted(f"/{USER}/{t}"), what=f"replayed fire of {trigger}")
 
 
 def _produce_many(messaging: Messaging, tools, emulator, guest: OpenWhisk, triggers: int,
