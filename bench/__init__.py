@@ -1,0 +1,1 @@
+"""Benchmark scripts: they print numbers next to a baseline measured in the same run."""
