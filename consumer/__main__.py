@@ -27,8 +27,6 @@ log = logging.getLogger("consumer")
 
 
 async def run(settings: Settings) -> None:
-    if not settings.sealing_key_list:
-        raise ConfigError("SEALING_KEYS", "is required: the keys that open sealed credentials")
     registry = CollectorRegistry()
     producer = Producer(settings.kafka)
     probes: list[health.RoleProbe] = []
@@ -54,11 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logs.setup(settings.log_level)
     log.info("starting", extra=logs.fields(settings=repr(settings)))
-    try:
-        asyncio.run(run(settings))
-    except ConfigError as e:
-        log.error("configuration error", extra=logs.fields(error=str(e)))
-        return 2
+    asyncio.run(run(settings))
     return 0
 
 

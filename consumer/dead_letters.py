@@ -7,40 +7,36 @@ value and headers, so `python -m consumer.replay` can put it back unchanged.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from consumer.kafka_io import Producer, Record
 from messaging_lib import topics
+from messaging_lib.errors import Reason
 
 
 @dataclass(frozen=True)
 class DeadLetter:
     record: Record
-    reason: str
+    reason: Reason
     detail: str
     status: int | None = None
     attempts: int = 0
-    first_attempt_ms: int | None = None
+    first_attempt_ms: int | None = None  # None: rejected without an attempt, now
     last_attempt_ms: int | None = None
 
 
-def dead_letter_headers(dl: DeadLetter) -> list[tuple[str, bytes]]:
-    """The original headers, then ours (ours replace any earlier dead-letter headers)."""
-    ours = {
-        topics.DL_REASON: dl.reason,
-        topics.DL_DETAIL: dl.detail[:1000],
-        topics.DL_STATUS: "" if dl.status is None else str(dl.status),
-        topics.DL_ATTEMPTS: str(dl.attempts),
-        topics.DL_FIRST_ATTEMPT_MS: "" if dl.first_attempt_ms is None else str(dl.first_attempt_ms),
-        topics.DL_LAST_ATTEMPT_MS: "" if dl.last_attempt_ms is None else str(dl.last_attempt_ms),
-        topics.DL_SOURCE_TOPIC: dl.record.topic,
-        topics.DL_SOURCE_PARTITION: str(dl.record.partition),
-        topics.DL_SOURCE_OFFSET: str(dl.record.offset),
-    }
-    kept = [(k, v) for k, v in dl.record.headers if k not in ours]
-    return kept + [(k, v.encode()) for k, v in ours.items()]
+def record_headers(dl: DeadLetter) -> list[tuple[str, bytes]]:
+    """The original headers (minus dead-letter headers of an earlier round), then ours."""
+    now_ms = int(time.time() * 1000)
+    ours = topics.dead_letter_headers(
+        reason=dl.reason, detail=dl.detail[:1000], source_topic=dl.record.topic,
+        source_partition=dl.record.partition, source_offset=dl.record.offset,
+        first_attempt_ms=dl.first_attempt_ms or now_ms, last_attempt_ms=dl.last_attempt_ms or now_ms,
+        attempts=dl.attempts, status=dl.status)
+    return [(k, v) for k, v in dl.record.headers if k not in topics.DEAD_LETTER_HEADERS] + ours
 
 
 async def write(producer: Producer, topic: str, dl: DeadLetter) -> None:
     """Returns only once the broker acknowledged the record, so its offset may then be committed."""
-    await producer.send(topic, dl.record.value, key=dl.record.key, headers=dead_letter_headers(dl))
+    await producer.send(topic, dl.record.value, key=dl.record.key, headers=record_headers(dl))

@@ -25,10 +25,6 @@ from messaging_lib import topics
 from messaging_lib.errors import ConfigError
 from messaging_lib.kafka_config import KafkaSettings
 
-DL_HEADERS = frozenset({topics.DL_REASON, topics.DL_DETAIL, topics.DL_STATUS, topics.DL_ATTEMPTS,
-                        topics.DL_FIRST_ATTEMPT_MS, topics.DL_LAST_ATTEMPT_MS, topics.DL_SOURCE_TOPIC,
-                        topics.DL_SOURCE_PARTITION, topics.DL_SOURCE_OFFSET})
-
 
 @dataclass(frozen=True)
 class Selection:
@@ -44,7 +40,7 @@ class Selection:
 
 
 def original_headers(headers: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
-    return [(k, v) for k, v in headers if k not in DL_HEADERS]
+    return [(k, v) for k, v in headers if k not in topics.DEAD_LETTER_HEADERS]
 
 
 def parse_time(text: str) -> int:

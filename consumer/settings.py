@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 
 from messaging_lib import topics
+from messaging_lib.credentials import parse_key_list
 from messaging_lib.errors import ConfigError
 from messaging_lib.kafka_config import KafkaSettings
 
@@ -51,6 +52,8 @@ class Settings:
     def __post_init__(self) -> None:
         if not self.role_set or not self.role_set <= {"firer", "router"}:
             raise ConfigError("ROLES", f"must name firer and/or router, got {self.roles!r}")
+        if "firer" in self.role_set:
+            parse_key_list(self.sealing_keys, "SEALING_KEYS")  # required, and each a Fernet key
         for name in ("max_in_flight", "max_concurrent_fires", "max_payload_bytes"):
             if getattr(self, name) <= 0:
                 raise ConfigError(name.upper(), "must be positive")
@@ -66,7 +69,7 @@ class Settings:
 
     @property
     def sealing_key_list(self) -> list[str]:
-        return [k.strip() for k in self.sealing_keys.split(",") if k.strip()]
+        return parse_key_list(self.sealing_keys, "SEALING_KEYS")
 
     def __repr__(self) -> str:
         def show(f: dataclasses.Field) -> str:

@@ -1,0 +1,55 @@
+"""Settings: flag over environment over default; bad values named; secrets never shown."""
+
+from __future__ import annotations
+
+import pytest
+from cryptography.fernet import Fernet
+
+from consumer.settings import Settings, load, parser
+from messaging_lib.errors import ConfigError
+
+KEY = Fernet.generate_key().decode()
+
+
+def test_flag_wins_over_environment_which_wins_over_default() -> None:
+    env = {"SEALING_KEYS": KEY, "MAX_IN_FLIGHT": "100", "FIRE_TIMEOUT_S": "2.5"}
+    settings = load(["--max-in-flight", "7"], env)
+    assert settings.max_in_flight == 7
+    assert settings.fire_timeout_s == 2.5
+    assert settings.max_concurrent_fires == Settings.__dataclass_fields__["max_concurrent_fires"].default
+
+
+def test_kafka_settings_come_from_kafka_variables() -> None:
+    settings = load([], {"SEALING_KEYS": KEY, "KAFKA_BOOTSTRAP_SERVERS": "a:1,b:2",
+                         "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "KAFKA_SASL_MECHANISM": "PLAIN",
+                         "KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "hunter2"})
+    assert settings.kafka.client_kwargs()["bootstrap_servers"] == ["a:1", "b:2"]
+    assert "hunter2" not in repr(settings)
+    assert KEY not in repr(settings)
+
+
+@pytest.mark.parametrize(("env", "named"), [
+    ({}, "SEALING_KEYS"),
+    ({"SEALING_KEYS": "not-a-key"}, "SEALING_KEYS"),
+    ({"SEALING_KEYS": KEY, "MAX_IN_FLIGHT": "lots"}, "MAX_IN_FLIGHT"),
+    ({"SEALING_KEYS": KEY, "MAX_IN_FLIGHT": "0"}, "MAX_IN_FLIGHT"),
+    ({"SEALING_KEYS": KEY, "ROLES": "firer,juggler"}, "ROLES"),
+])
+def test_bad_settings_name_the_variable(env: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load([], env)
+    assert error.value.variable == named
+    assert KEY not in str(error.value)
+
+
+def test_help_lists_every_setting_with_its_environment_name() -> None:
+    text = " ".join(parser().format_help().split())
+    for name in Settings.__dataclass_fields__:
+        if name != "kafka":
+            assert f"env {name.upper()}" in text
+    assert "KAFKA_BOOTSTRAP_SERVERS" in text
+
+
+def test_allow_list_defaults_to_the_configured_apihost() -> None:
+    settings = load([], {"SEALING_KEYS": KEY, "OPENWHISK_APIHOST": "https://ow.example/"})
+    assert settings.allowed_apihosts == {"https://ow.example"}
