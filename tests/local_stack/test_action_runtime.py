@@ -22,6 +22,7 @@ from typing import TypeVar
 import pytest
 
 from local_stack.action_runtime import ActionCode, ActionPool, RunRequest, RunResult, ensure_runtime_python
+from local_stack.action_runtime import venv as runtime_venv
 from local_stack.action_runtime.worker import format_log_line
 
 API_HOST = "http://127.0.0.1:3233"
@@ -194,6 +195,7 @@ def test_a_run_past_its_timeout_is_killed_and_keeps_the_logs_so_far(runtime_pyth
     first, hung, after, elapsed = with_pool(runtime_python, body)
     assert hung.status == "action developer error"
     assert hung.result == {"error": "The action exceeded its time limits of 500 milliseconds."}
+    assert hung.timed_out and not first.timed_out
     assert 0.5 <= elapsed < 3
     logs = texts(hung)
     assert "stderr: about to hang" in logs
@@ -210,11 +212,17 @@ def test_an_init_past_its_timeout_is_a_developer_error(runtime_python: str) -> N
     result = run_once(runtime_python, code, request(timeout_ms=400))
     assert result.status == "action developer error"
     assert result.result == {"error": "The action exceeded its time limits of 400 milliseconds during initialization."}
+    assert result.timed_out
     assert texts(result) == ["stdout: loading"]
     assert result.init_ms is not None
 
 
-@pytest.mark.parametrize("how", ["os._exit(3)", "os.kill(os.getpid(), signal.SIGSEGV)", "sys.exit(0)"])
+@pytest.mark.parametrize("how", [
+    "os._exit(3)",
+    "os.kill(os.getpid(), signal.SIGSEGV)",
+    "sys.exit(0)",
+    "os.system('sleep 30 &'); os._exit(3)",  # a leftover child must not hide the exit
+])
 def test_a_worker_that_dies_is_a_developer_error_and_is_replaced(runtime_python: str, how: str) -> None:
     code = source(
         "import os, signal, sys\n"
@@ -229,7 +237,9 @@ def test_a_worker_that_dies_is_a_developer_error_and_is_replaced(runtime_python:
         return (await pool.run(code, request()), await pool.run(code, request({"die": True})),
                 await pool.run(code, request()))
 
+    started = time.monotonic()
     first, died, after = with_pool(runtime_python, body)
+    assert time.monotonic() - started < 5
     assert died.status == "action developer error"
     assert died.result == {"error": "The action did not produce a valid response and exited unexpectedly."}
     assert texts(died) == ["stdout: last words"]
@@ -292,6 +302,69 @@ def test_concurrent_runs_of_one_key_use_up_to_the_worker_limit(runtime_python: s
     assert workers == 2
     assert 0.8 <= elapsed < 2.0  # two rounds of two, not four at once and not one at a time
     assert sum(r.init_ms is not None for r in results) == 2
+
+
+def test_one_action_with_two_init_envs_keeps_both_warm(runtime_python: str) -> None:
+    # As the emulator keys code by init env too: two bindings of one action, different init params.
+    a, b = source(COUNTER, key="/guest/pkg/a@0.0.1#a"), source(COUNTER, key="/guest/pkg/a@0.0.1#b")
+
+    async def body(pool: ActionPool) -> list[RunResult]:
+        results = []
+        for code, env in [(a, "a"), (b, "b"), (a, "a"), (b, "b")]:
+            results.append(await pool.run(code, request(init_env={"X": env})))
+        return results
+
+    results = with_pool(runtime_python, body)
+    assert [r.result["calls"] for r in results] == [1, 1, 2, 2]  # type: ignore[index]
+
+
+def test_a_busy_worker_of_a_replaced_key_is_retired_when_its_run_ends(runtime_python: str) -> None:
+    slow = source("import os, time\ndef main(args):\n    time.sleep(0.4)\n    return {'pid': os.getpid()}\n")
+    new = source(COUNTER, key="/guest/pkg/a@0.0.2")
+
+    async def body(pool: ActionPool) -> tuple[RunResult, RunResult, int]:
+        old_run = asyncio.create_task(pool.run(slow, request()))
+        await asyncio.sleep(0.2)
+        new_result = await pool.run(new, request(action_version="0.0.2"))
+        old_result = await old_run
+        await asyncio.sleep(0.2)
+        return old_result, new_result, pool.worker_count(slow.key)
+
+    old_result, new_result, old_workers = with_pool(runtime_python, body)
+    assert old_result.status == "success" and new_result.status == "success"
+    assert old_workers == 0
+    assert process_gone(old_result.result["pid"])  # type: ignore[index]
+
+
+def test_a_cancelled_run_kills_its_worker(runtime_python: str) -> None:
+    code = source("import os, time\ndef main(args):\n    print(os.getpid())\n    time.sleep(args.get('s', 0))\n"
+                  "    return {'pid': os.getpid()}\n")
+
+    async def body(pool: ActionPool) -> tuple[int, RunResult]:
+        first = await pool.run(code, request())
+        task = asyncio.create_task(pool.run(code, request({"s": 30})))
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0.2)
+        return first.result["pid"], await pool.run(code, request())  # type: ignore[index]
+
+    pid, after = with_pool(runtime_python, body)
+    assert process_gone(pid)
+    assert after.status == "success" and after.init_ms is not None
+
+
+def test_a_worker_that_cannot_start_is_an_internal_error(tmp_path: Path) -> None:
+    result = run_once(str(tmp_path / "no-python"), source(COUNTER))
+    assert result.status == "whisk internal error"
+    assert "cannot start an action worker" in result.result["error"]  # type: ignore[index]
+
+
+def test_a_kind_other_than_python_is_an_internal_error(runtime_python: str) -> None:
+    code = ActionCode(key="/guest/js@0.0.1", kind="nodejs:20", code="function main() {}", binary=False, main="main")
+    result = run_once(runtime_python, code)
+    assert result.status == "whisk internal error"
 
 
 def test_idle_workers_are_evicted(runtime_python: str) -> None:
@@ -481,6 +554,34 @@ def test_each_run_gets_only_its_own_logs(runtime_python: str) -> None:
         return [await pool.run(code, request({"n": n})) for n in range(3)]
 
     assert [texts(r) for r in with_pool(runtime_python, body)] == [[f"stdout: run {n}"] for n in range(3)]
+
+
+# --- the runtime venv -----------------------------------------------------------------------
+
+
+def test_the_runtime_venv_has_the_pinned_packages_of_the_runtime_image(runtime_python: str) -> None:
+    pins = dict(line.split("==") for line in runtime_venv.REQUIREMENTS.read_text().splitlines()
+                if "==" in line and not line.startswith("#"))
+    code = source(
+        "import sys\nfrom importlib.metadata import version\n"
+        "def main(args):\n"
+        "    import kafka, requests\n"
+        "    return {'versions': {name: version(name) for name in args['names']}, 'python': sys.version[:4]}\n"
+    )
+    result = run_once(runtime_python, code, request({"names": sorted(pins)}))
+    assert result.result == {"versions": pins, "python": "3.11"}
+
+
+def test_a_changed_requirements_file_rebuilds_the_venv(tmp_path: Path) -> None:
+    venv = tmp_path / runtime_venv.VENV_NAME
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").write_text("")
+    digest = runtime_venv.requirements_digest()
+    (venv / runtime_venv.STAMP_NAME).write_text("stale\n")
+    assert not runtime_venv._is_current(venv, digest)
+    (venv / runtime_venv.STAMP_NAME).write_text(digest + "\n")
+    assert runtime_venv._is_current(venv, digest)
+    assert runtime_venv.ensure_runtime_python(tmp_path) == str(venv / "bin" / "python")  # no rebuild
 
 
 # --- latency ---------------------------------------------------------------------------------
