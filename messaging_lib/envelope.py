@@ -1,0 +1,463 @@
+"""The envelope, version 1: the self-describing trigger message (DESIGN.md section 3).
+
+This module owns the wire format of the trigger-messages topic and nothing else: the ``Envelope``
+value type, its two CloudEvents 1.0 encodings on Kafka, and OpenWhisk trigger names.
+
+* **Structured mode** (``content-type: application/cloudevents+json``): the record value is one
+  JSON object holding every attribute and ``data``.
+* **Binary mode**: attributes travel in ``ce_<name>`` headers (UTF-8 text), the record value is
+  the JSON ``data`` object, and the ``content-type`` header is the data's media type.
+* ``parse_record`` picks the mode the way the CloudEvents Kafka binding says: a ``content-type``
+  starting with ``application/cloudevents`` means structured, else a ``ce_specversion`` header
+  means binary, else the value is read as a structured event (producers that write plain JSON).
+
+Every parser turns any input whatsoever into either a valid ``Envelope`` or a ``BadMessage``
+whose ``reason`` says why; nothing else escapes. An ``Envelope`` validates itself when built, so
+one that exists is always encodable. The size limit is not part of the type: parsers take
+``max_payload_bytes`` and measure ``Envelope.payload``, the exact bytes the firer posts.
+
+Unknown extension attributes are accepted and dropped. The credential is opaque here (see
+``credentials``); it is left out of ``repr`` because it is a bearer capability.
+"""
+
+import json
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cached_property
+from typing import Any, NamedTuple
+
+from .errors import BadMessage, Reason
+
+SPECVERSION = "1.0"
+TRIGGER_FIRE_TYPE = "org.apache.openwhisk.trigger.fire"
+DEFAULT_MAX_PAYLOAD_BYTES = 900_000
+STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
+DATA_CONTENT_TYPE = "application/json"
+CE_HEADER_PREFIX = "ce_"
+CONTENT_TYPE_HEADER = "content-type"
+
+# A Kafka record's headers as kafka-python gives and takes them.
+Headers = list[tuple[str, bytes]]
+
+# OpenWhisk's EntityName regex (docs/openwhisk-api.md 1.4). Java's \w is ASCII, hence re.ASCII.
+ENTITY_NAME_RE = re.compile(r"[\w]|[\w][\w@ .&-]{0,254}[\w@.&-]", re.ASCII)
+# The namespace placeholder meaning "the namespace of the caller's key".
+DEFAULT_NAMESPACE_PLACEHOLDER = "_"
+
+_RFC3339_RE = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.[0-9]+)?"
+    r"(?:[Zz]|[+-]([0-9]{2}):([0-9]{2}))"
+)
+_DETAIL_LIMIT = 80
+
+
+# --- trigger names ---------------------------------------------------------------------------
+
+
+class TriggerName(NamedTuple):
+    """A resolved trigger name; ``fqn`` is its ``/namespace/name`` form."""
+
+    namespace: str
+    name: str
+
+    @property
+    def fqn(self) -> str:
+        return f"/{self.namespace}/{self.name}"
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= _DETAIL_LIMIT else text[: _DETAIL_LIMIT - 3] + "..."
+
+
+def _bad_name(detail: str) -> BadMessage:
+    return BadMessage(Reason.BAD_TRIGGER_NAME, detail)
+
+
+def check_namespace(namespace: object) -> str:
+    """Return ``namespace`` if it is a valid, resolved OpenWhisk namespace name (not ``_``)."""
+    if not isinstance(namespace, str) or not ENTITY_NAME_RE.fullmatch(namespace):
+        raise _bad_name(f"namespace {_shown(namespace)} is not a valid OpenWhisk name")
+    if namespace == DEFAULT_NAMESPACE_PLACEHOLDER:
+        raise _bad_name("namespace '_' is not resolved")
+    return namespace
+
+
+def _checked_name(name: object) -> str:
+    if not isinstance(name, str) or not ENTITY_NAME_RE.fullmatch(name):
+        raise _bad_name(f"trigger name {_shown(name)} is not a valid OpenWhisk name")
+    return name
+
+
+def parse_trigger_name(name: str, default_namespace: str | None = None) -> TriggerName:
+    """Resolve a user-given trigger name: ``T``, ``/ns/T``, ``ns/T``, ``/_/T`` or ``_/T``.
+
+    A missing or ``_`` namespace becomes ``default_namespace``. Triggers live directly in a
+    namespace (never in a package), so there are at most two segments. Raises ``BadMessage``
+    (``bad-trigger-name``).
+    """
+    if not isinstance(name, str):
+        raise _bad_name(f"trigger name {_shown(name)} is not a string")
+    parts = name[1:].split("/") if name.startswith("/") else name.split("/")
+    if len(parts) == 1 and not name.startswith("/"):
+        namespace, short = DEFAULT_NAMESPACE_PLACEHOLDER, parts[0]
+    elif len(parts) == 2:
+        namespace, short = parts
+    else:
+        raise _bad_name(f"trigger name {_shown(name)} is not T, /namespace/T or namespace/T")
+    if namespace == DEFAULT_NAMESPACE_PLACEHOLDER:
+        if default_namespace is None:
+            raise _bad_name(f"trigger name {_shown(name)} has no namespace and there is no default")
+        namespace = default_namespace
+    return TriggerName(check_namespace(namespace), _checked_name(short))
+
+
+def parse_trigger_fqn(fqn: str) -> TriggerName:
+    """Split a fully qualified ``/namespace/name`` (the envelope's and the scope's form)."""
+    if not isinstance(fqn, str) or not fqn.startswith("/") or fqn.count("/") != 2:
+        raise _bad_name(f"trigger {_shown(fqn)} is not a fully qualified /namespace/name")
+    namespace, name = fqn[1:].split("/")
+    return TriggerName(check_namespace(namespace), _checked_name(name))
+
+
+def trigger_fqn(namespace: str, name: str) -> str:
+    """The ``/namespace/name`` form of a trigger, after validating both parts."""
+    return TriggerName(check_namespace(namespace), _checked_name(name)).fqn
+
+
+# --- small validators ------------------------------------------------------------------------
+
+
+def is_rfc3339(text: str) -> bool:
+    """Whether ``text`` is an RFC 3339 ``date-time`` (leap second allowed, year 0001 or later)."""
+    match = _RFC3339_RE.fullmatch(text) if isinstance(text, str) else None
+    if match is None:
+        return False
+    year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])
+    offset_hour, offset_minute = match.group(7), match.group(8)
+    if second > 60 or (offset_hour is not None and (int(offset_hour) > 23 or int(offset_minute) > 59)):
+        return False
+    try:
+        datetime(year, month, day, hour, minute, min(second, 59))
+    except ValueError:
+        return False
+    return True
+
+
+def format_time(moment: datetime) -> str:
+    """An aware datetime as RFC 3339 in UTC with milliseconds, e.g. ``2026-01-02T03:04:05.678Z``."""
+    if moment.tzinfo is None:
+        raise ValueError("format_time needs an aware datetime")
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _media_type(content_type: str) -> str:
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+def _is_json_media_type(content_type: str) -> bool:
+    media_type = _media_type(content_type)
+    return media_type in ("application/json", "text/json") or media_type.endswith("+json")
+
+
+def _require_text(attribute: str, value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise BadMessage(Reason.WRONG_TYPE, f"attribute '{attribute}' must be a non-empty string")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadMessage(Reason.WRONG_TYPE, f"attribute '{attribute}' is not valid Unicode") from None
+    return value
+
+
+def encode_data(data: Mapping[str, Any]) -> bytes:
+    """The fire request body: ``data`` as compact UTF-8 JSON. Raises ``BadMessage`` (``bad-data``)."""
+    try:
+        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        return text.encode("utf-8")
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise BadMessage(Reason.BAD_DATA, f"data cannot be encoded as JSON: {exc}") from None
+
+
+# --- the envelope ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Envelope:
+    """One trigger fire request. ``trigger`` is ``/namespace/name``; ``credential`` is sealed.
+
+    Built only valid (``BadMessage`` otherwise). ``data`` must be treated as read-only: its
+    encoding is computed once, at construction.
+    """
+
+    id: str
+    source: str
+    type: str = TRIGGER_FIRE_TYPE
+    trigger: str
+    credential: str = field(repr=False)
+    apihost: str | None = None
+    time: str | None = None
+    data: dict[str, Any] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        _require_text("id", self.id)
+        _require_text("source", self.source)
+        if _require_text("type", self.type) != TRIGGER_FIRE_TYPE:
+            raise BadMessage(Reason.BAD_TYPE, f"type {_shown(self.type)} is not {TRIGGER_FIRE_TYPE}")
+        parse_trigger_fqn(_require_text("owtrigger", self.trigger))
+        _require_text("owcredential", self.credential)
+        if self.apihost is not None:
+            _require_text("owapihost", self.apihost)
+        if self.time is not None and not is_rfc3339(_require_text("time", self.time)):
+            raise BadMessage(Reason.BAD_TIME, f"time {_shown(self.time)} is not an RFC 3339 timestamp")
+        if not isinstance(self.data, dict):
+            raise BadMessage(Reason.BAD_DATA, f"data must be a JSON object, not {type(self.data).__name__}")
+        if not all(isinstance(key, str) for key in self.data):
+            raise BadMessage(Reason.BAD_DATA, "data keys must be strings")
+        _ = self.payload  # encodable, and cached from here on
+
+    @cached_property
+    def payload(self) -> bytes:
+        """``data`` as the firer posts it (compact UTF-8 JSON); the size limit applies to it."""
+        return encode_data(self.data)
+
+    @property
+    def trigger_name(self) -> TriggerName:
+        return parse_trigger_fqn(self.trigger)
+
+
+def check_payload_size(envelope: Envelope, max_payload_bytes: int) -> Envelope:
+    """Return ``envelope`` if its payload fits, else raise ``BadMessage`` (``payload-too-large``)."""
+    size = len(envelope.payload)
+    if size > max_payload_bytes:
+        raise BadMessage(Reason.PAYLOAD_TOO_LARGE, f"data is {size} bytes, over the limit of {max_payload_bytes}")
+    return envelope
+
+
+def new_envelope(
+    *,
+    source: str,
+    trigger: str,
+    credential: str,
+    data: dict[str, Any] | None = None,
+    apihost: str | None = None,
+    now: datetime | None = None,
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+) -> Envelope:
+    """A new envelope with a fresh uuid4 id and the current (or given, aware) time."""
+    envelope = Envelope(
+        id=str(uuid.uuid4()),
+        source=source,
+        trigger=trigger,
+        credential=credential,
+        apihost=apihost,
+        time=format_time(now if now is not None else datetime.now(UTC)),
+        data={} if data is None else data,
+    )
+    return check_payload_size(envelope, max_payload_bytes)
+
+
+def record_key(envelope: Envelope) -> bytes:
+    """The Kafka record key: the trigger FQN, so one trigger's messages share a partition."""
+    return envelope.trigger.encode("utf-8")
+
+
+# --- encoding --------------------------------------------------------------------------------
+
+
+def _attributes(envelope: Envelope) -> dict[str, str]:
+    attributes = {
+        "specversion": SPECVERSION,
+        "id": envelope.id,
+        "source": envelope.source,
+        "type": envelope.type,
+        "owtrigger": envelope.trigger,
+        "owcredential": envelope.credential,
+    }
+    if envelope.apihost is not None:
+        attributes["owapihost"] = envelope.apihost
+    if envelope.time is not None:
+        attributes["time"] = envelope.time
+    return attributes
+
+
+def to_structured(envelope: Envelope) -> bytes:
+    """The structured-mode record value; send it with ``structured_headers()``."""
+    attributes = _attributes(envelope)
+    attributes["datacontenttype"] = DATA_CONTENT_TYPE
+    head = json.dumps(attributes, ensure_ascii=False, separators=(",", ":"))
+    return head[:-1].encode("utf-8") + b',"data":' + envelope.payload + b"}"
+
+
+def structured_headers() -> Headers:
+    """The record headers that mark a structured-mode value."""
+    return [(CONTENT_TYPE_HEADER, STRUCTURED_CONTENT_TYPE.encode("ascii"))]
+
+
+def to_binary(envelope: Envelope) -> tuple[Headers, bytes]:
+    """The binary-mode record: ``ce_*`` headers plus ``content-type``, and the data as value."""
+    headers = [(CE_HEADER_PREFIX + name, value.encode("utf-8")) for name, value in _attributes(envelope).items()]
+    headers.append((CONTENT_TYPE_HEADER, DATA_CONTENT_TYPE.encode("ascii")))
+    return headers, envelope.payload
+
+
+# --- parsing ---------------------------------------------------------------------------------
+
+_REQUIRED = ("id", "source", "type", "owtrigger", "owcredential")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed in JSON")
+
+
+def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise ValueError("an object has a duplicate key")
+    return result
+
+
+def _as_bytes(value: object) -> bytes | None:
+    if value is None or isinstance(value, bytes):
+        return value
+    if isinstance(value, bytearray | memoryview):
+        return bytes(value)
+    raise BadMessage(Reason.NOT_JSON, f"record value is {type(value).__name__}, not bytes")
+
+
+def _load_json(raw: bytes, what: str) -> Any:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadMessage(Reason.NOT_JSON, f"{what} is not UTF-8") from None
+    try:
+        return json.loads(text, object_pairs_hook=_object_without_duplicates, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise BadMessage(Reason.NOT_JSON, f"{what} is not JSON: {exc}") from None
+
+
+def _check_specversion(value: object) -> None:
+    if value is None:
+        raise BadMessage(Reason.MISSING_FIELD, "attribute 'specversion' is missing")
+    if not isinstance(value, str):
+        raise BadMessage(Reason.WRONG_TYPE, "attribute 'specversion' must be a non-empty string")
+    if value != SPECVERSION:
+        raise BadMessage(Reason.BAD_SPECVERSION, f"specversion {_shown(value)} is not {SPECVERSION}")
+
+
+def _check_required(attributes: Mapping[str, object]) -> None:
+    _check_specversion(attributes.get("specversion"))
+    for name in _REQUIRED:
+        if attributes.get(name) is None:
+            raise BadMessage(Reason.MISSING_FIELD, f"attribute '{name}' is missing")
+
+
+def _check_data_content_type(content_type: object) -> None:
+    if content_type is None:
+        return
+    if not isinstance(content_type, str) or not _is_json_media_type(content_type):
+        raise BadMessage(Reason.BAD_CONTENT_TYPE, f"data content type {_shown(content_type)} is not JSON")
+
+
+def _build(attributes: Mapping[str, Any], data: object, max_payload_bytes: int) -> Envelope:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise BadMessage(Reason.BAD_DATA, f"data must be a JSON object, not {type(data).__name__}")
+    envelope = Envelope(
+        id=attributes["id"],
+        source=attributes["source"],
+        type=attributes["type"],
+        trigger=attributes["owtrigger"],
+        credential=attributes["owcredential"],
+        apihost=attributes.get("owapihost"),
+        time=attributes.get("time"),
+        data=data,
+    )
+    return check_payload_size(envelope, max_payload_bytes)
+
+
+def parse_structured(value: bytes | None, *, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> Envelope:
+    """Parse a structured-mode record value. Raises only ``BadMessage``."""
+    raw = _as_bytes(value)
+    if not raw:
+        raise BadMessage(Reason.NOT_JSON, "record value is empty")
+    event = _load_json(raw, "record value")
+    if not isinstance(event, dict):
+        raise BadMessage(Reason.NOT_AN_OBJECT, f"the event is a JSON {type(event).__name__}, not an object")
+    _check_required(event)
+    if event.get("data_base64") is not None:
+        raise BadMessage(Reason.BAD_DATA, "data_base64 is not supported: data must be a JSON object")
+    _check_data_content_type(event.get("datacontenttype"))
+    return _build(event, event.get("data"), max_payload_bytes)
+
+
+def _read_headers(headers: object) -> tuple[dict[str, str], str | None]:
+    """The ``ce_*`` attributes (prefix removed) and the ``content-type`` of a header list."""
+    if headers is None:
+        return {}, None
+    if not isinstance(headers, list | tuple):
+        raise BadMessage(Reason.BAD_HEADER, "headers are not a list of (name, value) pairs")
+    attributes: dict[str, str] = {}
+    content_type: str | None = None
+    for entry in headers:
+        if not (isinstance(entry, tuple | list) and len(entry) == 2 and isinstance(entry[0], str)):
+            raise BadMessage(Reason.BAD_HEADER, "a header is not a (name, value) pair")
+        name, raw = entry
+        is_content_type = name.lower() == CONTENT_TYPE_HEADER
+        if not (is_content_type or name.startswith(CE_HEADER_PREFIX)):
+            continue
+        if not isinstance(raw, bytes | bytearray | memoryview):
+            raise BadMessage(Reason.BAD_HEADER, f"header {_shown(name)} has no bytes value")
+        try:
+            text = bytes(raw).decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadMessage(Reason.BAD_HEADER, f"header {_shown(name)} is not UTF-8") from None
+        if is_content_type:
+            if content_type is not None:
+                raise BadMessage(Reason.BAD_HEADER, "header 'content-type' appears twice")
+            content_type = text
+        else:
+            attribute = name[len(CE_HEADER_PREFIX) :]
+            if attribute in attributes:
+                raise BadMessage(Reason.BAD_HEADER, f"header {_shown(name)} appears twice")
+            attributes[attribute] = text
+    return attributes, content_type
+
+
+def _parse_binary(
+    attributes: dict[str, str], content_type: str | None, value: object, max_payload_bytes: int
+) -> Envelope:
+    _check_required(attributes)
+    _check_data_content_type(content_type)
+    raw = _as_bytes(value)
+    data = _load_json(raw, "data") if raw else None
+    return _build(attributes, data, max_payload_bytes)
+
+
+def parse_binary(
+    headers: Headers, value: bytes | None, *, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+) -> Envelope:
+    """Parse a binary-mode record (``ce_*`` headers, JSON data value). Raises only ``BadMessage``.
+
+    An empty or null value means no data (``{}``).
+    """
+    attributes, content_type = _read_headers(headers)
+    return _parse_binary(attributes, content_type, value, max_payload_bytes)
+
+
+def parse_record(
+    headers: Headers | None, value: bytes | None, *, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+) -> Envelope:
+    """Parse a Kafka record in whichever CloudEvents mode it uses. Raises only ``BadMessage``."""
+    attributes, content_type = _read_headers(headers)
+    if content_type is not None and _media_type(content_type).startswith("application/cloudevents"):
+        if _media_type(content_type) != STRUCTURED_CONTENT_TYPE:
+            raise BadMessage(Reason.BAD_CONTENT_TYPE, f"event format {_shown(content_type)} is not supported")
+        return parse_structured(value, max_payload_bytes=max_payload_bytes)
+    if "specversion" in attributes:
+        return _parse_binary(attributes, content_type, value, max_payload_bytes)
+    return parse_structured(value, max_payload_bytes=max_payload_bytes)

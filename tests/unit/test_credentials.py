@@ -1,0 +1,327 @@
+"""Sealed credentials: round trips, tamper resistance, key rotation, scopes, ages, key shapes."""
+
+import base64
+import string
+from typing import Any
+
+import pytest
+from cryptography.fernet import Fernet
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from messaging_lib.credentials import (
+    MAX_CLOCK_SKEW_S,
+    Credential,
+    Sealer,
+    check_api_key,
+    check_scope,
+    generate_key,
+    namespace_scope,
+    parse_key_list,
+)
+from messaging_lib.envelope import ENTITY_NAME_RE, trigger_fqn
+from messaging_lib.errors import BadMessage, ConfigError, CredentialError, Reason
+
+FAST = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+GUEST_KEY = "23bc46b1-71f6-4ed5-8c54-816aa4f8c502:123zO3xZCLrMN6v2BKK1dXYFpXlPkccOFqm12CdAsMgRU4VrNZ9lyGVCGuMDGIwP"
+SYSTEM_KEY = "789c46b1-71f6-4ed5-8c54-816aa4f8c502:abczO3xZCLrMN6v2BKK1dXYFpXlPkccOFqm12CdAsMgRU4VrNZ9lyGVCGuMDGIwP"
+OLD, NEW, OTHER = generate_key(), generate_key(), generate_key()
+NOW = 1_800_000_000
+
+
+class Clock:
+    """A settable clock for ``Sealer`` (epoch seconds)."""
+
+    def __init__(self, now: float = NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def sealer(*keys: str, now: float = NOW) -> Sealer:
+    return Sealer(list(keys or (NEW,)), clock=Clock(now))
+
+
+# --- strategies --------------------------------------------------------------------------------
+
+names = st.from_regex(ENTITY_NAME_RE, fullmatch=True)
+namespaces = names.filter(lambda name: name != "_")
+fqns = st.builds(trigger_fqn, namespaces, names)
+scope_entries = fqns | namespaces.map(namespace_scope)
+scopes = st.lists(scope_entries, min_size=1, max_size=5)
+api_keys = st.builds(
+    "{}:{}".format, st.uuids().map(str), st.text(string.ascii_letters + string.digits, min_size=64, max_size=64)
+)
+
+
+# --- round trips and tampering -----------------------------------------------------------------
+
+
+@FAST
+@given(api_keys, scopes)
+def test_seal_open_round_trip(api_key: str, scope: list[str]) -> None:
+    token = sealer().seal(api_key, scope)
+    assert api_key not in token
+    assert sealer().open(token) == Credential(api_key, tuple(scope), NOW)
+
+
+def test_the_token_is_fernet_and_the_iat_is_the_clock() -> None:
+    token = sealer(now=NOW + 0.9).seal(GUEST_KEY, ["/guest/T"])
+    assert Fernet(NEW).extract_timestamp(token.encode()) == NOW
+    assert sealer().open(token).iat == NOW
+
+
+@FUZZ
+@given(st.data())
+def test_any_single_character_change_is_refused(data: st.DataObject) -> None:
+    token = sealer().seal(GUEST_KEY, ["/guest/T"])
+    position = data.draw(st.integers(0, len(token) - 1), label="position")
+    replacement = data.draw(
+        (st.sampled_from(string.ascii_letters + string.digits + "-_=+/ ") | st.characters()).filter(
+            lambda char: char != token[position]
+        ),
+        label="replacement",
+    )
+    tampered = token[:position] + replacement + token[position + 1 :]
+    with pytest.raises(CredentialError):
+        sealer().open(tampered)
+
+
+@FUZZ
+@given(st.data())
+def test_any_single_byte_change_of_the_decoded_token_is_refused(data: st.DataObject) -> None:
+    raw = bytearray(base64.urlsafe_b64decode(sealer().seal(GUEST_KEY, ["/guest/*"])))
+    position = data.draw(st.integers(0, len(raw) - 1), label="position")
+    raw[position] ^= data.draw(st.integers(1, 255), label="xor")
+    with pytest.raises(CredentialError):
+        sealer().open(base64.urlsafe_b64encode(bytes(raw)).decode())
+
+
+def test_cutting_or_extending_a_token_is_refused() -> None:
+    token = sealer().seal(GUEST_KEY, ["/guest/T"])
+    for changed in (token[:-1], token[:-4], token + "=", token + "AAAA", " " + token, token + "\n", token[4:]):
+        with pytest.raises(CredentialError):
+            sealer().open(changed)
+
+
+@FUZZ
+@given(st.text(max_size=300) | st.binary(max_size=200).map(lambda raw: base64.urlsafe_b64encode(raw).decode()))
+def test_garbage_is_refused_with_credential_error_only(token: str) -> None:
+    with pytest.raises(CredentialError):
+        sealer().open(token)
+
+
+@pytest.mark.parametrize("token", [None, 5, b"gAAAAA", ["x"], ""])
+def test_non_string_tokens_are_refused(token: Any) -> None:
+    with pytest.raises(CredentialError):
+        sealer().open(token)
+
+
+@pytest.mark.parametrize(
+    "plaintext",
+    [
+        b"not json",
+        b"\xff",
+        b"[1, 2]",
+        b'{"key": "x", "scope": ["/guest/T"], "iat": 1}',
+        b'{"key": "' + GUEST_KEY.encode() + b'", "scope": [], "iat": 1}',
+        b'{"key": "' + GUEST_KEY.encode() + b'", "scope": "/guest/T", "iat": 1}',
+        b'{"key": "' + GUEST_KEY.encode() + b'", "scope": ["/guest/T"], "iat": "1"}',
+        b'{"key": "' + GUEST_KEY.encode() + b'", "scope": ["/guest/T"], "iat": true}',
+        b'{"key": "' + GUEST_KEY.encode() + b'", "scope": ["/guest/T"]}',
+    ],
+)
+def test_authentic_tokens_with_foreign_content_are_refused(plaintext: bytes) -> None:
+    token = Fernet(NEW).encrypt(plaintext).decode()
+    with pytest.raises(CredentialError):
+        sealer().open(token)
+
+
+def test_extra_fields_in_the_content_are_ignored() -> None:
+    plaintext = b'{"key": "' + GUEST_KEY.encode() + b'", "scope": ["/guest/T"], "iat": 7, "v": 2}'
+    assert sealer().open(Fernet(NEW).encrypt(plaintext).decode()) == Credential(GUEST_KEY, ("/guest/T",), 7)
+
+
+# --- key rotation ------------------------------------------------------------------------------
+
+
+@FAST
+@given(api_keys, scopes)
+def test_a_token_sealed_with_an_old_key_opens_after_rotation(api_key: str, scope: list[str]) -> None:
+    old_token = sealer(OLD).seal(api_key, scope)
+    rotated = sealer(NEW, OLD)
+    assert rotated.open(old_token).key == api_key
+    new_token = rotated.seal(api_key, scope)
+    assert sealer(NEW).open(new_token).key == api_key  # the first key seals
+    with pytest.raises(CredentialError):
+        sealer(OLD).open(new_token)
+    with pytest.raises(CredentialError):
+        sealer(NEW).open(old_token)  # the old key was retired
+    with pytest.raises(CredentialError):
+        sealer(OTHER).open(old_token)
+
+
+# --- scopes ------------------------------------------------------------------------------------
+
+
+@FAST
+@given(namespaces, namespaces, names, names)
+def test_a_namespace_scope_allows_every_trigger_of_that_namespace_only(
+    namespace: str, other: str, name: str, other_name: str
+) -> None:
+    credential = Credential(GUEST_KEY, (namespace_scope(namespace),), NOW)
+    assert credential.allows(trigger_fqn(namespace, name))
+    assert credential.allows(trigger_fqn(namespace, other_name))
+    assert credential.allows(trigger_fqn(other, name)) == (other == namespace)
+
+
+@FAST
+@given(namespaces, names, namespaces, names)
+def test_an_exact_scope_allows_exactly_one_trigger(namespace: str, name: str, other_ns: str, other_name: str) -> None:
+    credential = Credential(GUEST_KEY, (trigger_fqn(namespace, name),), NOW)
+    assert credential.allows(trigger_fqn(namespace, name))
+    assert credential.allows(trigger_fqn(other_ns, other_name)) == ((other_ns, other_name) == (namespace, name))
+
+
+@FAST
+@given(scopes, fqns)
+def test_a_scope_list_allows_the_union_of_its_entries(scope: list[str], fqn: str) -> None:
+    credential = Credential(GUEST_KEY, tuple(scope), NOW)
+    each = [Credential(GUEST_KEY, (entry,), NOW).allows(fqn) for entry in scope]
+    assert credential.allows(fqn) == any(each)
+    assert all(credential.allows(entry) for entry in scope if not entry.endswith("/*"))
+
+
+@pytest.mark.parametrize("fqn", ["/guest/*", "guest/T", "/_/T", "T", "/guest/T/x", "", "/guest/T*"])
+def test_names_that_are_not_triggers_are_never_allowed(fqn: str) -> None:
+    credential = Credential(GUEST_KEY, ("/guest/*", "/guest/T"), NOW)
+    assert not credential.allows(fqn)
+
+
+@pytest.mark.parametrize(
+    "scope",
+    [
+        [],
+        "/guest/T",
+        None,
+        [""],
+        ["/guest"],
+        ["guest/T"],
+        ["/_/T"],
+        ["/_/*"],
+        ["/guest/T/x"],
+        ["/guest/*x"],
+        ["/*/*"],
+        ["/guest/**"],
+        ["/guest/T", 5],
+        ["/guest/T "],
+    ],
+)
+def test_bad_scopes_are_refused(scope: Any) -> None:
+    with pytest.raises(CredentialError):
+        check_scope(scope)
+    with pytest.raises(CredentialError):
+        sealer().seal(GUEST_KEY, scope)
+
+
+# --- API key shapes ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("api_key", [GUEST_KEY, SYSTEM_KEY, GUEST_KEY.upper()])
+def test_openwhisk_keys_are_accepted(api_key: str) -> None:
+    assert check_api_key(api_key) == api_key
+
+
+@pytest.mark.parametrize(
+    "api_key",
+    [
+        "",
+        GUEST_KEY.replace(":", ""),
+        GUEST_KEY[:-1],
+        GUEST_KEY + "x",
+        GUEST_KEY + "\n",
+        "x" + GUEST_KEY[1:],  # not hex in the uuid
+        GUEST_KEY[:37] + "-" + GUEST_KEY[38:],  # not alphanumeric in the secret
+        GUEST_KEY.replace("-", ""),
+        "guest:" + GUEST_KEY.split(":")[1],
+        None,
+        5,
+    ],
+)
+def test_other_key_shapes_are_refused_without_echoing_them(api_key: Any) -> None:
+    with pytest.raises(CredentialError) as info:
+        sealer().seal(api_key, ["/guest/T"])
+    secret = GUEST_KEY.split(":")[1]
+    assert secret[:20] not in str(info.value)
+    with pytest.raises(CredentialError):
+        check_api_key(api_key)
+
+
+def test_the_key_is_never_in_a_repr() -> None:
+    credential = sealer().open(sealer().seal(GUEST_KEY, ["/guest/T"]))
+    assert GUEST_KEY.split(":")[1] not in repr(credential)
+    assert GUEST_KEY.split(":")[1] not in str(credential)
+    assert NEW not in repr(sealer(NEW))
+
+
+# --- age ---------------------------------------------------------------------------------------
+
+
+def test_max_age() -> None:
+    token = sealer(now=NOW).seal(GUEST_KEY, ["/guest/T"])
+    assert sealer(now=NOW + 3600).open(token, max_age_s=3600).iat == NOW
+    assert sealer(now=NOW + 10**9).open(token).iat == NOW  # no maximum age by default
+    with pytest.raises(CredentialError) as info:
+        sealer(now=NOW + 3601).open(token, max_age_s=3600)
+    assert info.value.reason == Reason.CREDENTIAL_EXPIRED
+    assert sealer(now=NOW - MAX_CLOCK_SKEW_S).open(token, max_age_s=10).iat == NOW
+    with pytest.raises(CredentialError) as info:
+        sealer(now=NOW - MAX_CLOCK_SKEW_S - 1).open(token, max_age_s=10)
+    assert info.value.reason == Reason.BAD_CREDENTIAL
+
+
+# --- authorize: what the firer calls -----------------------------------------------------------
+
+
+def test_authorize_reasons() -> None:
+    token = sealer().seal(GUEST_KEY, ["/guest/T"])
+    assert sealer().authorize(token, "/guest/T").key == GUEST_KEY
+    cases = [
+        (lambda: sealer().authorize(token, "/guest/U"), Reason.CREDENTIAL_OUT_OF_SCOPE),
+        (lambda: sealer().authorize(token, "/other/T"), Reason.CREDENTIAL_OUT_OF_SCOPE),
+        (lambda: sealer(OTHER).authorize(token, "/guest/T"), Reason.BAD_CREDENTIAL),
+        (lambda: sealer().authorize(token[:-2], "/guest/T"), Reason.BAD_CREDENTIAL),
+        (lambda: sealer(now=NOW + 100).authorize(token, "/guest/T", max_age_s=10), Reason.CREDENTIAL_EXPIRED),
+    ]
+    for call, expected in cases:
+        with pytest.raises(BadMessage) as info:
+            call()
+        assert info.value.reason == expected
+        assert GUEST_KEY.split(":")[1] not in str(info.value)
+
+
+# --- sealing keys as settings ------------------------------------------------------------------
+
+
+def test_parse_key_list() -> None:
+    assert parse_key_list(f" {NEW} ,{OLD},, ") == [NEW, OLD]
+    for bad in ("", " , ", f"{NEW},not-a-key", "x" * 44):
+        with pytest.raises(ConfigError) as info:
+            parse_key_list(bad, "MESSAGING_SEALING_KEYS")
+        assert info.value.variable == "MESSAGING_SEALING_KEYS"
+        assert "not-a-key" not in str(info.value)
+
+
+@pytest.mark.parametrize("keys", [[], NEW, ["short"], [NEW, None]])
+def test_a_sealer_needs_a_list_of_fernet_keys(keys: Any) -> None:
+    with pytest.raises(ConfigError):
+        Sealer(keys)
+
+
+def test_generated_keys_are_distinct_fernet_keys() -> None:
+    first, second = generate_key(), generate_key()
+    assert first != second
+    Fernet(first)
