@@ -47,12 +47,12 @@ def main(params: dict) -> dict:
 
 
 def web_action_url(apihost: str, action_name: str, web_package: str) -> str:
-    """/owner/messaging/produce -> {apihost}/api/v1/web/owner/messagingWeb/produce.json"""
+    """/owner/messaging/produce -> {apihost}/api/v1/web/owner/messagingWeb/produce.http"""
     parts = action_name.strip("/").split("/")
     if len(parts) != 3:
         raise ValueError(f"expected /namespace/package/action, got {action_name!r}")
     owner, _, action = parts
-    return f"{apihost.rstrip('/')}/api/v1/web/{owner}/{web_package}/{action}.json"
+    return f"{apihost.rstrip('/')}/api/v1/web/{owner}/{web_package}/{action}.http"
 
 
 def timeout_s(deadline_ms: str | None) -> float:

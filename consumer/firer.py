@@ -135,6 +135,7 @@ class Firer:
             self._paused = want_pause
             self._metrics.paused.set(int(want_pause))
         self._metrics.in_flight.set(self._in_flight)
+        self._metrics.assigned.set(len(self._assigned))
         self._metrics.paced_namespaces.set(len(self._pacer))
 
     async def _commit(self) -> None:

@@ -18,6 +18,8 @@ class FirerMetrics:
                                      ["reason"], registry=registry)
         self.retries = Counter("firer_fire_retries", "Fire attempts that will be retried", registry=registry)
         self.in_flight = Gauge("firer_in_flight", "Messages taken from Kafka and not finished", registry=registry)
+        self.assigned = Gauge("firer_assigned_partitions", "Partitions of the trigger-messages topic held",
+                              registry=registry)
         self.paused = Gauge("firer_paused", "1 while partitions are paused for backpressure", registry=registry)
         self.paced_namespaces = Gauge("firer_paced_namespaces", "Namespaces slowed down after a 429",
                                       registry=registry)

@@ -17,10 +17,7 @@ from messaging_lib.errors import BadMessage
 
 
 def main(params: dict) -> dict:
-    try:
-        return produce(params)
-    except support.ActionError as e:
-        return {"error": str(e)}
+    return support.respond(produce, params)
 
 
 def produce(params: dict) -> dict:
@@ -49,5 +46,5 @@ def produce(params: dict) -> dict:
             topic, key=envelope.record_key(env), value=envelope.to_structured(env),
             headers=envelope.structured_headers()).get(timeout=support.deadline_timeout_s())
     except KafkaError as e:
-        raise support.ActionError(f"Kafka did not accept the message: {type(e).__name__}") from None
+        raise support.ActionError(f"Kafka did not accept the message: {type(e).__name__}", 503) from None
     return {"id": env.id, "trigger": fqn, "topic": topic, "partition": sent.partition, "offset": sent.offset}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -27,7 +28,20 @@ _sealers: dict[str, Sealer] = {}
 
 
 class ActionError(Exception):
-    """Becomes the action's `{"error": message}` result."""
+    """A refusal: the web action answers `status` with `{"error": message}`."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def respond(handler: Callable[[dict], dict], params: dict) -> dict:
+    """Run a web action's handler and shape its HTTP answer (web actions are reached as `.http`:
+    the result's statusCode and body are the response)."""
+    try:
+        return {"statusCode": 200, "body": handler(params)}
+    except ActionError as e:
+        return {"statusCode": e.status, "body": {"error": str(e)}}
 
 
 @dataclass(frozen=True)
@@ -77,7 +91,8 @@ def check_trigger_access(who: Caller, namespace: str, trigger: str) -> None:
         401: "The supplied authentication is invalid",
         403: f"you are not authorized for the trigger {fqn}",
         404: f"the trigger {fqn} does not exist; create it first (wsk trigger create {trigger})",
-    }.get(status, f"could not check the trigger {fqn}: OpenWhisk answered {status}"))
+    }.get(status, f"could not check the trigger {fqn}: OpenWhisk answered {status}"),
+        status if status in (401, 403, 404) else 502)
 
 
 def check_namespace_access(who: Caller, namespace: str) -> None:
@@ -85,18 +100,18 @@ def check_namespace_access(who: Caller, namespace: str) -> None:
     try:
         response = _session.get(f"{apihost()}/api/v1/namespaces", auth=_auth(who), timeout=deadline_timeout_s())
     except requests.RequestException as e:
-        raise ActionError(f"OpenWhisk is unreachable: {type(e).__name__}") from None
+        raise ActionError(f"OpenWhisk is unreachable: {type(e).__name__}", 502) from None
     if response.status_code == 401:
-        raise ActionError("The supplied authentication is invalid")
+        raise ActionError("The supplied authentication is invalid", 401)
     if response.status_code != 200 or namespace not in (response.json() or []):
-        raise ActionError(f"you are not authorized for the namespace {namespace}")
+        raise ActionError(f"you are not authorized for the namespace {namespace}", 403)
 
 
 def _get(url: str, who: Caller) -> int:
     try:
         return _session.get(url, auth=_auth(who), timeout=deadline_timeout_s()).status_code
     except requests.RequestException as e:
-        raise ActionError(f"OpenWhisk is unreachable: {type(e).__name__}") from None
+        raise ActionError(f"OpenWhisk is unreachable: {type(e).__name__}", 502) from None
 
 
 def _auth(who: Caller) -> tuple[str, str]:
@@ -107,7 +122,8 @@ def _auth(who: Caller) -> tuple[str, str]:
 def sealer(params: dict) -> Sealer:
     keys = params.get("sealing_keys")
     if not isinstance(keys, str) or not keys.strip():
-        raise ActionError("the messaging service is not configured: sealing_keys is missing (ask the operator)")
+        raise ActionError("the messaging service is not configured: sealing_keys is missing (ask the operator)",
+                          503)
     if keys not in _sealers:
         _sealers[keys] = Sealer([k.strip() for k in keys.split(",") if k.strip()])
     return _sealers[keys]
@@ -118,7 +134,7 @@ def producer(params: dict) -> KafkaProducer:
     try:
         settings = KafkaSettings.from_params(params)
     except ConfigError as e:
-        raise ActionError(f"the messaging service is misconfigured: {e}") from None
+        raise ActionError(f"the messaging service is misconfigured: {e}", 503) from None
     if settings not in _producers:
         _producers[settings] = KafkaProducer(**settings.client_kwargs(), acks="all", linger_ms=0,
                                              max_request_size=2 * 1024 * 1024)
@@ -128,5 +144,5 @@ def producer(params: dict) -> KafkaProducer:
 def topic(params: dict, name: str, default: str) -> str:
     value = params.get(name) or default
     if not isinstance(value, str):
-        raise ActionError(f"the messaging service is misconfigured: {name} must be a string")
+        raise ActionError(f"the messaging service is misconfigured: {name} must be a string", 503)
     return value

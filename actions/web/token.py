@@ -14,10 +14,7 @@ from messaging_lib import envelope, topics
 
 
 def main(params: dict) -> dict:
-    try:
-        return token(params)
-    except support.ActionError as e:
-        return {"error": str(e)}
+    return support.respond(token, params)
 
 
 def token(params: dict) -> dict:

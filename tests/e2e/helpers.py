@@ -118,10 +118,11 @@ def headers_of(record: Any) -> dict[str, str]:
     return {k: v.decode() for k, v in record.headers or []}
 
 
-def envelope_json(trigger: str, credential: str, data: dict, **extra: Any) -> bytes:
-    """A structured-mode CloudEvent written by hand, as any Kafka producer outside OpenWhisk would."""
+def envelope_json(trigger: str, credential: str, payload: object, **extra: Any) -> bytes:
+    """A structured-mode CloudEvent written by hand, as any Kafka producer outside OpenWhisk would;
+    `extra` replaces or adds attributes (None removes one)."""
     event = {"specversion": "1.0", "id": str(uuid.uuid4()), "source": "/tests/plain-producer",
              "type": "org.apache.openwhisk.trigger.fire", "owtrigger": trigger, "owcredential": credential,
-             "datacontenttype": "application/json", "data": data}
+             "datacontenttype": "application/json", "data": payload}
     event.update(extra)
     return json.dumps({k: v for k, v in event.items() if v is not None}).encode()

@@ -150,7 +150,7 @@ def test_bad_messages_are_dead_lettered_with_their_reason_and_never_stall_the_pa
         "an array": b"[1, 2, 3]",
         "wrong specversion": envelope_json(fqn, good, {}, specversion="0.3"),
         "wrong type": envelope_json(fqn, good, {}, type="com.example.other"),
-        "data not an object": envelope_json(fqn, good, {}, data=[1]),
+        "data not an object": envelope_json(fqn, good, [1]),
         "id not a string": envelope_json(fqn, good, {}, id=42),
         "tampered credential": envelope_json(fqn, tampered, {}),
         "credential of another trigger": envelope_json(fqn, other_token, {}),
@@ -308,6 +308,8 @@ def test_two_consumers_split_the_partitions_and_one_takes_over(messaging: Messag
                                                                guest: OpenWhisk, control: Emulator,
                                                                consumers) -> None:
     a, b = consumers(), consumers()
+    wait_for(lambda: a.metric("firer_assigned_partitions") > 0 and b.metric("firer_assigned_partitions") > 0,
+             what="both consumers hold partitions")
     fqns = _produce_many(messaging, tools, emulator, guest, triggers=40, per_trigger=10, run="split")
     wait_for(lambda: all(len(s) >= 10 for s in _accepted_by_trigger(control, fqns).values()), what="first half")
     assert a.metric("firer_messages_fired_total") > 0 and b.metric("firer_messages_fired_total") > 0
