@@ -354,3 +354,14 @@ def test_no_plain_openwhisk_key_in_any_topic_or_consumer_log(messaging: Messagin
     consumer.stop()
     assert secret.decode() not in consumer.log()
     assert Counter(json.loads(line)["level"] for line in consumer.log().splitlines() if line.startswith("{"))
+
+
+def test_a_backlog_larger_than_the_in_flight_window_drains_in_order(messaging: Messaging, tools, emulator,
+                                                                   guest: OpenWhisk, control: Emulator,
+                                                                   consumers) -> None:
+    fqns = _produce_many(messaging, tools, emulator, guest, triggers=3, per_trigger=400, run="window")
+    consumer = consumers(MAX_IN_FLIGHT="50")
+    wait_for(lambda: all(len(s) >= 400 for s in _accepted_by_trigger(control, fqns).values()), timeout_s=120,
+             what="the whole backlog")
+    assert all(s == list(range(400)) for s in _accepted_by_trigger(control, fqns).values())
+    assert consumer.metric("firer_paused") in (0, 1)
