@@ -28,7 +28,7 @@ py=.venv/bin/python
 step "Apache Kafka broker jars (mvn)"
 $py -m local_stack.kafka resolve
 
-step "wsk and wskdeploy (Go modules)"
+step "wsk, wskdeploy and kubeconform (Go modules)"
 bash local_stack/build_tools.sh
 
 step "Action runtime venv (the python:3.11 runtime image's packages)"
@@ -36,7 +36,8 @@ $py -m local_stack.action_runtime.venv
 
 step "Lint"
 .venv/bin/ruff check .
-if [ -f consumer/Dockerfile ]; then .venv/bin/hadolint consumer/Dockerfile; fi
+.venv/bin/hadolint consumer/Dockerfile
+.venv/bin/shellcheck deploy.sh test.sh local_stack/build_tools.sh .ci/run
 
 step "Tests"
 set +e

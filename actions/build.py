@@ -23,6 +23,9 @@ ACTIONS = {
     "token": "actions.forward",
     "web-produce": "actions.web.produce",
     "web-token": "actions.web.token",
+    "kafkaFeed": "actions.forward",
+    "web-kafkaFeed": "actions.web.feed",
+    "kafka-produce": "actions.kafka_produce",
 }
 
 

@@ -1,7 +1,9 @@
 """Entry point: `python -m consumer [--flags]` (every flag is also an environment variable).
 
-Builds the settings once, wires the edges (Kafka, OpenWhisk HTTP, metrics) to the roles, serves
-health and metrics, and turns SIGTERM/SIGINT into a drain-and-commit shutdown.
+Builds the settings once, wires the edges (Kafka, OpenWhisk HTTP, metrics) to the roles chosen by
+ROLES (firer, router, or both in one process), serves health and metrics (/readyz reports each
+role), and turns SIGTERM/SIGINT into a drain-and-commit shutdown of every role. If one role
+fails, the others are stopped too, so the process exits and is restarted whole.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 
 from prometheus_client import CollectorRegistry
 
@@ -19,7 +23,10 @@ from consumer.firer import Firer
 from consumer.kafka_io import Producer
 from consumer.metrics import FirerMetrics
 from consumer.openwhisk import TriggerClient
+from consumer.router import Router, RouterMetrics
+from consumer.router_io import KafkaLog
 from consumer.settings import Settings, load
+from consumer.subscriptions import status_writer
 from messaging_lib.credentials import Sealer
 from messaging_lib.errors import ConfigError
 
@@ -30,18 +37,48 @@ async def run(settings: Settings) -> None:
     registry = CollectorRegistry()
     producer = Producer(settings.kafka)
     probes: list[health.RoleProbe] = []
-    async with TriggerClient(settings.max_concurrent_fires, settings.fire_timeout_s) as client:
-        firer = Firer(settings, client, producer, Sealer(settings.sealing_key_list), FirerMetrics(registry))
-        probes.append(health.RoleProbe("firer", lambda: firer.ready, lambda: firer.last_poll))
+    loops: list[tuple[Callable[[], Awaitable[None]], Callable[[], None]]] = []
+    async with AsyncExitStack() as stack:
+        if "firer" in settings.role_set:
+            client = await stack.enter_async_context(
+                TriggerClient(settings.max_concurrent_fires, settings.fire_timeout_s))
+
+            async def send_status(key: bytes, value: bytes) -> object:
+                return await producer.send(settings.subscriptions_topic, value, key=key)
+            firer = Firer(settings, client, producer, Sealer(settings.sealing_key_list), FirerMetrics(registry),
+                          on_refused=status_writer(send_status))
+            probes.append(health.RoleProbe("firer", lambda: firer.ready, lambda: firer.last_poll))
+            loops.append((firer.run, firer.stop))
+        if "router" in settings.role_set:
+            router = Router(settings, producer, KafkaLog(settings.kafka, settings.subscriptions_topic),
+                            RouterMetrics(registry))
+            probes.append(health.RoleProbe("router", lambda: router.ready, lambda: router.last_poll))
+            loops.append((router.run, router.stop))
         runner = await health.serve(health.app(probes, registry), settings.http_host, settings.http_port)
+
+        def stop_all() -> None:
+            for _, stop in loops:
+                stop()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, firer.stop)
+            loop.add_signal_handler(sig, stop_all)
         try:
-            await firer.run()
+            results = await asyncio.gather(*(_until_done(run_role(), stop_all) for run_role, _ in loops),
+                                           return_exceptions=True)  # every role drains before the exit
         finally:
             await runner.cleanup()
             producer.close()
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+
+async def _until_done(role: Awaitable[None], stop_all: Callable[[], None]) -> None:
+    """Run one role; when it ends for any reason, the others stop as well."""
+    try:
+        await role
+    finally:
+        stop_all()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,7 +2,8 @@
 
 One asyncio loop owns all mutable state below. Guarantees, and where each is kept:
 - at-least-once: an offset is committed only when every message before it in its partition was
-  fired or its dead-letter record acknowledged (`PartitionOffsets`);
+  fired or its dead-letter record acknowledged (`PartitionOffsets`); after a crash or a
+  rebalance the messages since the last commit are read again (duplicates, never a loss);
 - order per trigger: one queue per trigger FQN, drained by one task, head first; different
   triggers fire in parallel; a queue and its task vanish when empty, so no per-trigger state
   outlives its messages;
@@ -11,6 +12,8 @@ One asyncio loop owns all mutable state below. Guarantees, and where each is kep
 - nothing dropped: a message leaves only fired or dead-lettered; a bad message (unparsable,
   bad credential, out of scope, host not allowed) is dead-lettered with its reason, never crashes
   the loop, never stalls its partition.
+- subscriptions: on 401/403/404 the optional `on_refused` hook (consumer.subscriptions) hears of
+  it before the dead-letter write, so the router's subscription can be marked disabled.
 """
 
 from __future__ import annotations
@@ -32,9 +35,10 @@ from consumer.logs import fields
 from consumer.metrics import FirerMetrics, status_class
 from consumer.offsets import PartitionOffsets
 from consumer.openwhisk import TriggerClient
-from consumer.outcomes import Attempt, RetryPolicy, Verdict, dead_letter_reason, decide
+from consumer.outcomes import TRIGGER_GONE_STATUSES, Attempt, RetryPolicy, Verdict, dead_letter_reason, decide
 from consumer.pacing import Pacer
 from consumer.settings import Settings
+from consumer.subscriptions import RefusalHook
 from messaging_lib import envelope
 from messaging_lib.credentials import Credential, Sealer
 from messaging_lib.errors import BadMessage, CredentialError, Reason
@@ -52,6 +56,7 @@ class Job:
     name: str
     api_key: str = field(repr=False)
     payload: bytes = field(repr=False)
+    source: str = ""
 
     @property
     def trigger(self) -> str:
@@ -60,8 +65,10 @@ class Job:
 
 class Firer:
     def __init__(self, settings: Settings, client: TriggerClient, producer: Producer, sealer: Sealer,
-                 metrics: FirerMetrics, clock: Callable[[], float] = time.monotonic) -> None:
+                 metrics: FirerMetrics, clock: Callable[[], float] = time.monotonic,
+                 on_refused: RefusalHook | None = None) -> None:
         self.settings = settings
+        self._on_refused = on_refused
         self._client, self._producer, self._metrics, self._clock = client, producer, metrics, clock
         self._open = lru_cache(maxsize=4096)(sealer.open)
         self._policy = RetryPolicy(settings.retry_initial_backoff_s, settings.retry_max_backoff_s,
@@ -131,6 +138,7 @@ class Firer:
         want_pause = self._in_flight >= self.settings.max_in_flight or (
             self._paused and self._in_flight > self.settings.max_in_flight // 2)
         if want_pause != self._paused:
+            log.debug("backpressure", extra=fields(pause=want_pause, in_flight=self._in_flight))
             await self._consumer.pause(want_pause)
             self._paused = want_pause
             self._metrics.paused.set(int(want_pause))
@@ -184,7 +192,7 @@ class Firer:
         if not credential.allows(env.trigger):
             raise BadMessage(Reason.CREDENTIAL_OUT_OF_SCOPE, f"the credential does not cover {env.trigger}")
         namespace, name = env.trigger_name
-        return Job(record, apihost, namespace, name, credential.key, env.payload)
+        return Job(record, apihost, namespace, name, credential.key, env.payload, env.source)
 
     def _spawn(self, coro: object) -> None:
         task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
@@ -248,6 +256,8 @@ class Firer:
                 self._finish(job.record, done=True)
                 return
             if verdict is Verdict.DEAD_LETTER:
+                if self._on_refused is not None and attempt.status in TRIGGER_GONE_STATUSES:
+                    await self._report_refusal(job, attempt.status)
                 await self._dead_letter(DeadLetter(
                     job.record, dead_letter_reason(attempt), attempt.error or "no response",
                     attempt.status, attempts, first_ms, _now_ms()), job.trigger)
@@ -256,6 +266,13 @@ class Firer:
             if not await self._sleep_unless_revoked(backoff, job.record.tp):
                 self._finish(job.record, done=False)
                 return
+
+    async def _report_refusal(self, job: Job, status: int) -> None:
+        assert self._on_refused is not None
+        try:
+            await self._on_refused(job.trigger, job.source, status)
+        except KafkaUnavailable as e:  # the next refused message reports it again
+            log.warning("could not record the refusal", extra=fields(trigger=job.trigger, error=str(e)))
 
     def _pace(self, namespace: str, attempt: Attempt) -> None:
         if attempt.status == 429:
@@ -302,32 +319,18 @@ class Firer:
         log.info("partitions assigned", extra=fields(partitions=sorted(f"{t.topic}-{t.partition}" for t in assigned)))
 
     def _on_revoked(self, revoked: list[TopicPartition]) -> None:
-        """Let running fires of these partitions finish (bounded), then commit what is done."""
-        assert self._loop is not None and self._consumer is not None
-        future = asyncio.run_coroutine_threadsafe(self._release(revoked), self._loop)
-        try:
-            offsets = future.result(timeout=self.settings.shutdown_timeout_s + 5)
-        except Exception:
-            log.exception("releasing revoked partitions failed")
-            return
-        try:
-            self._consumer.commit_now(offsets)
-        except KafkaUnavailable as e:
-            log.warning("commit on revoke failed", extra=fields(error=str(e)))
+        """kafka-python 3 runs this on its IO thread, where nothing may block: only hand over."""
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._release, revoked)
 
-    async def _release(self, revoked: list[TopicPartition]) -> dict[TopicPartition, int]:
-        deadline = self._clock() + min(10.0, self.settings.shutdown_timeout_s)
+    def _release(self, revoked: list[TopicPartition]) -> None:
+        """Forget revoked partitions: their queued messages are skipped and retrying ones abandoned,
+        uncommitted. The new owner reads them again from the last commit, so a rebalance repeats at
+        most one commit interval plus the in-flight window (at-least-once, never a loss)."""
         for tp in revoked:
             self._assigned.discard(tp)
-        while any(self._active.get(tp) for tp in revoked) and self._clock() < deadline:
-            await asyncio.sleep(0.02)
-        offsets = {}
-        for tp in revoked:
-            tracker = self._offsets.pop(tp, None)
-            if tracker is not None and (o := tracker.committable()) is not None:
-                offsets[tp] = o
+            self._offsets.pop(tp, None)
         log.info("partitions revoked", extra=fields(partitions=sorted(f"{t.topic}-{t.partition}" for t in revoked)))
-        return offsets
 
 
 def _now_ms() -> int:

@@ -1,6 +1,8 @@
 """The Kafka edge: kafka-python clients made usable from one asyncio loop.
 
-kafka-python's consumer is not thread-safe, so every consumer call runs on one dedicated thread
+kafka-python (3.x: 2.0.2 drops fetched records of a partition paused mid-batch, and
+advances its position past them, which this service's backpressure would turn into loss) is
+not thread-safe, so every consumer call runs on one dedicated thread
 (`ConsumerThread`); the loop awaits it. Rebalance callbacks fire on that thread during poll and
 are handed to the owner as plain functions. The producer is thread-safe; `send` turns its
 delivery future into an awaitable so a dead-letter write is known to be acknowledged before the
@@ -55,8 +57,8 @@ class _Listener(ConsumerRebalanceListener):
 
 
 class ConsumerThread:
-    """A group consumer whose every call runs on its own thread; `commit_now` is for callbacks
-    already running on that thread (rebalance)."""
+    """A group consumer whose every call runs on its own thread. The rebalance callbacks run on
+    kafka-python's IO thread and must not block or call the consumer."""
 
     def __init__(self, settings: KafkaSettings, group_id: str, topics: Sequence[str],
                  on_assigned: Callable[[list[TopicPartition]], None],
@@ -99,15 +101,14 @@ class ConsumerThread:
         await self._call(apply)
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        def commit() -> None:
+            assert self._consumer is not None
+            self._consumer.commit({tp: OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()})
         if offsets:
-            await self._call(self.commit_now, offsets)
-
-    def commit_now(self, offsets: dict[TopicPartition, int]) -> None:
-        assert self._consumer is not None
-        try:
-            self._consumer.commit({tp: OffsetAndMetadata(o, "") for tp, o in offsets.items()})
-        except KafkaError as e:
-            raise KafkaUnavailable(f"commit failed: {e}") from e
+            try:
+                await self._call(commit)
+            except KafkaError as e:
+                raise KafkaUnavailable(f"commit failed: {e}") from e
 
     async def close(self) -> None:
         def close() -> None:

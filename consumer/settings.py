@@ -33,10 +33,18 @@ class Settings:
     trigger_messages_topic: str = field(default=topics.TRIGGER_MESSAGES_TOPIC,
                                         metadata={"help": "topic of trigger messages (envelopes)"})
     dead_letter_topic: str = field(default=topics.DEAD_LETTER_TOPIC, metadata={"help": "dead-letter topic"})
+    subscriptions_topic: str = field(default=topics.SUBSCRIPTIONS_TOPIC,
+                                     metadata={"help": "compacted, one-partition topic of feed subscriptions"})
     firer_group: str = field(default="openwhisk-trigger-firer", metadata={"help": "consumer group of the firers"})
+    router_group: str = field(default="openwhisk-trigger-router",
+                              metadata={"help": "consumer group of the routers (reads the subscribed topics)"})
+    router_max_in_flight: int = field(default=50_000,
+                                      metadata={"help": "records routed but not acknowledged before pausing"})
+    router_max_poll_records: int = field(default=2000, metadata={"help": "records the router takes per poll"})
     max_in_flight: int = field(default=5000, metadata={"help": "messages taken but not finished before pausing"})
     max_concurrent_fires: int = field(default=512, metadata={"help": "HTTP requests to OpenWhisk at once"})
-    max_payload_bytes: int = field(default=900_000, metadata={"help": "largest envelope accepted"})
+    max_payload_bytes: int = field(default=900_000,
+                                   metadata={"help": "largest fire payload: envelopes accepted, router batches built"})
     fire_timeout_s: float = field(default=30.0, metadata={"help": "timeout of one fire request"})
     retry_initial_backoff_s: float = field(default=0.2, metadata={"help": "first retry backoff"})
     retry_max_backoff_s: float = field(default=30.0, metadata={"help": "longest retry backoff"})
@@ -54,7 +62,8 @@ class Settings:
             raise ConfigError("ROLES", f"must name firer and/or router, got {self.roles!r}")
         if "firer" in self.role_set:
             parse_key_list(self.sealing_keys, "SEALING_KEYS")  # required, and each a Fernet key
-        for name in ("max_in_flight", "max_concurrent_fires", "max_payload_bytes"):
+        for name in ("max_in_flight", "max_concurrent_fires", "max_payload_bytes", "router_max_in_flight",
+                     "router_max_poll_records"):
             if getattr(self, name) <= 0:
                 raise ConfigError(name.upper(), "must be positive")
 

@@ -6,8 +6,9 @@
 # - wsk: the real apache/openwhisk-cli when the Go module proxy serves it (it needs the go-bindata
 #   i18n step); the proxy reachable here refuses every version of that module, so otherwise the
 #   wsk-compatible CLI in local_stack/wsk/ (built on the same pinned openwhisk-client-go) is built.
+# - kubeconform: the real yannh/kubeconform at a pinned version, to validate deploy/kubernetes.
 # Idempotent: a tool already built from the same pin is kept. The version line of each tool is in
-# bin/<tool>.version.
+# bin/<tool>.version. Arguments name the tools to build (default: all), e.g. `build_tools.sh wskdeploy wsk`.
 set -euo pipefail
 
 WSKDEPLOY_MODULE=github.com/apache/openwhisk-wskdeploy
@@ -15,6 +16,8 @@ WSKDEPLOY_VERSION=v0.0.0-20241212232442-16acc805fe2c  # master 2024-12-12
 WSK_MODULE=github.com/apache/openwhisk-cli
 WSK_VERSION=v0.0.0-20240924142310-23f3cf73b812        # master 2024-09-24
 GO_BINDATA=github.com/jteeuwen/go-bindata/go-bindata@v3.0.7+incompatible
+KUBECONFORM_MODULE=github.com/yannh/kubeconform
+KUBECONFORM_VERSION=v0.7.0  # 2025-05; needs go >= 1.24
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cache="${LOCAL_STACK_CACHE:-$root/.cache}"
@@ -26,6 +29,9 @@ command -v go >/dev/null || { echo "build_tools: 'go' not found: install Go (>= 
 export GO111MODULE=on GOFLAGS=-mod=mod
 
 built() { [ -x "$bin/$1" ] && [ "$(cat "$bin/$1.version" 2>/dev/null)" = "$2" ]; }
+wanted=("$@")
+[ "${#wanted[@]}" -gt 0 ] || wanted=(wskdeploy wsk kubeconform)
+wants() { [[ " ${wanted[*]} " == *" $1 "* ]]; }
 
 # Copy a module's source out of the read-only module cache; prints the copy's path.
 # (go install MOD@VERSION would also ask the proxy for the module's version list, which it refuses.)
@@ -33,11 +39,11 @@ module_source() {
   local dir
   dir="$(go mod download -json "$1@$2" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("Dir") or "")')" || return 1
   [ -n "$dir" ] || return 1
-  rm -rf "$src/$3"; cp -r "$dir" "$src/$3"; chmod -R u+w "$src/$3"
+  rm -rf "${src:?}/$3"; cp -r "$dir" "$src/$3"; chmod -R u+w "$src/$3"
   echo "$src/$3"
 }
 
-if ! built wskdeploy "$WSKDEPLOY_VERSION"; then
+if wants wskdeploy && ! built wskdeploy "$WSKDEPLOY_VERSION"; then
   echo "build_tools: building wskdeploy $WSKDEPLOY_VERSION ..." >&2
   dir="$(module_source "$WSKDEPLOY_MODULE" "$WSKDEPLOY_VERSION" wskdeploy)" \
     || { echo "build_tools: the Go module proxy did not serve $WSKDEPLOY_MODULE@$WSKDEPLOY_VERSION" >&2; exit 1; }
@@ -46,7 +52,7 @@ if ! built wskdeploy "$WSKDEPLOY_VERSION"; then
 fi
 
 stand_in_version="stand-in:$(cd "$root/local_stack/wsk" && cat go.mod go.sum ./*.go | sha256sum | cut -c1-16)"
-if ! built wsk "$WSK_VERSION" && ! built wsk "$stand_in_version"; then
+if wants wsk && ! built wsk "$WSK_VERSION" && ! built wsk "$stand_in_version"; then
   if dir="$(module_source "$WSK_MODULE" "$WSK_VERSION" openwhisk-cli 2>/dev/null)"; then
     echo "build_tools: building the real wsk CLI $WSK_VERSION ..." >&2
     GOBIN="$bin" go install "$GO_BINDATA"
@@ -60,5 +66,15 @@ if ! built wsk "$WSK_VERSION" && ! built wsk "$stand_in_version"; then
   fi
 fi
 
-echo "wsk=$bin/wsk ($(cat "$bin/wsk.version"))"
-echo "wskdeploy=$bin/wskdeploy ($(cat "$bin/wskdeploy.version"))"
+# kubeconform: from the module source and `go build` (`go install MOD@VERSION` would ask the proxy for the
+# version list too). It validates against JSON schemas it is given; tests serve it the ones of the pinned
+# PyPI package kubernetes-validate (see tests/deploy/test_packaging.py), so no schema comes from the network.
+if wants kubeconform && ! built kubeconform "$KUBECONFORM_VERSION"; then
+  echo "build_tools: building kubeconform $KUBECONFORM_VERSION ..." >&2
+  dir="$(module_source "$KUBECONFORM_MODULE" "$KUBECONFORM_VERSION" kubeconform)" \
+    || { echo "build_tools: the Go module proxy did not serve $KUBECONFORM_MODULE@$KUBECONFORM_VERSION" >&2; exit 1; }
+  (cd "$dir" && go build -ldflags "-X main.version=$KUBECONFORM_VERSION" -o "$bin/kubeconform" ./cmd/kubeconform)
+  echo "$KUBECONFORM_VERSION" > "$bin/kubeconform.version"
+fi
+
+for tool in "${wanted[@]}"; do echo "$tool=$bin/$tool ($(cat "$bin/$tool.version"))"; done

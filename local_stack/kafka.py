@@ -200,13 +200,14 @@ def start(cfg: BrokerConfig = BrokerConfig(), timeout_s: float = 90.0) -> Broker
     data.mkdir(parents=True, exist_ok=True)
     (data / "server.properties").write_text(_server_properties(cfg, port, cport, sasl_port, data))
     (data / "log4j2.properties").write_text(_LOG4J2)
-    fmt = subprocess.run(
-        _java_cmd(libs, data, "256m", ["kafka.tools.StorageTool", "format", "--ignore-formatted",
-                                       "-t", str(uuid.uuid4()), "-c", str(data / "server.properties")]),
-        capture_output=True, text=True,
-    )
-    if fmt.returncode != 0:
-        raise KafkaStackError(f"formatting KRaft storage in {data} failed:\n{fmt.stdout}{fmt.stderr}")
+    if not (data / "log" / "meta.properties").exists():  # a restart keeps the data and its cluster id
+        fmt = subprocess.run(
+            _java_cmd(libs, data, "256m", ["kafka.tools.StorageTool", "format", "-t", str(uuid.uuid4()),
+                                           "-c", str(data / "server.properties")]),
+            capture_output=True, text=True,
+        )
+        if fmt.returncode != 0:
+            raise KafkaStackError(f"formatting KRaft storage in {data} failed:\n{fmt.stdout}{fmt.stderr}")
     log_path = data / "broker.out"
     with open(log_path, "ab") as out:
         proc = subprocess.Popen(

@@ -5,7 +5,8 @@ Every error the library raises on purpose is a ``MessagingError``::
     MessagingError                 base; catch it to catch everything below
      ├── BadMessage                a record that can never be fired; carries a ``Reason``
      ├── CredentialError           a sealed credential cannot be made or opened
-     └── ConfigError               bad settings; names the variable (never its secret value)
+     ├── ConfigError               bad settings; names the variable (never its secret value)
+     └── RecordError               a subscriptions-topic record that cannot be read
 
 ``Reason`` lists every code a dead-letter record may carry in its ``dl_reason`` header (see
 ``topics``). The values are a wire contract read by operators and tools: add new members, never
@@ -41,6 +42,8 @@ class Reason(StrEnum):
     # Firing failed (raised by the firer; listed here so every reason lives in one place).
     FIRE_REJECTED = "fire-rejected"  # a permanent HTTP status (400, 401, 403, 404, 413)
     RETRIES_EXHAUSTED = "retries-exhausted"  # retryable failures until the maximum age
+    # Routing a subscribed topic's record (raised by the router).
+    SUBSCRIPTION_DISABLED = "subscription-disabled"  # the trigger's subscription is disabled (401/403/404)
 
 
 class MessagingError(Exception):
@@ -88,3 +91,14 @@ class ConfigError(MessagingError):
 
     def __str__(self) -> str:
         return f"{self.variable}: {self.detail}"
+
+
+class RecordError(MessagingError):
+    """A subscriptions-topic record (``subscriptions``) that is malformed or of an unknown version."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return self.detail

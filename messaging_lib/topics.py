@@ -9,7 +9,7 @@ epoch milliseconds. ``dead_letter_headers`` is the one encoder of that format.
 from .errors import Reason
 
 TRIGGER_MESSAGES_TOPIC = "openwhisk-trigger-messages"
-SUBSCRIPTIONS_TOPIC = "openwhisk-trigger-subscriptions"
+SUBSCRIPTIONS_TOPIC = "openwhisk-trigger-subscriptions"  # compacted, one partition (see subscriptions)
 DEAD_LETTER_TOPIC = "openwhisk-trigger-dead-letters"
 
 DL_REASON = "dl_reason"  # an errors.Reason value, e.g. "not-json"
@@ -21,6 +21,7 @@ DL_LAST_ATTEMPT_MS = "dl_last_attempt_ms"  # epoch ms of the last attempt (or of
 DL_SOURCE_TOPIC = "dl_source_topic"
 DL_SOURCE_PARTITION = "dl_source_partition"
 DL_SOURCE_OFFSET = "dl_source_offset"
+DL_TRIGGER = "dl_trigger"  # the router only: the subscribed trigger /ns/T the record was meant for
 
 DEAD_LETTER_HEADERS = (
     DL_REASON,
@@ -32,6 +33,7 @@ DEAD_LETTER_HEADERS = (
     DL_SOURCE_TOPIC,
     DL_SOURCE_PARTITION,
     DL_SOURCE_OFFSET,
+    DL_TRIGGER,
 )
 
 
@@ -46,6 +48,7 @@ def dead_letter_headers(
     last_attempt_ms: int,
     attempts: int = 0,
     status: int | None = None,
+    trigger: str | None = None,
 ) -> list[tuple[str, bytes]]:
     """The ``dl_*`` headers to append to the original record's headers."""
     values: list[tuple[str, object]] = [
@@ -60,4 +63,6 @@ def dead_letter_headers(
     ]
     if status is not None:
         values.insert(2, (DL_STATUS, status))
+    if trigger is not None:
+        values.append((DL_TRIGGER, trigger))
     return [(name, str(value).encode("utf-8", "replace")) for name, value in values]

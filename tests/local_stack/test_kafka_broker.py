@@ -8,8 +8,9 @@ import subprocess
 import sys
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
-from kafka.errors import KafkaError, MessageSizeTooLargeError, NoBrokersAvailable
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, MessageSizeTooLargeError
 
 from local_stack import kafka as kafka_stack
 from tests.fixtures.kafka import SESSION_MESSAGE_MAX_BYTES, KafkaHandle
@@ -46,8 +47,8 @@ def test_sasl_listener_accepts_the_configured_user_only(kafka: KafkaHandle) -> N
     good = KafkaProducer(sasl_plain_password=kafka.state.sasl_password, **common)
     assert good.send(topic, b"secured").get(timeout=10).offset == 0
     good.close()
-    with pytest.raises(NoBrokersAvailable):
-        KafkaProducer(sasl_plain_password="not-the-password", **common)
+    with pytest.raises(KafkaError):  # the same listener refuses a wrong password
+        KafkaProducer(sasl_plain_password="not-the-password", max_block_ms=5000, **common).send(topic, b"x").get(5)
 
 
 def test_message_max_bytes_is_enforced_by_the_broker(kafka: KafkaHandle) -> None:
@@ -96,8 +97,20 @@ def test_command_line_start_status_stop(tmp_path: kafka_stack.Path) -> None:
         status = run("status")
         assert status.returncode == 0 and bootstrap in status.stdout
         assert "messaging-secret" not in status.stdout
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        admin.create_topics([NewTopic("kept", 1, 1)])
+        admin.close()
         producer = KafkaProducer(bootstrap_servers=bootstrap)
+        producer.send("kept", b"survives a restart").get(timeout=10)
         producer.close()
+        assert run("stop").returncode == 0
+        assert run("status").returncode == 3
+        restarted = run("start", "--port", "0")  # same data directory, a new port
+        assert restarted.returncode == 0, restarted.stderr
+        consumer = KafkaConsumer("kept", bootstrap_servers=restarted.stdout.strip(), auto_offset_reset="earliest",
+                                 consumer_timeout_ms=10000)
+        assert [m.value for m in consumer] == [b"survives a restart"]
+        consumer.close()
     finally:
         assert run("stop").returncode == 0
     assert run("status").returncode == 3

@@ -44,6 +44,7 @@ from messaging_lib.topics import (
     DL_SOURCE_PARTITION,
     DL_SOURCE_TOPIC,
     DL_STATUS,
+    DL_TRIGGER,
     dead_letter_headers,
 )
 
@@ -727,6 +728,7 @@ def test_reason_codes_are_stable() -> None:
         "apihost-not-allowed",
         "fire-rejected",
         "retries-exhausted",
+        "subscription-disabled",
     ]
 
 
@@ -760,7 +762,11 @@ def test_dead_letter_headers() -> None:
         DL_SOURCE_PARTITION: b"3",
         DL_SOURCE_OFFSET: b"42",
     }
-    assert [name for name, _ in headers] == list(DEAD_LETTER_HEADERS)
+    assert [name for name, _ in headers] == [h for h in DEAD_LETTER_HEADERS if h != DL_TRIGGER]
+    routed = dead_letter_headers(reason=Reason.PAYLOAD_TOO_LARGE, detail="x", first_attempt_ms=1, last_attempt_ms=1,
+                                 source_topic="orders", source_partition=0, source_offset=0, trigger="/ns/T")
+    assert [name for name, _ in routed] == [h for h in DEAD_LETTER_HEADERS if h != DL_STATUS]
+    assert dict(routed)[DL_TRIGGER] == b"/ns/T"
     bad = dead_letter_headers(
         reason=Reason.NOT_JSON,
         detail="x",

@@ -1,0 +1,229 @@
+"""Benchmark: the router against a plain kafka-python consumer, in the same run; memory per subscription.
+
+    .venv/bin/python -m bench.router_bench [--quick]
+
+Starts its own Kafka broker on 127.0.0.1 (no OpenWhisk needed: the router's output is envelopes on
+the trigger-messages topic, which the firer benchmark covers from there). Measures:
+
+- throughput: one busy topic (4 partitions, a backlog of small JSON messages) with 10 subscribed
+  triggers, drained by one `python -m consumer` process with ROLES=router (Kafka messages/s in,
+  every message batched into each trigger's envelopes and acknowledged), next to a plain
+  kafka-python consumer reading the same topic (messages/s, nothing else done);
+- memory: the RSS of a router process with 10,000 subscriptions in its table minus that of one
+  with none, per subscription; and the Python heap of the table alone (tracemalloc).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import tracemalloc
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+from cryptography.fernet import Fernet
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import KafkaAdminClient
+
+from consumer.subscriptions import SubscriptionIndex
+from consumer.table import Change
+from local_stack import kafka as kafka_stack
+from local_stack.kafka import free_port
+from messaging_lib import subscriptions as records
+from messaging_lib.credentials import Sealer
+from messaging_lib.subscriptions import Options, Segment, Subscription
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+GUEST = "23bc46b1-71f6-4ed5-8c54-816aa4f8c502:123zO3xZCLrMN6v2BKK1dXYFpXlPkccOFqm12CdAsMgRU4VrNZ9lyGVCGuMDGIwP"
+PARTITIONS = 4
+TRIGGERS = 10
+
+
+@dataclass
+class Stack:
+    bootstrap: str
+    work: Path
+
+    def topic(self, prefix: str, partitions: int = PARTITIONS, compact: bool = False) -> str:
+        name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap)
+        configs = {"cleanup.policy": "compact"} if compact else {}
+        admin.create_topics({name: {"num_partitions": partitions, "replication_factor": 1, "configs": configs}})
+        admin.close()
+        return name
+
+
+@contextmanager
+def stack(work: Path) -> Iterator[Stack]:
+    broker = kafka_stack.start(kafka_stack.BrokerConfig(data_dir=work / "kafka", heap="1g"))
+    try:
+        yield Stack(broker.bootstrap, work)
+    finally:
+        kafka_stack.stop(broker)
+
+
+def subscription(trigger: str, topic: str, credential: str) -> Subscription:
+    return Subscription(trigger=trigger, topic=topic, credential=credential, options=Options(),
+                        start_from="earliest", segments=(Segment(None, dict.fromkeys(range(PARTITIONS), 0)),),
+                        created_ms=int(time.time() * 1000), updated_ms=int(time.time() * 1000))
+
+
+def write_subscriptions(s: Stack, subs: list[Subscription]) -> str:
+    topic = s.topic("subscriptions", partitions=1, compact=True)
+    producer = KafkaProducer(bootstrap_servers=s.bootstrap, linger_ms=5)
+    for sub in subs:
+        producer.send(topic, key=records.subscription_key(sub.trigger), value=records.encode_subscription(sub))
+    producer.flush()
+    producer.close()
+    return topic
+
+
+def produce_backlog(s: Stack, topic: str, count: int) -> None:
+    producer = KafkaProducer(bootstrap_servers=s.bootstrap, linger_ms=20, batch_size=512 * 1024)
+    for i in range(count):
+        value = json.dumps({"order": i, "customer": f"c{i % 977}", "amount": i % 1000 / 10}).encode()
+        producer.send(topic, key=f"k{i % 100}".encode(), value=value)
+    producer.flush()
+    producer.close()
+
+
+class RouterProcess:
+    """One `python -m consumer` process with ROLES=router (the product)."""
+
+    def __init__(self, s: Stack, subscriptions_topic: str, out_topic: str, name: str) -> None:
+        self.port = free_port()
+        env = {**os.environ, "ROLES": "router", "KAFKA_BOOTSTRAP_SERVERS": s.bootstrap,
+               "SUBSCRIPTIONS_TOPIC": subscriptions_topic, "TRIGGER_MESSAGES_TOPIC": out_topic,
+               "DEAD_LETTER_TOPIC": f"{out_topic}-dl", "ROUTER_GROUP": f"router-{name}",
+               "HTTP_PORT": str(self.port), "HTTP_HOST": "127.0.0.1", "LOG_LEVEL": "WARNING"}
+        self.proc = subprocess.Popen([sys.executable, "-m", "consumer"], cwd=REPO_ROOT, env=env,
+                                     stdout=open(s.work / f"router-{name}.log", "wb"),  # noqa: SIM115
+                                     stderr=subprocess.STDOUT)
+        _wait(lambda: requests.get(f"http://127.0.0.1:{self.port}/readyz", timeout=1).ok, "the router")
+        self.ready_s = time.monotonic()
+
+    def metric(self, name: str) -> float:
+        text = requests.get(f"http://127.0.0.1:{self.port}/metrics", timeout=5).text
+        return sum(float(line.split()[-1]) for line in text.splitlines()
+                   if line.startswith(name) and not line.startswith("#"))
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(60)
+
+
+def _wait(check, what: str, timeout_s: float = 300) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except (requests.RequestException, OSError):
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"timed out waiting for {what}")
+
+
+def plain_consumer_rate(s: Stack, topic: str, count: int) -> float:
+    """Messages/s of a plain kafka-python consumer reading the whole topic once, doing nothing else."""
+    consumer = KafkaConsumer(bootstrap_servers=s.bootstrap, enable_auto_commit=False, group_id=None,
+                             max_partition_fetch_bytes=4 * 1024 * 1024)
+    partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+    consumer.assign(partitions)
+    consumer.seek_to_beginning(*partitions)
+    started, seen = time.monotonic(), 0
+    while seen < count:
+        for batch in consumer.poll(timeout_ms=500, max_records=2000).values():
+            seen += len(batch)
+    elapsed = time.monotonic() - started
+    consumer.close()
+    return count / elapsed
+
+
+def router_rate(s: Stack, topic: str, count: int) -> tuple[float, float, float]:
+    """(messages/s in, envelopes, messages per envelope) of one router process draining the topic."""
+    credential = Sealer([Fernet.generate_key().decode()]).seal(GUEST, ["/guest/*"])
+    subs_topic = write_subscriptions(s, [subscription(f"/guest/busy{i}", topic, credential) for i in range(TRIGGERS)])
+    router = RouterProcess(s, subs_topic, s.topic("envelopes"), "throughput")
+    try:
+        _wait(lambda: router.metric("router_records_consumed_total") >= count
+              and router.metric("router_messages_batched_total") >= count * TRIGGERS, "the router's drain")
+        elapsed = time.monotonic() - router.ready_s
+        envelopes = router.metric("router_envelopes_written_total")
+        return count / elapsed, envelopes, count * TRIGGERS / envelopes
+    finally:
+        router.stop()
+
+
+def memory_per_subscription(s: Stack, count: int) -> tuple[float, float, float]:
+    """(RSS MB with none, RSS MB with `count`, heap bytes per subscription of the table alone)."""
+    credential = Sealer([Fernet.generate_key().decode()]).seal(GUEST, ["/guest/*"])
+    topics_ = [s.topic(f"mem{i}", partitions=1) for i in range(10)]
+    subs = [subscription(f"/guest/trigger-{i:05d}", topics_[i % len(topics_)], credential) for i in range(count)]
+    rss = []
+    for name, table in (("empty", []), ("full", subs)):
+        router = RouterProcess(s, write_subscriptions(s, table), s.topic("envelopes"), f"mem-{name}")
+        time.sleep(3)  # the group joins, the partitions are placed
+        rss.append(router.rss_mb())
+        router.stop()
+    tracemalloc.start()
+    index = SubscriptionIndex()
+    before = tracemalloc.get_traced_memory()[0]
+    for offset, sub in enumerate(subs):
+        index.apply(Change(offset, records.subscription_key(sub.trigger), records.encode_subscription(sub)))
+    heap = (tracemalloc.get_traced_memory()[0] - before) / count
+    tracemalloc.stop()
+    return rss[0], rss[1], heap
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="smaller counts (a smoke run, numbers are noisier)")
+    args = p.parse_args(argv)
+    backlog = 50_000 if args.quick else 200_000
+    subscriptions = 10_000
+    work = Path(os.environ.get("BENCH_WORK", "/tmp")) / f"router-bench-{uuid.uuid4().hex[:6]}"
+    work.mkdir(parents=True)
+    rows: list[tuple[str, str, str, str]] = []
+    with stack(work) as s:
+        topic = s.topic("busy")
+        print(f"producing a backlog of {backlog:,} messages ...", file=sys.stderr)
+        produce_backlog(s, topic, backlog)
+        print("plain kafka-python consumer ...", file=sys.stderr)
+        plain = plain_consumer_rate(s, topic, backlog)
+        print(f"router with {TRIGGERS} subscribed triggers ...", file=sys.stderr)
+        ours, envelopes, per_envelope = router_rate(s, topic, backlog)
+        rows.append((f"Kafka messages/s, 1 topic ({PARTITIONS} partitions), {TRIGGERS} triggers",
+                     f"{ours:,.0f}", f"{plain:,.0f}", f"{ours / plain:.2f}x"))
+        rows.append(("deliveries/s (message x trigger, batched into envelopes)", f"{ours * TRIGGERS:,.0f}", "", ""))
+        rows.append(("envelopes (batched fires) / messages per envelope", f"{envelopes:,.0f} / {per_envelope:,.0f}",
+                     "", ""))
+        print(f"memory with {subscriptions:,} subscriptions ...", file=sys.stderr)
+        empty, full, heap = memory_per_subscription(s, subscriptions)
+        rows.append((f"router RSS MB, 0 vs {subscriptions:,} subscriptions", f"{empty:.0f} / {full:.0f}", "", ""))
+        rows.append(("RSS per subscription (bytes)", f"{(full - empty) * 1024 * 1024 / subscriptions:,.0f}", "", ""))
+        rows.append(("table heap per subscription (bytes, tracemalloc)", f"{heap:,.0f}", "", ""))
+    print()
+    print("| measure | router | plain kafka-python consumer | ratio |\n|---|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

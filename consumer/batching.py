@@ -1,0 +1,183 @@
+"""Fired messages and batches: what the router puts in a trigger's payload (DESIGN.md section 6).
+
+Pure functions and one small class, no I/O. The fired payload is
+``{"messages":[{"topic","partition","offset","key","value","timestamp","headers"}, ...]}``:
+
+- ``key``/``value``: null when the record has none; else UTF-8 text (invalid bytes replaced by
+  U+FFFD, as the old feed did); base64 (standard alphabet, padded, **no line breaks**) with
+  ``isBinaryKey``/``isBinaryValue``; with ``isJSONData`` the value parsed as JSON, or, if it is
+  not valid JSON (NaN/Infinity included), the **plain text** (never wrapped in extra quotes).
+- ``timestamp``: the record's timestamp in epoch milliseconds.
+- ``headers``: a list of ``[name, value]`` pairs in record order (Kafka allows repeated names,
+  which a JSON object would lose); values are text like ``value``, base64 with ``isBinaryValue``.
+
+Sizes are exact: a message is encoded once, compactly (the firer's own JSON settings), and a
+batch's payload is those bytes joined, so ``payload_size`` is the length of what is fired and a
+batch never exceeds its limit. A message that cannot fit alone is for the dead-letter topic.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from messaging_lib.subscriptions import Options
+
+_HEAD = b'{"messages":['
+_TAIL = b"]}"
+_OVERHEAD = len(_HEAD) + len(_TAIL)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _text(raw: bytes | None) -> str | None:
+    return None if raw is None else raw.decode("utf-8", "replace")
+
+
+def _b64(raw: bytes | None) -> str | None:
+    return None if raw is None else base64.b64encode(raw).decode("ascii")
+
+
+def _json_or_text(raw: bytes | None) -> Any:
+    if raw is None:
+        return None
+    text = raw.decode("utf-8", "replace")
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+        json.dumps(value, ensure_ascii=False).encode("utf-8")  # lone surrogates cannot be fired
+        return value
+    except (ValueError, RecursionError, UnicodeEncodeError):
+        return text
+
+
+def message(topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
+            timestamp_ms: int, headers: Sequence[tuple[str, bytes]], options: Options) -> dict[str, Any]:
+    """One record as the trigger receives it, under the subscription's encoding options."""
+    header_value = _b64 if options.is_binary_value else _text
+    if options.is_binary_value:
+        shown: Any = _b64(value)
+    elif options.is_json_data:
+        shown = _json_or_text(value)
+    else:
+        shown = _text(value)
+    return {
+        "topic": topic,
+        "partition": partition,
+        "offset": offset,
+        "key": _b64(key) if options.is_binary_key else _text(key),
+        "value": shown,
+        "timestamp": timestamp_ms,
+        "headers": [[name, header_value(raw)] for name, raw in headers],
+    }
+
+
+def encode(msg: dict[str, Any]) -> bytes:
+    """A message as it appears inside the payload (compact UTF-8 JSON, like the firer's)."""
+    return json.dumps(msg, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+def payload_size(message_sizes: Iterable[int]) -> int:
+    sizes = list(message_sizes)
+    return _OVERHEAD + sum(sizes) + max(0, len(sizes) - 1)
+
+
+def payload(messages: Sequence[bytes]) -> bytes:
+    """The fired payload: ``{"messages":[...]}`` from already encoded messages."""
+    return _HEAD + b",".join(messages) + _TAIL
+
+
+def fits_alone(encoded: bytes, max_bytes: int) -> bool:
+    return _OVERHEAD + len(encoded) <= max_bytes
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_bytes: int
+    max_messages: int
+    window_s: float
+
+    @classmethod
+    def of(cls, options: Options, cap_bytes: int) -> Limits:
+        return cls(min(options.max_batch_bytes, cap_bytes), options.max_batch_messages,
+                   options.batch_window_ms / 1000)
+
+
+@dataclass
+class Batch:
+    """Messages for one trigger under one configuration version, and the records behind them."""
+
+    trigger: str
+    version: int
+    credential: str = field(repr=False)
+    limits: Limits
+    opened_s: float
+    messages: list[bytes] = field(default_factory=list, repr=False)
+    refs: list[object] = field(default_factory=list, repr=False)
+    size: int = _OVERHEAD
+
+    def room_for(self, encoded: bytes) -> bool:
+        """An empty batch takes any message (one over the batch limit but within the payload
+        limit, checked by the caller with ``fits_alone``, fires alone)."""
+        if not self.messages:
+            return True
+        extra = len(encoded) + 1
+        return len(self.messages) < self.limits.max_messages and self.size + extra <= self.limits.max_bytes
+
+    def add(self, encoded: bytes, ref: object) -> None:
+        self.size += len(encoded) + (1 if self.messages else 0)
+        self.messages.append(encoded)
+        self.refs.append(ref)
+
+    @property
+    def full(self) -> bool:
+        return len(self.messages) >= self.limits.max_messages
+
+    def due_s(self) -> float:
+        return self.opened_s + self.limits.window_s
+
+
+class Batcher:
+    """The open batch of each trigger. ``add`` and ``due`` return batches ready to be sent, in
+    the order their messages arrived; nothing else keeps per-trigger state."""
+
+    def __init__(self) -> None:
+        self._open: dict[str, Batch] = {}
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def add(self, trigger: str, version: int, credential: str, limits: Limits, encoded: bytes, ref: object,
+            now_s: float) -> list[Batch]:
+        """Add a message that fits alone (see ``fits_alone``)."""
+        closed = []
+        batch = self._open.get(trigger)
+        if batch is not None and (batch.version != version or not batch.room_for(encoded)):
+            closed.append(self._open.pop(trigger))
+            batch = None
+        if batch is None:
+            batch = self._open[trigger] = Batch(trigger, version, credential, limits, now_s)
+        batch.add(encoded, ref)
+        if batch.full or now_s >= batch.due_s():
+            closed.append(self._open.pop(trigger))
+        return closed
+
+    def due(self, now_s: float) -> list[Batch]:
+        ready = [t for t, b in self._open.items() if now_s >= b.due_s()]
+        return [self._open.pop(t) for t in ready]
+
+    def close(self, trigger: str) -> list[Batch]:
+        batch = self._open.pop(trigger, None)
+        return [] if batch is None else [batch]
+
+    def close_all(self) -> list[Batch]:
+        batches = list(self._open.values())
+        self._open.clear()
+        return batches
+
+    def next_due_s(self) -> float | None:
+        return min((b.due_s() for b in self._open.values()), default=None)

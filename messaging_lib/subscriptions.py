@@ -1,0 +1,320 @@
+"""Subscription records: the contract between the kafkaFeed web action and the router (DESIGN.md 6).
+
+The subscriptions topic is **compacted and has exactly one partition**, so its offsets totally
+order every record ever written; both sides rely on that order. Keys are named prefixes::
+
+    subscription:/ns/T   the configuration, written by the feed web action
+    status:/ns/T         the runtime status, written by the consumer (disabled after 401/403/404)
+
+A null value (tombstone) deletes the key. Values are compact UTF-8 JSON carrying a format
+version ``v``; a reader refuses a version it does not know (``RecordError``) instead of guessing.
+
+**Versions.** A configuration's version is the offset of its record in the subscriptions topic.
+A status record names the configuration version it applies to (``config``); a newer CREATE or
+UPDATE has a higher offset, so it re-enables the subscription without anyone deleting the status.
+Envelopes the router writes carry that version in their ``source`` (``feed_source``), which is
+how the firer's status record knows which configuration it disables.
+
+**Segments.** Where a subscription reads is a list of segments, each with per-partition
+``start`` offsets (resolved by the web action at CREATE from ``startFrom``), an optional
+``stop`` (set by PAUSE: the topic's end offsets at that moment), and an ``origin``: the offset
+of the record that opened the segment (``None`` in that very record, since a record cannot know
+its own offset; readers resolve it with ``resolved``). CREATE opens the first segment, UNPAUSE
+appends one that starts where the paused one stopped, UPDATE and PAUSE keep the origins, so the
+router can tell a segment it already serves from a new one (see consumer/positions.py). A
+partition missing from ``start`` or ``stop`` (created later) counts as offset 0.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .envelope import DEFAULT_MAX_PAYLOAD_BYTES, parse_trigger_fqn
+from .errors import BadMessage, RecordError
+
+SUBSCRIPTION_PREFIX = "subscription:"
+STATUS_PREFIX = "status:"
+FORMAT_VERSION = 1
+FEED_SOURCE = "/messaging/kafkaFeed"
+_SOURCE_VERSION = "?config="
+ACTIVE, PAUSED, DISABLED = "active", "paused", "disabled"
+# UNPAUSE appends a segment; beyond this many the oldest is dropped (see DESIGN.md 6, limitations).
+MAX_SEGMENTS = 8
+
+DEFAULT_MAX_BATCH_MESSAGES = 10_000
+DEFAULT_BATCH_WINDOW_MS = 100
+MAX_BATCH_WINDOW_MS = 60_000
+MAX_BATCH_MESSAGES = 100_000
+
+Positions = Mapping[int, int]  # partition -> offset
+
+
+# --- keys ---------------------------------------------------------------------------------------
+
+
+def subscription_key(trigger_fqn: str) -> bytes:
+    return (SUBSCRIPTION_PREFIX + trigger_fqn).encode("utf-8")
+
+
+def status_key(trigger_fqn: str) -> bytes:
+    return (STATUS_PREFIX + trigger_fqn).encode("utf-8")
+
+
+def parse_key(key: bytes | None) -> tuple[str, str] | None:
+    """``(prefix, trigger)`` of a record key, or None for a key that is not ours."""
+    try:
+        text = (key or b"").decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    for prefix in (SUBSCRIPTION_PREFIX, STATUS_PREFIX):
+        if text.startswith(prefix):
+            return prefix, text[len(prefix):]
+    return None
+
+
+def feed_source(config_version: int) -> str:
+    """The ``source`` of an envelope built from subscription configuration ``config_version``."""
+    return f"{FEED_SOURCE}{_SOURCE_VERSION}{config_version}"
+
+
+def config_version_of(source: str) -> int | None:
+    """The configuration version an envelope's ``source`` names; None if it is not the router's."""
+    prefix = FEED_SOURCE + _SOURCE_VERSION
+    if not isinstance(source, str) or not source.startswith(prefix) or not source[len(prefix):].isdigit():
+        return None
+    return int(source[len(prefix):])
+
+
+def disabled_message(status_code: int) -> str:
+    """The old feed's exact wording for an automatic disable."""
+    return f"Automatically disabled after receiving a {status_code} status code when firing the trigger."
+
+
+# --- values -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Options:
+    """How the router turns records into fired messages, and how it batches them."""
+
+    is_json_data: bool = False
+    is_binary_key: bool = False
+    is_binary_value: bool = False
+    max_batch_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+    max_batch_messages: int = DEFAULT_MAX_BATCH_MESSAGES
+    batch_window_ms: int = DEFAULT_BATCH_WINDOW_MS
+
+    @property
+    def encoding(self) -> tuple[bool, bool, bool]:
+        """The options that change a message's encoding (records are converted once per value)."""
+        return self.is_json_data, self.is_binary_key, self.is_binary_value
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of the topic the subscription reads: ``start`` <= offset < ``stop`` per partition."""
+
+    origin: int | None
+    start: Mapping[int, int]
+    stop: Mapping[int, int] | None = None
+
+    def start_at(self, partition: int) -> int:
+        return self.start.get(partition, 0)
+
+    def stop_at(self, partition: int) -> int | None:
+        return None if self.stop is None else self.stop.get(partition, 0)
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """One trigger's subscription to one topic. ``credential`` is sealed (never a plain key)."""
+
+    trigger: str
+    topic: str
+    credential: str = field(repr=False)
+    options: Options
+    start_from: str
+    segments: tuple[Segment, ...]
+    created_ms: int
+    updated_ms: int
+
+    @property
+    def paused(self) -> bool:
+        return self.segments[-1].stop is not None
+
+    @property
+    def state(self) -> str:
+        return PAUSED if self.paused else ACTIVE
+
+    def resolved(self, offset: int) -> Subscription:
+        """This record as read at ``offset``: segments it opened get that offset as their origin."""
+        if all(s.origin is not None for s in self.segments):
+            return self
+        return replace(self, segments=tuple(s if s.origin is not None else replace(s, origin=offset)
+                                            for s in self.segments))
+
+    def paused_at(self, ends: Positions, now_ms: int) -> Subscription:
+        """PAUSE: the open segment stops at ``ends`` (the topic's end offsets now). Idempotent."""
+        if self.paused:
+            return self
+        last = replace(self.segments[-1], stop=dict(ends))
+        return replace(self, segments=(*self.segments[:-1], last), updated_ms=now_ms)
+
+    def unpaused(self, now_ms: int) -> Subscription:
+        """UNPAUSE: a new segment (origin: the record that carries it) from where the last stopped."""
+        if not self.paused:
+            return self
+        stop = self.segments[-1].stop
+        assert stop is not None
+        segments = (*self.segments, Segment(None, dict(stop)))[-MAX_SEGMENTS:]
+        return replace(self, segments=segments, updated_ms=now_ms)
+
+
+@dataclass(frozen=True)
+class Status:
+    """The consumer's verdict on a configuration version: disabled because a fire was refused."""
+
+    status_code: int
+    message: str
+    config: int
+    updated_ms: int
+    state: str = DISABLED
+
+    def applies_to(self, config_version: int) -> bool:
+        return self.config == config_version
+
+
+# --- encoding -----------------------------------------------------------------------------------
+
+
+def _positions_json(positions: Positions | None) -> dict[str, int] | None:
+    return None if positions is None else {str(p): int(o) for p, o in sorted(positions.items())}
+
+
+def encode_subscription(sub: Subscription) -> bytes:
+    options = sub.options
+    value = {
+        "v": FORMAT_VERSION,
+        "trigger": sub.trigger,
+        "topic": sub.topic,
+        "credential": sub.credential,
+        "options": {"isJSONData": options.is_json_data, "isBinaryKey": options.is_binary_key,
+                    "isBinaryValue": options.is_binary_value, "maxBatchBytes": options.max_batch_bytes,
+                    "maxBatchMessages": options.max_batch_messages, "batchWindowMs": options.batch_window_ms},
+        "startFrom": sub.start_from,
+        "segments": [{"origin": s.origin, "start": _positions_json(s.start), "stop": _positions_json(s.stop)}
+                     for s in sub.segments],
+        "created_ms": sub.created_ms,
+        "updated_ms": sub.updated_ms,
+    }
+    return json.dumps(value, separators=(",", ":")).encode("utf-8")
+
+
+def encode_status(status: Status) -> bytes:
+    value = {"v": FORMAT_VERSION, "state": status.state, "statusCode": status.status_code,
+             "message": status.message, "config": status.config, "updated_ms": status.updated_ms}
+    return json.dumps(value, separators=(",", ":")).encode("utf-8")
+
+
+# --- decoding -----------------------------------------------------------------------------------
+
+
+def _load(value: bytes) -> dict[str, Any]:
+    try:
+        content = json.loads(value.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise RecordError("the record value is not UTF-8 JSON") from None
+    if not isinstance(content, dict):
+        raise RecordError("the record value is not a JSON object")
+    if content.get("v") != FORMAT_VERSION:
+        raise RecordError(f"unknown record format version {content.get('v')!r}")
+    return content
+
+
+def _int(value: object, what: str, minimum: int = 0) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise RecordError(f"{what} must be an integer >= {minimum}")
+    return value
+
+
+def _text(value: object, what: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise RecordError(f"{what} must be a non-empty string")
+    return value
+
+
+def _flag(value: object, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise RecordError(f"{what} must be a boolean")
+    return value
+
+
+def _positions(value: object, what: str) -> dict[int, int]:
+    if not isinstance(value, dict):
+        raise RecordError(f"{what} must be an object of partition: offset")
+    out = {}
+    for partition, offset in value.items():
+        if not isinstance(partition, str) or not partition.isdigit():
+            raise RecordError(f"{what} has a partition that is not a number")
+        out[int(partition)] = _int(offset, what)
+    return out
+
+
+def _segment(value: object) -> Segment:
+    if not isinstance(value, dict):
+        raise RecordError("a segment must be an object")
+    origin = value.get("origin")
+    stop = value.get("stop")
+    return Segment(None if origin is None else _int(origin, "segment origin"),
+                   _positions(value.get("start"), "segment start"),
+                   None if stop is None else _positions(stop, "segment stop"))
+
+
+def _options(value: object) -> Options:
+    if not isinstance(value, dict):
+        raise RecordError("options must be an object")
+    return Options(
+        is_json_data=_flag(value.get("isJSONData"), "isJSONData"),
+        is_binary_key=_flag(value.get("isBinaryKey"), "isBinaryKey"),
+        is_binary_value=_flag(value.get("isBinaryValue"), "isBinaryValue"),
+        max_batch_bytes=_int(value.get("maxBatchBytes"), "maxBatchBytes", 1),
+        max_batch_messages=_int(value.get("maxBatchMessages"), "maxBatchMessages", 1),
+        batch_window_ms=_int(value.get("batchWindowMs"), "batchWindowMs", 0),
+    )
+
+
+def decode_subscription(value: bytes) -> Subscription:
+    """A ``subscription:`` record value. Raises only ``RecordError``."""
+    content = _load(value)
+    trigger = _text(content.get("trigger"), "trigger")
+    try:
+        parse_trigger_fqn(trigger)
+    except BadMessage as e:
+        raise RecordError(f"trigger: {e.detail}") from None
+    segments = content.get("segments")
+    if not isinstance(segments, list) or not segments:
+        raise RecordError("segments must be a non-empty list")
+    return Subscription(
+        trigger=trigger,
+        topic=_text(content.get("topic"), "topic"),
+        credential=_text(content.get("credential"), "credential"),
+        options=_options(content.get("options")),
+        start_from=_text(content.get("startFrom"), "startFrom"),
+        segments=tuple(_segment(s) for s in segments),
+        created_ms=_int(content.get("created_ms"), "created_ms"),
+        updated_ms=_int(content.get("updated_ms"), "updated_ms"),
+    )
+
+
+def decode_status(value: bytes) -> Status:
+    """A ``status:`` record value. Raises only ``RecordError``."""
+    content = _load(value)
+    if content.get("state") != DISABLED:
+        raise RecordError(f"unknown status state {content.get('state')!r}")
+    return Status(status_code=_int(content.get("statusCode"), "statusCode"),
+                  message=_text(content.get("message"), "message"),
+                  config=_int(content.get("config"), "config"),
+                  updated_ms=_int(content.get("updated_ms"), "updated_ms"))

@@ -1,0 +1,105 @@
+"""Fired messages and batches: encodings of the old feed without its defects, exact sizes, limits."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from consumer import batching
+from consumer.batching import Batcher, Limits
+from messaging_lib import envelope
+from messaging_lib.subscriptions import Options
+
+RAW = bytes(range(256))
+
+
+def msg(value: bytes | None, key: bytes | None = b"k", headers=(), **options: object) -> dict:
+    return batching.message("t", 1, 42, key, value, 1700000000000, list(headers), Options(**options))
+
+
+def test_a_plain_message_has_the_seven_fields_and_text_values() -> None:
+    assert msg(b"hello", headers=[("trace", b"abc"), ("trace", b"def")]) == {
+        "topic": "t", "partition": 1, "offset": 42, "key": "k", "value": "hello", "timestamp": 1700000000000,
+        "headers": [["trace", "abc"], ["trace", "def"]]}
+    assert msg(None, key=None)["key"] is None and msg(None)["value"] is None
+    assert msg(b"caf\xc3\xa9 \xff")["value"] == "café \ufffd"  # invalid bytes replaced, as before
+
+
+def test_binary_flags_give_base64_without_line_breaks_for_any_bytes() -> None:
+    big = RAW * 10
+    m = msg(big, key=RAW, headers=[("h", b"\x00\xff")], is_binary_key=True, is_binary_value=True)
+    assert base64.b64decode(m["value"]) == big and "\n" not in m["value"]
+    assert base64.b64decode(m["key"]) == RAW
+    assert m["headers"] == [["h", base64.b64encode(b"\x00\xff").decode()]]
+
+
+def test_json_data_is_parsed_and_invalid_json_arrives_as_the_plain_text() -> None:
+    assert msg(b'{"a": [1, 2.5]}', is_json_data=True)["value"] == {"a": [1, 2.5]}
+    assert msg(b"42", is_json_data=True)["value"] == 42
+    for text in (b"abc", b"{broken", b"NaN", b'{"x": Infinity}', b'"\\ud800"'):
+        assert msg(text, is_json_data=True)["value"] == text.decode()
+
+
+@given(st.binary(max_size=300), st.binary(max_size=50), st.booleans(), st.booleans(), st.booleans())
+def test_every_record_encodes_as_json_the_firer_accepts(value: bytes, key: bytes, as_json: bool, bin_key: bool,
+                                                         bin_value: bool) -> None:
+    options = {"is_json_data": as_json and not bin_value, "is_binary_key": bin_key, "is_binary_value": bin_value}
+    encoded = batching.encode(msg(value, key=key, headers=[("h", value)], **options))
+    payload = batching.payload([encoded, encoded])
+    parsed = json.loads(payload)
+    assert envelope.encode_data(parsed) == payload  # the firer re-encodes to the same bytes and size
+    assert batching.payload_size([len(encoded)] * 2) == len(payload)
+
+
+def limits(max_bytes: int = 1000, max_messages: int = 100, window_s: float = 1.0) -> Limits:
+    return Limits(max_bytes, max_messages, window_s)
+
+
+def test_a_batch_closes_before_it_would_exceed_its_byte_limit_and_never_exceeds_it() -> None:
+    batcher = Batcher()
+    message = b"x" * 300
+    sizes = []
+    closed = []
+    for i in range(7):
+        closed += batcher.add("/ns/T", 1, "c", limits(max_bytes=1000), message, i, now_s=0.0)
+    closed += batcher.close_all()
+    for batch in closed:
+        sizes.append(len(batching.payload(batch.messages)))
+        assert sizes[-1] == batch.size <= 1000
+    assert [b.refs for b in closed] == [[0, 1, 2], [3, 4, 5], [6]]
+
+
+def test_a_batch_closes_at_its_count_and_when_its_window_passes() -> None:
+    batcher = Batcher()
+    assert batcher.add("/ns/T", 1, "c", limits(max_messages=2), b"1", "a", now_s=0.0) == []
+    [full] = batcher.add("/ns/T", 1, "c", limits(max_messages=2), b"2", "b", now_s=0.1)
+    assert full.refs == ["a", "b"]
+    batcher.add("/ns/T", 1, "c", limits(window_s=0.5), b"3", "c", now_s=1.0)
+    assert batcher.next_due_s() == 1.5
+    assert batcher.due(1.4) == []
+    [late] = batcher.due(1.5)
+    assert late.refs == ["c"] and len(batcher) == 0
+    [now] = batcher.add("/ns/T", 1, "c", limits(window_s=0), b"4", "d", now_s=2.0)
+    assert now.refs == ["d"]
+
+
+def test_a_new_configuration_version_starts_a_new_batch_and_triggers_batch_apart() -> None:
+    batcher = Batcher()
+    batcher.add("/ns/A", 1, "c", limits(), b"1", 1, now_s=0.0)
+    batcher.add("/ns/B", 1, "c", limits(), b"2", 2, now_s=0.0)
+    [old] = batcher.add("/ns/A", 2, "c", limits(), b"3", 3, now_s=0.0)
+    assert (old.version, old.refs) == (1, [1])
+    assert {b.trigger: b.refs for b in batcher.close_all()} == {"/ns/A": [3], "/ns/B": [2]}
+
+
+def test_a_message_bigger_than_the_batch_limit_but_within_the_payload_limit_fires_alone() -> None:
+    batcher = Batcher()
+    batcher.add("/ns/T", 1, "c", limits(max_bytes=100), b"small", 1, now_s=0.0)
+    [first] = batcher.add("/ns/T", 1, "c", limits(max_bytes=100), b"y" * 500, 2, now_s=0.0)
+    assert first.refs == [1]
+    [alone] = batcher.close_all()
+    assert alone.refs == [2]
+    assert batching.fits_alone(b"y" * 500, 900_000) and not batching.fits_alone(b"y" * 900_000, 900_000)

@@ -1,0 +1,85 @@
+"""The router's subscription table: built from changes only, statuses bound to versions, bad records skipped;
+and the firer's hook that records a refusal."""
+
+from __future__ import annotations
+
+import asyncio
+
+from consumer.subscriptions import SubscriptionIndex, status_writer
+from consumer.table import Change
+from messaging_lib import subscriptions as records
+from messaging_lib.subscriptions import Options, Segment, Status, Subscription
+
+
+def sub(trigger: str = "/guest/T", topic: str = "orders") -> Subscription:
+    return Subscription(trigger=trigger, topic=topic, credential="sealed", options=Options(), start_from="latest",
+                        segments=(Segment(None, {0: 3}),), created_ms=1, updated_ms=1)
+
+
+def put(index: SubscriptionIndex, offset: int, value: Subscription | None, trigger: str = "/guest/T") -> object:
+    return index.apply(Change(offset, records.subscription_key(trigger),
+                              None if value is None else records.encode_subscription(value)))
+
+
+def status(index: SubscriptionIndex, offset: int, version: int, trigger: str = "/guest/T") -> None:
+    index.apply(Change(offset, records.status_key(trigger),
+                       records.encode_status(Status(404, records.disabled_message(404), version, 5))))
+
+
+def test_subscriptions_are_indexed_by_trigger_and_topic_with_resolved_origins() -> None:
+    index = SubscriptionIndex()
+    assert put(index, 0, sub()) == ("/guest/T", None)
+    assert put(index, 1, sub("/guest/U"), trigger="/guest/U") == ("/guest/U", None)
+    live = index.get("/guest/T")
+    assert live is not None and live.version == 0 and live.sub.segments[0].origin == 0
+    assert index.topics() == {"orders"} and len(index.on_topic("orders")) == 2
+    assert put(index, 2, sub(topic="invoices")) == ("/guest/T", "orders")  # moved: the old topic is reported
+    assert index.topics() == {"orders", "invoices"}
+    assert put(index, 3, None) == ("/guest/T", "invoices")
+    assert index.get("/guest/T") is None and index.topics() == {"orders"} and index.applied == 3
+
+
+def test_a_status_disables_only_the_version_it_names_and_a_newer_version_re_enables() -> None:
+    index = SubscriptionIndex()
+    put(index, 0, sub())
+    status(index, 1, version=0)
+    assert index.get("/guest/T").disabled  # type: ignore[union-attr]
+    put(index, 2, sub())  # an UPDATE or CREATE
+    assert not index.get("/guest/T").disabled  # type: ignore[union-attr]
+    status(index, 3, version=0)  # a late refusal of the old version
+    assert not index.get("/guest/T").disabled  # type: ignore[union-attr]
+
+
+def test_a_status_read_before_its_subscription_still_applies() -> None:
+    index = SubscriptionIndex()
+    status(index, 5, version=4)
+    put(index, 4, sub())  # compaction can leave them in either order relative to reading
+    assert index.get("/guest/T").disabled  # type: ignore[union-attr]
+
+
+def test_unreadable_or_foreign_records_are_skipped_without_stopping() -> None:
+    index = SubscriptionIndex()
+    assert index.apply(Change(0, b"subscription:/guest/T", b"not json")) is None
+    assert index.apply(Change(1, b"something-else", b"x")) is None
+    assert index.apply(Change(2, records.subscription_key("/guest/Other"), records.encode_subscription(sub()))) is None
+    assert index.skipped == 2 and len(index) == 0 and index.applied == 2
+
+
+def test_the_refusal_hook_writes_one_status_per_trigger_and_version_for_router_envelopes_only() -> None:
+    written: list[tuple[bytes, bytes]] = []
+
+    async def send(key: bytes, value: bytes) -> None:
+        written.append((key, value))
+
+    hook = status_writer(send, clock_ms=lambda: 77)
+
+    async def scenario() -> None:
+        await hook("/guest/T", records.feed_source(9), 404)
+        await hook("/guest/T", records.feed_source(9), 404)
+        await hook("/guest/T", "/guest/messaging/produce", 404)  # not a subscription's envelope
+        await hook("/guest/T", records.feed_source(9), 400)  # not a disabling status
+        await hook("/guest/T", records.feed_source(10), 403)
+    asyncio.run(scenario())
+    assert [k for k, _ in written] == [b"status:/guest/T"] * 2
+    assert records.decode_status(written[0][1]) == Status(404, records.disabled_message(404), 9, 77)
+    assert records.decode_status(written[1][1]).config == 10
