@@ -28,7 +28,6 @@ import contextlib
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -41,6 +40,7 @@ from cryptography.fernet import Fernet
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError, UnknownTopicOrPartitionError
 
+from local_stack.kafka import free_port, port_is_free
 from messaging_lib.errors import ConfigError
 from messaging_lib.kafka_config import KafkaSettings
 
@@ -376,20 +376,7 @@ def wait_ready(url: str, pidfile: Path, log: Path, timeout_s: float) -> None:
     _until(check, timeout_s, f"{url} not ready after {timeout_s:.0f}s; the log ({log}) ends with:\n{_tail(log)}")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
-
-def port_free(port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 # ---- command line -------------------------------------------------------------------------------
@@ -483,7 +470,7 @@ def run(args: argparse.Namespace) -> int:
     elif command == "free-port":
         print(free_port())
     elif command == "port-free":
-        return 0 if port_free(args.port) else 1
+        return 0 if port_is_free(args.port) else 1
     return 0
 
 
