@@ -218,7 +218,10 @@ def latencies(s: Stack, triggers: list[str], rate: float, seconds: float, ours: 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="smaller counts (a smoke run, numbers are noisier)")
+    p.add_argument("--only", choices=["rate", "latency", "rss"], action="append",
+                   help="run only these measures (repeatable; default: all)")
     args = p.parse_args(argv)
+    only = set(args.only or ["rate", "latency", "rss"])
     backlog = 5_000 if args.quick else 30_000
     rss_messages = 10_000 if args.quick else 100_000
     work = Path(os.environ.get("BENCH_WORK", "/tmp")) / f"firer-bench-{uuid.uuid4().hex[:6]}"
@@ -227,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     with stack(work) as s:
         print("creating 1,000 triggers ...", file=sys.stderr)
         names = create_triggers(s, 1000)
-        for latency_ms in (0, 20):
+        for latency_ms in (0, 20) if "rate" in only else ():
             s.control("DELETE", "faults")
             if latency_ms:
                 s.control("POST", "faults", {"scope": "fires", "latency_ms": latency_ms})
@@ -238,8 +241,8 @@ def main(argv: list[str] | None = None) -> int:
                 base = baseline_rate(s, names[:distinct], backlog, seconds=10)
                 rows.append((label, f"{ours:,.0f}", f"{base:,.0f}", f"{ours / base:,.1f}x"))
         s.control("DELETE", "faults")
-        print("measuring produce→fire latency at 200 messages/s ...", file=sys.stderr)
-        for latency_ms in (0, 20):
+        for latency_ms in (0, 20) if "latency" in only else ():
+            print(f"measuring produce→fire latency at 200 messages/s, {latency_ms} ms ...", file=sys.stderr)
             s.control("DELETE", "faults")
             if latency_ms:
                 s.control("POST", "faults", {"scope": "fires", "latency_ms": latency_ms})
@@ -248,19 +251,20 @@ def main(argv: list[str] | None = None) -> int:
             rows.append((f"produce→fire p50 / p99 ms, 200 msg/s, {latency_ms} ms latency",
                          f"{ours[0]:.0f} / {ours[1]:.0f}", f"{base[0]:.0f} / {base[1]:.0f}", ""))
         s.control("DELETE", "faults")
-        print(f"measuring RSS after {rss_messages:,} messages ...", file=sys.stderr)
-        many = create_triggers(s, rss_messages)
         rss = {}
-        for distinct, triggers in (("1", many[:1]), (f"{rss_messages:,}", many)):
+        many = create_triggers(s, rss_messages) if "rss" in only else []
+        for distinct, triggers in (("1", many[:1]), (f"{rss_messages:,}", many)) if "rss" in only else ():
+            print(f"measuring RSS after {rss_messages:,} messages to {distinct} triggers ...", file=sys.stderr)
             topic = s.topic()
             produce(s, topic, triggers, rss_messages)
             firer = Firer(s, topic)
             _wait(lambda firer=firer: firer.fired() >= rss_messages, "the RSS run", timeout_s=600)
             rss[distinct] = firer.rss_mb()
             firer.stop()
-        one, lots = rss.values()
-        rows.append((f"firer RSS MB, 1 vs {rss_messages:,} distinct triggers", f"{one:.0f} / {lots:.0f}",
-                     "", f"{lots / one:.2f}x"))
+        if rss:
+            one, lots = rss.values()
+            rows.append((f"firer RSS MB, 1 vs {rss_messages:,} distinct triggers", f"{one:.0f} / {lots:.0f}",
+                         "", f"{lots / one:.2f}x"))
     print()
     print("| measure | firer | sequential baseline | ratio |\n|---|---|---|---|")
     for row in rows:

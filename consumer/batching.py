@@ -107,7 +107,7 @@ class Limits:
                    options.batch_window_ms / 1000)
 
 
-@dataclass
+@dataclass(slots=True)
 class Batch:
     """Messages for one trigger under one configuration version, and the records behind them."""
 
@@ -118,24 +118,7 @@ class Batch:
     opened_s: float
     messages: list[bytes] = field(default_factory=list, repr=False)
     refs: list[object] = field(default_factory=list, repr=False)
-    size: int = _OVERHEAD
-
-    def room_for(self, encoded: bytes) -> bool:
-        """An empty batch takes any message (one over the batch limit but within the payload
-        limit, checked by the caller with ``fits_alone``, fires alone)."""
-        if not self.messages:
-            return True
-        extra = len(encoded) + 1
-        return len(self.messages) < self.limits.max_messages and self.size + extra <= self.limits.max_bytes
-
-    def add(self, encoded: bytes, ref: object) -> None:
-        self.size += len(encoded) + (1 if self.messages else 0)
-        self.messages.append(encoded)
-        self.refs.append(ref)
-
-    @property
-    def full(self) -> bool:
-        return len(self.messages) >= self.limits.max_messages
+    size: int = _OVERHEAD  # of the payload so far, exactly
 
     def due_s(self) -> float:
         return self.opened_s + self.limits.window_s
@@ -153,16 +136,23 @@ class Batcher:
 
     def add(self, trigger: str, version: int, credential: str, limits: Limits, encoded: bytes, ref: object,
             now_s: float) -> list[Batch]:
-        """Add a message that fits alone (see ``fits_alone``)."""
+        """Add a message that fits alone (see ``fits_alone``). A batch closes before a message
+        would take it over its byte limit (an empty batch takes any message: one over the batch
+        limit but within the payload limit fires alone), at its count, or once its window passed."""
         closed = []
+        size = len(encoded)
         batch = self._open.get(trigger)
-        if batch is not None and (batch.version != version or not batch.room_for(encoded)):
+        if batch is not None and (batch.version != version or batch.size + size + 1 > batch.limits.max_bytes):
             closed.append(self._open.pop(trigger))
             batch = None
         if batch is None:
             batch = self._open[trigger] = Batch(trigger, version, credential, limits, now_s)
-        batch.add(encoded, ref)
-        if batch.full or now_s >= batch.due_s():
+            batch.size += size
+        else:
+            batch.size += size + 1
+        batch.messages.append(encoded)
+        batch.refs.append(ref)
+        if len(batch.messages) >= limits.max_messages or now_s >= batch.opened_s + limits.window_s:
             closed.append(self._open.pop(trigger))
         return closed
 

@@ -46,12 +46,13 @@ from consumer.subscriptions import SubscriptionIndex
 from consumer.table import Change, CompactedTable, LogSource
 from messaging_lib import envelope, topics
 from messaging_lib.errors import Reason
-from messaging_lib.subscriptions import feed_source
+from messaging_lib.subscriptions import Options, feed_source
 
 log = logging.getLogger("consumer.router")
 
 Ref = tuple[PartitionOffsets, int]  # a routed record: its partition's tracker and its offset
 ReaderFactory = Callable[..., GroupReader]
+UNASSIGNED_WATCH_S = 30.0  # how long a new topic's assignment is watched for (see _watch_unassigned)
 
 
 class RouterMetrics:
@@ -72,12 +73,26 @@ class RouterMetrics:
         self.commits = Counter("router_commits", "Offset commits", registry=registry)
 
 
+@dataclass(frozen=True, slots=True)
+class _Route:
+    """One subscription as one partition routes to it: [low, stop) bounds of its joined segments."""
+
+    trigger: str
+    version: int
+    credential: str = field(repr=False)
+    options: Options
+    limits: Limits
+    bounds: tuple[tuple[int, int | None], ...]
+    disabled: bool
+
+
 @dataclass
 class _Partition:
     state: PartitionState
     position: int  # the next offset to read
     offsets: PartitionOffsets = field(default_factory=PartitionOffsets)
     committed: tuple[int, str] | None = None
+    routes: list[_Route] | None = None  # the routing plan; None: rebuild before the next record
 
     def committable(self) -> int:
         taken = self.offsets.committable()
@@ -95,7 +110,10 @@ class Router:
         self._wake = asyncio.Event()
         self._parts: dict[TopicPartition, _Partition] = {}
         self._owned: set[TopicPartition] = set()  # assigned to this member, as handed over
+        self._released: dict[TopicPartition, _Partition] = {}  # revoked, final commit still due
         self._unpositioned: set[TopicPartition] = set()  # owned, still paused, not yet placed
+        self._unassigned: dict[str, float] = {}  # new topics none of whose partitions came here yet -> until
+        self._metadata_refreshed = 0.0
         self._outstanding: dict[Ref, int] = {}  # routed records -> destinations not yet acknowledged
         self._in_flight = 0
         self._batcher = Batcher()
@@ -153,8 +171,12 @@ class Router:
                 raise RuntimeError("the subscriptions table stopped")
             if self._staged:
                 await self._apply_staged()
+            if self._released:
+                await self._commit_released()
             if self._unpositioned:
                 await self._position_assigned()
+            if self._unassigned:
+                await self._watch_unassigned()
             await self._apply_backpressure()
             if not self._reader.topics:
                 self._wake.clear()
@@ -166,6 +188,7 @@ class Router:
             now = self._clock()
             for record in records:
                 self._route(record, now)
+            self._metrics.consumed.inc(len(records))
             self._send(self._batcher.due(now))
             self.last_poll = now
             if now - last_commit >= self.settings.commit_interval_s:
@@ -230,6 +253,9 @@ class Router:
                 affected.add(live.sub.topic)
             if old_topic is not None:
                 affected.add(old_topic)
+        for tp, part in self._parts.items():
+            if tp.topic in affected:
+                part.routes = None
         await self._join([tp for tp in self._parts if tp.topic in affected])
         wanted = self.index.topics()
         if wanted != self._reader.topics:
@@ -239,7 +265,10 @@ class Router:
                 self._parts.clear()
                 self._owned.clear()
                 self._unpositioned.clear()
+            new = wanted - self._reader.topics
             await self._reader.set_topics(wanted)
+            until = self._clock() + UNASSIGNED_WATCH_S
+            self._unassigned = {t: d for t, d in self._unassigned.items() if t in wanted} | dict.fromkeys(new, until)
             log.info("subscribed topics changed", extra=fields(topics=len(wanted)))
         self._metrics.subscriptions.set(len(self.index))
         self._metrics.topics.set(len(wanted))
@@ -257,7 +286,7 @@ class Router:
             state = part.state.copy()
             target = positions.join(state, part.position, self._segments(tp), self.index.applied)
             if target is None:
-                part.state = state
+                part.state, part.routes = state, None
             else:
                 planned[tp] = (state, target)
         if not planned:
@@ -267,7 +296,7 @@ class Router:
         planned = {tp: plan for tp, plan in planned.items() if tp in self._parts}  # still ours after the wait
         for tp, (state, target) in planned.items():
             part = self._parts[tp]
-            part.state, part.position, part.offsets = state, target, PartitionOffsets()
+            part.state, part.position, part.offsets, part.routes = state, target, PartitionOffsets(), None
         assert self._reader is not None
         await self._reader.seek({tp: target for tp, (_, target) in planned.items()})
         self._metrics.catchups.inc(len(planned))
@@ -277,43 +306,68 @@ class Router:
     # --- routing a record ---
 
     def _route(self, record: Record, now: float) -> None:
-        tp = TopicPartition(record.topic, record.partition)
-        part = self._parts.get(tp)
-        if part is None or record.offset < part.position:
+        part = self._parts.get((record.topic, record.partition))  # type: ignore[call-overload]
+        offset = record.offset
+        if part is None or offset < part.position:
             return  # fetched before a revoke or a seek
-        part.position = record.offset + 1
-        part.offsets.take(record.offset)
+        part.position = offset + 1
+        part.offsets.take(offset)
         self._in_flight += 1
-        self._metrics.consumed.inc()
-        ref: Ref = (part.offsets, record.offset)
+        ref: Ref = (part.offsets, offset)
+        routes = part.routes if part.routes is not None else self._plan(part, record.topic, record.partition)
         destinations = 0
-        encoded: dict[tuple[bool, bool, bool], bytes] = {}
-        for live in self.index.on_topic(record.topic):
-            sub = live.sub
-            if not any(part.state.delivers(s.origin, s.start_at(tp.partition), s.stop_at(tp.partition),  # type: ignore[arg-type]
-                                           record.offset) for s in sub.segments):
+        encoded: dict[tuple[bool, bool, bool], bytes | None] = {}
+        for route in routes:
+            for low, stop in route.bounds:
+                if low <= offset and (stop is None or offset < stop):
+                    break
+            else:
                 continue
             destinations += 1
-            if live.disabled:
-                self._spawn(self._dead_letter(record, ref, sub.trigger, Reason.SUBSCRIPTION_DISABLED,
-                                              f"the subscription of {sub.trigger} is disabled"))
+            if route.disabled:
+                self._spawn(self._dead_letter(record, ref, route.trigger, Reason.SUBSCRIPTION_DISABLED,
+                                              f"the subscription of {route.trigger} is disabled"))
                 continue
-            message = encoded.get(sub.options.encoding)
+            key = route.options.encoding
+            if key in encoded:
+                message = encoded[key]
+            else:
+                message = encoded[key] = batching.encode(batching.message(
+                    record.topic, record.partition, offset, record.key, record.value, record.timestamp_ms,
+                    record.headers, route.options))
+                if not batching.fits_alone(message, self.settings.max_payload_bytes):
+                    encoded[key] = message = None
             if message is None:
-                message = encoded[sub.options.encoding] = batching.encode(batching.message(
-                    record.topic, record.partition, record.offset, record.key, record.value, record.timestamp_ms,
-                    record.headers, sub.options))
-            if not batching.fits_alone(message, self.settings.max_payload_bytes):
-                self._spawn(self._dead_letter(record, ref, sub.trigger, Reason.PAYLOAD_TOO_LARGE,
-                                              f"the message is {len(message)} bytes as JSON, over the payload "
-                                              f"limit of {self.settings.max_payload_bytes}"))
+                self._spawn(self._dead_letter(record, ref, route.trigger, Reason.PAYLOAD_TOO_LARGE,
+                                              f"the message is over the payload limit of "
+                                              f"{self.settings.max_payload_bytes} bytes as JSON"))
                 continue
-            limits = Limits.of(sub.options, self.settings.max_payload_bytes)
-            self._send(self._batcher.add(sub.trigger, live.version, sub.credential, limits, message, ref, now))
+            closed = self._batcher.add(route.trigger, route.version, route.credential, route.limits, message, ref,
+                                       now)
+            if closed:
+                self._send(closed)
         if destinations:
             self._outstanding[ref] = destinations
         else:
             self._finish(ref)
+
+    def _plan(self, part: _Partition, topic: str, partition: int) -> list[_Route]:
+        """Who receives this partition's records from where: rebuilt only when the table or the
+        partition's join state changes (``part.routes = None``), not per record."""
+        routes = []
+        for live in self.index.on_topic(topic):
+            sub = live.sub
+            bounds = []
+            for segment in sub.segments:
+                low = part.state.lower_bound(segment.origin, segment.start_at(partition))  # type: ignore[arg-type]
+                if low is not None:
+                    bounds.append((low, segment.stop_at(partition)))
+            if bounds:
+                routes.append(_Route(sub.trigger, live.version, sub.credential, sub.options,
+                                     Limits.of(sub.options, self.settings.max_payload_bytes), tuple(bounds),
+                                     live.disabled))
+        part.routes = routes
+        return routes
 
     def _finish(self, ref: Ref) -> None:
         self._in_flight -= 1
@@ -411,22 +465,9 @@ class Router:
 
     # --- commits ---
 
-    def _offsets_to_commit(self, partitions: list[TopicPartition]) -> tuple[Offsets, list[TopicPartition]]:
-        offsets: Offsets = {}
-        rejoin = []
-        for tp in partitions:
-            part = self._parts[tp]
-            committable = part.committable()
-            if positions.settle(part.state, committable):
-                rejoin.append(tp)
-            value = (committable, positions.encode(part.state, committable))
-            if value != part.committed:
-                offsets[tp] = value
-        return offsets, rejoin
-
     async def _commit(self) -> None:
         assert self._reader is not None
-        offsets, rejoin = self._offsets_to_commit(list(self._parts))
+        offsets, rejoin = _offsets_to_commit(self._parts)
         if offsets:
             try:
                 await self._reader.commit(offsets)
@@ -460,12 +501,43 @@ class Router:
         self._unpositioned.update(assigned)
 
     def _forget(self, revoked: list[TopicPartition]) -> None:
-        """Their uncommitted work is read again by the new owner (at-least-once, never a loss)."""
-        mine = [tp for tp in revoked if self._parts.pop(tp, None) is not None]
+        """Stop routing them; the loop commits what was done before it polls again."""
+        for tp in revoked:
+            part = self._parts.pop(tp, None)
+            if part is not None:
+                self._released[tp] = part
         self._owned.difference_update(revoked)
         self._unpositioned.difference_update(revoked)
-        if mine:
-            log.info("partitions revoked", extra=fields(partitions=sorted(f"{t.topic}-{t.partition}" for t in mine)))
+
+    async def _commit_released(self) -> None:
+        """Cooperative rebalancing keeps this member's generation until it rejoins (at its next
+        poll), so the revoked partitions' last work can still be committed: the new owner starts
+        there. If that fails (fenced, Kafka down), it re-reads from the previous commit:
+        duplicates, never a loss."""
+        assert self._reader is not None
+        await self._drain(min(10.0, self.settings.shutdown_timeout_s))
+        released, self._released = self._released, {}
+        offsets, _ = _offsets_to_commit(released)
+        try:
+            await self._reader.commit(offsets)
+        except KafkaUnavailable as e:
+            log.warning("commit of revoked partitions failed", extra=fields(error=str(e)))
+        log.info("partitions revoked", extra=fields(partitions=sorted(f"{t.topic}-{t.partition}" for t in released)))
+
+    async def _watch_unassigned(self) -> None:
+        """A topic subscribed lately and not assigned here yet: refresh the metadata now and then,
+        so a leader that assigned before it knew the topic rebalances (another member may simply
+        own all of it: the watch ends after a while)."""
+        assert self._reader is not None
+        now = self._clock()
+        mine = {tp.topic for tp in self._owned}
+        self._unassigned = {t: until for t, until in self._unassigned.items() if t not in mine and now < until}
+        if self._unassigned and now - self._metadata_refreshed >= 1.0:
+            self._metadata_refreshed = now
+            try:
+                await self._reader.refresh_metadata()
+            except KafkaUnavailable as e:
+                log.warning("metadata refresh failed", extra=fields(error=str(e)))
 
     async def _position_assigned(self) -> None:
         """Place newly assigned (and still paused) partitions from their committed offset and
@@ -490,3 +562,21 @@ class Router:
         await self._reader.start(seeks)
         log.info("partitions assigned", extra=fields(partitions={f"{t.topic}-{t.partition}": o
                                                                  for t, o in seeks.items()}))
+
+
+def _offsets_to_commit(parts: dict[TopicPartition, _Partition]) -> tuple[Offsets, list[TopicPartition]]:
+    """What to commit (offset and catch-up metadata) where it changed, and the partitions whose
+    closed catch-up window lets deferred segments join."""
+    offsets: Offsets = {}
+    rejoin = []
+    for tp, part in parts.items():
+        committable = part.committable()
+        window = part.state.window_end
+        if positions.settle(part.state, committable):
+            rejoin.append(tp)
+        if window != part.state.window_end:
+            part.routes = None
+        value = (committable, positions.encode(part.state, committable))
+        if value != part.committed:
+            offsets[tp] = value
+    return offsets, rejoin

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -138,7 +139,7 @@ class GroupReader:
                  on_revoked: Callable[[list[TopicPartition]], None], **config: Any) -> None:
         self.on_assigned, self.on_revoked = on_assigned, on_revoked
         self._config = dict(settings.client_kwargs(), group_id=group_id, enable_auto_commit=False,
-                            auto_offset_reset="earliest",
+                            auto_offset_reset="earliest", session_timeout_ms=10_000, heartbeat_interval_ms=3_000,
                             partition_assignment_strategy=[CooperativeStickyAssignor], **config)
         self._thread = _Thread(f"kafka-{group_id}")
         self._consumer: KafkaConsumer | None = None
@@ -162,10 +163,28 @@ class GroupReader:
                 return
             if self._consumer is None:
                 self._consumer = KafkaConsumer(**self._config)
+            self._load_metadata(wanted - self.topics)
             self._consumer.subscribe(sorted(wanted), listener=_Listener(self))
         if wanted != self.topics:
             await self._call(apply)
             self.topics = wanted
+
+    def _load_metadata(self, topics: Collection[str], wait_s: float = 5.0) -> None:
+        """The group leader assigns only partitions its metadata knows (kafka-python 3 does not
+        rejoin by itself when a just-created topic shows up later), so learn them first."""
+        assert self._consumer is not None
+        deadline = time.monotonic() + wait_s
+        for topic in topics:
+            while not self._consumer.partitions_for_topic(topic) and time.monotonic() < deadline:
+                time.sleep(0.1)
+
+    async def refresh_metadata(self) -> None:
+        """Fetch the cluster's metadata now: a leader that assigned without some topic's
+        partitions sees them change, and rejoins at the next poll."""
+        def refresh() -> None:
+            if self._consumer is not None:
+                self._consumer.topics()
+        await self._call(refresh)
 
     async def poll(self, timeout_s: float, max_records: int) -> list[Record]:
         def poll() -> list[Record]:

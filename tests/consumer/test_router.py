@@ -16,14 +16,17 @@ from dataclasses import dataclass, field, replace
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import ConfigResource, ConfigResourceType
 from prometheus_client import CollectorRegistry
 
 from consumer.kafka_io import Producer
 from consumer.router import Router, RouterMetrics
+from consumer.router_io import KafkaLog
 from consumer.settings import Settings
 from consumer.table import MemoryLog
 from messaging_lib import envelope, topics
 from messaging_lib import subscriptions as records
+from messaging_lib.errors import ConfigError
 from messaging_lib.kafka_config import KafkaSettings
 from messaging_lib.subscriptions import Options, Segment, Status, Subscription
 from tests.fixtures.kafka import KafkaHandle
@@ -94,10 +97,26 @@ class Harness:
         producer.flush()
         producer.close()
 
+    def read(self, topic: str) -> list:
+        """Every record of a topic up to its current end (no quiet-time guess)."""
+        consumer = KafkaConsumer(bootstrap_servers=self.kafka.bootstrap, enable_auto_commit=False)
+        try:
+            tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+            consumer.assign(tps)
+            consumer.seek_to_beginning(*tps)
+            ends = consumer.end_offsets(tps)
+            found: list = []
+            while any(consumer.position(tp) < ends[tp] for tp in tps):
+                for batch in consumer.poll(timeout_ms=500).values():
+                    found += batch
+            return sorted(found, key=lambda r: (r.partition, r.offset))
+        finally:
+            consumer.close()
+
     def envelopes(self) -> list[tuple[str, str, list[dict]]]:
         """(trigger, source, messages) of every envelope written, parsed as the firer does."""
         out = []
-        for record in self.kafka.read_all(self.out, timeout_ms=300):
+        for record in self.read(self.out):
             env = envelope.parse_record(list(record.headers), record.value)
             out.append((env.trigger, env.source, env.data["messages"]))
         return out
@@ -221,7 +240,7 @@ def test_disabled_and_oversized_messages_go_to_the_dead_letter_topic_with_their_
         await values_reach(h, "/guest/OK", ["small"])
 
         def dead() -> list:
-            return h.kafka.read_all(h.dead, timeout_ms=300)
+            return h.read(h.dead)
         await until(lambda: len(dead()) >= 3, "three dead letters")
         found = sorted((dict(r.headers)[topics.DL_TRIGGER].decode(), dict(r.headers)[topics.DL_REASON].decode(),
                         len(r.value)) for r in dead())
@@ -265,3 +284,27 @@ def test_the_payload_the_firer_receives_is_under_the_limit_for_big_messages(kafk
         assert len(sizes) == 2 and all(s <= 900_000 for s in sizes)
         await h.stop()
     run(kafka, scenario)
+
+
+def test_the_subscriptions_log_creates_its_topic_compacted_and_refuses_several_partitions(
+        kafka: KafkaHandle) -> None:
+    settings = KafkaSettings(bootstrap_servers=(kafka.bootstrap,))
+    name = f"subscriptions-{uuid.uuid4().hex[:8]}"
+
+    async def scenario() -> None:
+        log = KafkaLog(settings, name)
+        assert await log.open() == 0
+        await log.close()
+        with pytest.raises(ConfigError) as refused:
+            await KafkaLog(settings, kafka.create_topic("two", partitions=2)).open()
+        assert refused.value.variable == "SUBSCRIPTIONS_TOPIC"
+    asyncio.run(scenario())
+    admin = kafka.admin()
+    try:
+        found = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
+    finally:
+        admin.close()
+    assert "cleanup.policy" in json.dumps(found) and "compact" in json.dumps(found)
+    consumer = KafkaConsumer(bootstrap_servers=kafka.bootstrap)
+    assert consumer.partitions_for_topic(name) == {0}
+    consumer.close()

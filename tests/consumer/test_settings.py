@@ -34,6 +34,7 @@ def test_kafka_settings_come_from_kafka_variables() -> None:
     ({"SEALING_KEYS": KEY, "MAX_IN_FLIGHT": "lots"}, "MAX_IN_FLIGHT"),
     ({"SEALING_KEYS": KEY, "MAX_IN_FLIGHT": "0"}, "MAX_IN_FLIGHT"),
     ({"SEALING_KEYS": KEY, "ROLES": "firer,juggler"}, "ROLES"),
+    ({"SEALING_KEYS": KEY, "ROUTER_MAX_IN_FLIGHT": "0"}, "ROUTER_MAX_IN_FLIGHT"),
 ])
 def test_bad_settings_name_the_variable(env: dict[str, str], named: str) -> None:
     with pytest.raises(ConfigError) as error:
@@ -53,3 +54,8 @@ def test_help_lists_every_setting_with_its_environment_name() -> None:
 def test_allow_list_defaults_to_the_configured_apihost() -> None:
     settings = load([], {"SEALING_KEYS": KEY, "OPENWHISK_APIHOST": "https://ow.example/"})
     assert settings.allowed_apihosts == {"https://ow.example"}
+
+
+def test_a_router_alone_needs_no_sealing_key() -> None:
+    settings = load([], {"ROLES": "router", "SUBSCRIPTIONS_TOPIC": "subs"})
+    assert settings.role_set == {"router"} and settings.subscriptions_topic == "subs"
