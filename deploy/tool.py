@@ -181,7 +181,8 @@ def _connect(settings: KafkaSettings) -> KafkaAdminClient:
             raise DeployError(f"Kafka at {servers} refused the SASL login of '{settings.sasl_username}' "
                               f"({settings.sasl_mechanism}): check --kafka-sasl-username and the password "
                               "(KAFKA_SASL_PASSWORD)") from None
-        hint = " and the SASL user and password" if settings.sasl_mechanism else ""
+        hint = (f", the SASL user (--kafka-sasl-username {settings.sasl_username}) and the password "
+                "(KAFKA_SASL_PASSWORD)" if settings.sasl_mechanism else "")
         raise DeployError(f"Kafka at {servers} is unreachable ({settings.security_protocol}, "
                           f"{type(e).__name__}): check --kafka-bootstrap (KAFKA_BOOTSTRAP_SERVERS){hint}, and that "
                           "the brokers are running") from None
