@@ -4,11 +4,9 @@ One asyncio loop owns all mutable state below. Guarantees, and where each is kep
 - at-least-once: an offset is committed only when every message before it in its partition was
   fired or its dead-letter record acknowledged (`PartitionOffsets`); after a crash or a
   rebalance the messages since the last commit are read again (duplicates, never a loss);
-- order per trigger: one queue per trigger FQN, served head first by one of a fixed pool of
-  workers at a time; different triggers fire in parallel. A message that must wait (retry backoff,
-  pacing) stays at the head of its queue and hands its worker back: a timer puts the trigger back
-  in the ready queue. A queue vanishes when empty, so no per-trigger state outlives its messages,
-  and memory is bounded by the in-flight window, not by the number of triggers;
+- order per trigger: one queue per trigger FQN, drained by one task, head first; different
+  triggers fire in parallel; a queue and its task vanish when empty, so no per-trigger state
+  outlives its messages;
 - bounded memory: at most `max_in_flight` messages are taken; beyond that all partitions are
   paused until half of them finished;
 - nothing dropped: a message leaves only fired or dead-lettered; a bad message (unparsable,
@@ -59,10 +57,6 @@ class Job:
     api_key: str = field(repr=False)
     payload: bytes = field(repr=False)
     source: str = ""
-    attempts: int = 0
-    first_s: float = 0.0  # clock time of the first attempt
-    first_ms: int = 0  # wall time of the first attempt (dead-letter header)
-    slot_reserved: bool = False  # a paced namespace's slot is already booked for the next attempt
 
     @property
     def trigger(self) -> str:
@@ -80,7 +74,7 @@ class Firer:
         self._policy = RetryPolicy(settings.retry_initial_backoff_s, settings.retry_max_backoff_s,
                                    settings.retry_max_age_s)
         self._pacer = Pacer()
-        self._ready: asyncio.Queue[str] = asyncio.Queue()  # triggers with work that no worker holds
+        self._fire_slots = asyncio.Semaphore(settings.max_concurrent_fires)
         self._offsets: dict[TopicPartition, PartitionOffsets] = {}
         self._assigned: set[TopicPartition] = set()
         self._active: Counter[TopicPartition] = Counter()  # messages not finished, per partition
@@ -104,8 +98,6 @@ class Firer:
             self._on_assigned, self._on_revoked, max_poll_records=1000, fetch_max_wait_ms=100,
             max_partition_fetch_bytes=4 * 1024 * 1024)
         await self._consumer.start()
-        for _ in range(self.settings.max_concurrent_fires):
-            self._spawn(self._worker())
         self.ready = True
         log.info("firer started", extra=fields(topic=self.settings.trigger_messages_topic,
                                                group=self.settings.firer_group))
@@ -184,7 +176,7 @@ class Firer:
         queue = self._queues.get(job.trigger)
         if queue is None:
             self._queues[job.trigger] = deque([job])
-            self._ready.put_nowait(job.trigger)
+            self._spawn(self._drain(job.trigger))
         else:
             queue.append(job)
 
@@ -226,56 +218,54 @@ class Firer:
 
     # --- firing ---
 
-    async def _worker(self) -> None:
-        while True:
-            await self._serve(await self._ready.get())
-
-    async def _serve(self, trigger: str) -> None:
-        """Fire the trigger's messages in order until its queue is empty or its head must wait."""
+    async def _drain(self, trigger: str) -> None:
         queue = self._queues[trigger]
-        while queue:
-            job = queue[0]
-            if job.record.tp not in self._assigned:
-                self._finish(job.record, done=False)  # revoked: its new owner fires it
-            else:
-                wait = await self._attempt(job)
-                if wait is not None:
-                    self._loop.call_later(wait, self._ready.put_nowait, trigger)  # type: ignore[union-attr]
-                    return
-            queue.popleft()
-        del self._queues[trigger]
+        try:
+            while queue:
+                job = queue[0]
+                if job.record.tp in self._assigned:
+                    await self._fire(job)
+                else:
+                    self._finish(job.record, done=False)
+                queue.popleft()
+        except asyncio.CancelledError:
+            for job in queue:
+                self._finish(job.record, done=False)
+            raise
+        finally:
+            del self._queues[trigger]
 
-    async def _attempt(self, job: Job) -> float | None:
-        """One step for the head of a queue: None when the message is finished (fired or
-        dead-lettered), else the seconds to wait before the next attempt."""
-        if not job.slot_reserved:
+    async def _fire(self, job: Job) -> None:
+        first_ms = _now_ms()
+        first_s = self._clock()
+        attempts = 0
+        while True:
             wait = self._pacer.reserve(job.namespace, self._clock())
             if wait > 0:
-                job.slot_reserved = True
-                return wait
-        job.slot_reserved = False
-        if not job.attempts:
-            job.first_s, job.first_ms = self._clock(), _now_ms()
-        started = self._clock()
-        attempt = await self._client.fire(job.apihost, job.namespace, job.name, job.api_key, job.payload)
-        self._metrics.fire_seconds.observe(self._clock() - started)
-        job.attempts += 1
-        self._metrics.attempts.labels(status_class(attempt.status)).inc()
-        self._pace(job.namespace, attempt)
-        verdict, backoff = decide(attempt, job.first_s, self._clock(), job.attempts, self._policy)
-        if verdict is Verdict.FIRED:
-            self._metrics.fired.inc()
-            self._finish(job.record, done=True)
-            return None
-        if verdict is Verdict.DEAD_LETTER:
-            if self._on_refused is not None and attempt.status in TRIGGER_GONE_STATUSES:
-                await self._report_refusal(job, attempt.status)
-            await self._dead_letter(DeadLetter(
-                job.record, dead_letter_reason(attempt), attempt.error or "no response",
-                attempt.status, job.attempts, job.first_ms, _now_ms()), job.trigger)
-            return None
-        self._metrics.retries.inc()
-        return backoff
+                await asyncio.sleep(wait)
+            async with self._fire_slots:
+                started = self._clock()
+                attempt = await self._client.fire(job.apihost, job.namespace, job.name, job.api_key, job.payload)
+                self._metrics.fire_seconds.observe(self._clock() - started)
+            attempts += 1
+            self._metrics.attempts.labels(status_class(attempt.status)).inc()
+            self._pace(job.namespace, attempt)
+            verdict, backoff = decide(attempt, first_s, self._clock(), attempts, self._policy)
+            if verdict is Verdict.FIRED:
+                self._metrics.fired.inc()
+                self._finish(job.record, done=True)
+                return
+            if verdict is Verdict.DEAD_LETTER:
+                if self._on_refused is not None and attempt.status in TRIGGER_GONE_STATUSES:
+                    await self._report_refusal(job, attempt.status)
+                await self._dead_letter(DeadLetter(
+                    job.record, dead_letter_reason(attempt), attempt.error or "no response",
+                    attempt.status, attempts, first_ms, _now_ms()), job.trigger)
+                return
+            self._metrics.retries.inc()
+            if not await self._sleep_unless_revoked(backoff, job.record.tp):
+                self._finish(job.record, done=False)
+                return
 
     async def _report_refusal(self, job: Job, status: int) -> None:
         assert self._on_refused is not None

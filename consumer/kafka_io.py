@@ -68,7 +68,7 @@ class ConsumerThread:
         self._listener = _Listener(on_assigned, on_revoked)
         self._consumer: KafkaConsumer | None = None
         self._config = dict(settings.client_kwargs(), group_id=group_id, enable_auto_commit=False,
-                            auto_offset_reset="earliest", session_timeout_ms=10_000, **config)
+                            auto_offset_reset="earliest", **config)
 
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -76,8 +76,6 @@ class ConsumerThread:
     async def start(self) -> None:
         def create() -> None:
             self._consumer = KafkaConsumer(**self._config)
-            for topic in self._topics:  # kafka-python 3 assigns only topics its metadata already knows
-                self._consumer.partitions_for_topic(topic)
             self._consumer.subscribe(self._topics, listener=self._listener)
         try:
             await self._call(create)
