@@ -75,7 +75,7 @@ def stack(work: Path) -> Iterator[Stack]:
         cwd=REPO_ROOT, stdout=open(work / "emulator.log", "wb"), stderr=subprocess.STDOUT)  # noqa: SIM115
     apihost = f"http://127.0.0.1:{port}"
     try:
-        _wait(lambda: requests.get(apihost, timeout=1).ok, "the emulator")
+        wait_until(lambda: requests.get(apihost, timeout=1).ok, "the emulator")
         yield Stack(broker.bootstrap, apihost, Fernet.generate_key().decode(), work)
     finally:
         emulator.send_signal(signal.SIGTERM)
@@ -83,7 +83,8 @@ def stack(work: Path) -> Iterator[Stack]:
         kafka_stack.stop(broker)
 
 
-def _wait(check, what: str, timeout_s: float = 120) -> None:
+def wait_until(check, what: str, timeout_s: float = 120) -> None:
+    """Poll check() (connection errors count as 'not yet') until true; shared by the benchmarks."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
@@ -142,7 +143,7 @@ class Firer:
         self.proc = subprocess.Popen([sys.executable, "-m", "consumer"], cwd=REPO_ROOT, env=env,
                                      stdout=open(s.work / f"firer-{topic}.log", "wb"),  # noqa: SIM115
                                      stderr=subprocess.STDOUT)
-        _wait(lambda: requests.get(f"http://127.0.0.1:{self.port}/readyz", timeout=1).ok, "the firer")
+        wait_until(lambda: requests.get(f"http://127.0.0.1:{self.port}/readyz", timeout=1).ok, "the firer")
 
     def fired(self) -> float:
         text = requests.get(f"http://127.0.0.1:{self.port}/metrics", timeout=5).text
@@ -258,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
             topic = s.topic()
             produce(s, topic, triggers, rss_messages)
             firer = Firer(s, topic)
-            _wait(lambda firer=firer: firer.fired() >= rss_messages, "the RSS run", timeout_s=600)
+            wait_until(lambda firer=firer: firer.fired() >= rss_messages, "the RSS run", timeout_s=600)
             rss[distinct] = firer.rss_mb()
             firer.stop()
         if rss:

@@ -34,6 +34,7 @@ from cryptography.fernet import Fernet
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
+from bench.firer_bench import wait_until
 from consumer.subscriptions import SubscriptionIndex
 from consumer.table import Change
 from local_stack import kafka as kafka_stack
@@ -108,7 +109,7 @@ class RouterProcess:
         self.proc = subprocess.Popen([sys.executable, "-m", "consumer"], cwd=REPO_ROOT, env=env,
                                      stdout=open(s.work / f"router-{name}.log", "wb"),  # noqa: SIM115
                                      stderr=subprocess.STDOUT)
-        _wait(lambda: requests.get(f"http://127.0.0.1:{self.port}/readyz", timeout=1).ok, "the router")
+        wait_until(lambda: requests.get(f"http://127.0.0.1:{self.port}/readyz", timeout=1).ok, "the router", 300)
         self.ready_s = time.monotonic()
 
     def metric(self, name: str) -> float:
@@ -125,18 +126,6 @@ class RouterProcess:
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(60)
-
-
-def _wait(check, what: str, timeout_s: float = 300) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except (requests.RequestException, OSError):
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"timed out waiting for {what}")
 
 
 def plain_consumer_rate(s: Stack, topic: str, count: int) -> float:
@@ -161,8 +150,8 @@ def router_rate(s: Stack, topic: str, count: int) -> tuple[float, float, float]:
     subs_topic = write_subscriptions(s, [subscription(f"/guest/busy{i}", topic, credential) for i in range(TRIGGERS)])
     router = RouterProcess(s, subs_topic, s.topic("envelopes"), "throughput")
     try:
-        _wait(lambda: router.metric("router_records_consumed_total") >= count
-              and router.metric("router_messages_batched_total") >= count * TRIGGERS, "the router's drain")
+        wait_until(lambda: router.metric("router_records_consumed_total") >= count
+                   and router.metric("router_messages_batched_total") >= count * TRIGGERS, "the router's drain", 300)
         elapsed = time.monotonic() - router.ready_s
         envelopes = router.metric("router_envelopes_written_total")
         return count / elapsed, envelopes, count * TRIGGERS / envelopes
