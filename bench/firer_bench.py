@@ -101,9 +101,8 @@ def create_triggers(s: Stack, count: int) -> list[str]:
     names = [f"bt{i}" for i in range(count)]
 
     async def put_all() -> None:
-        user, _, password = GUEST.partition(":")
-        auth = aiohttp.BasicAuth(user, password)
-        async with aiohttp.ClientSession(auth=auth, connector=aiohttp.TCPConnector(limit=100)) as session:
+        auth = {"Authorization": aiohttp.encode_basic_auth(*GUEST.split(":"))}
+        async with aiohttp.ClientSession(headers=auth, connector=aiohttp.TCPConnector(limit=100)) as session:
             async def put(name: str) -> None:
                 async with session.put(f"{s.apihost}/api/v1/namespaces/_/triggers/{name}?overwrite=true",
                                        json={}) as r:
@@ -143,12 +142,15 @@ class Firer:
         self.proc = subprocess.Popen([sys.executable, "-m", "consumer"], cwd=REPO_ROOT, env=env,
                                      stdout=open(s.work / f"firer-{topic}.log", "wb"),  # noqa: SIM115
                                      stderr=subprocess.STDOUT)
-        wait_until(lambda: requests.get(f"http://127.0.0.1:{self.port}/readyz", timeout=1).ok, "the firer")
+        # holding partitions, not just ready: the produce→fire clock must not include the first rebalance
+        wait_until(lambda: self.metric("firer_assigned_partitions") > 0, "the firer's partitions")
+
+    def metric(self, name: str) -> float:
+        text = requests.get(f"http://127.0.0.1:{self.port}/metrics", timeout=5).text
+        return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
 
     def fired(self) -> float:
-        text = requests.get(f"http://127.0.0.1:{self.port}/metrics", timeout=5).text
-        return sum(float(line.split()[-1]) for line in text.splitlines()
-                   if line.startswith("firer_messages_fired_total"))
+        return self.metric("firer_messages_fired_total")
 
     def rss_mb(self) -> float:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
