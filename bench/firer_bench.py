@@ -138,12 +138,15 @@ class Firer:
         env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": s.bootstrap, "OPENWHISK_APIHOST": s.apihost,
                "SEALING_KEYS": s.sealing_key, "TRIGGER_MESSAGES_TOPIC": topic, "FIRER_GROUP": f"g-{topic}",
                "DEAD_LETTER_TOPIC": f"{topic}-dl", "HTTP_PORT": str(self.port), "HTTP_HOST": "127.0.0.1",
-               "LOG_LEVEL": "WARNING"}
+               "LOG_LEVEL": "INFO"}
         self.proc = subprocess.Popen([sys.executable, "-m", "consumer"], cwd=REPO_ROOT, env=env,
                                      stdout=open(s.work / f"firer-{topic}.log", "wb"),  # noqa: SIM115
                                      stderr=subprocess.STDOUT)
-        # holding partitions, not just ready: the produce→fire clock must not include the first rebalance
-        wait_until(lambda: self.metric("firer_assigned_partitions") > 0, "the firer's partitions")
+        try:  # holding partitions, not just ready: the produce→fire clock must not include the first rebalance
+            wait_until(lambda: self.metric("firer_assigned_partitions") > 0, "the firer's partitions")
+        except BaseException:
+            self.proc.kill()
+            raise
 
     def metric(self, name: str) -> float:
         text = requests.get(f"http://127.0.0.1:{self.port}/metrics", timeout=5).text
@@ -160,7 +163,11 @@ class Firer:
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(60)
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise
 
 
 def drain_rate(s: Stack, triggers: list[str], count: int) -> float:
@@ -261,9 +268,11 @@ def main(argv: list[str] | None = None) -> int:
             topic = s.topic()
             produce(s, topic, triggers, rss_messages)
             firer = Firer(s, topic)
-            wait_until(lambda firer=firer: firer.fired() >= rss_messages, "the RSS run", timeout_s=600)
-            rss[distinct] = firer.rss_mb()
-            firer.stop()
+            try:
+                wait_until(lambda firer=firer: firer.fired() >= rss_messages, "the RSS run", timeout_s=600)
+                rss[distinct] = firer.rss_mb()
+            finally:
+                firer.stop()
         if rss:
             one, lots = rss.values()
             rows.append((f"firer RSS MB, 1 vs {rss_messages:,} distinct triggers", f"{one:.0f} / {lots:.0f}",
