@@ -45,11 +45,6 @@ from messaging_lib.errors import BadMessage, CredentialError, Reason
 
 log = logging.getLogger("consumer.firer")
 
-# One fetch response is held twice (raw and decoded) and glibc keeps the peak, so fetches are kept
-# small: 1 MiB is ~1,500 envelopes, plenty for thousands of fires/s, and a larger single record is
-# still returned whole by the broker.
-FETCH_MAX_BYTES = 1024 * 1024
-
 
 @dataclass
 class Job:
@@ -101,7 +96,7 @@ class Firer:
         self._consumer = ConsumerThread(
             self.settings.kafka, self.settings.firer_group, [self.settings.trigger_messages_topic],
             self._on_assigned, self._on_revoked, max_poll_records=1000, fetch_max_wait_ms=100,
-            max_partition_fetch_bytes=FETCH_MAX_BYTES, fetch_max_bytes=FETCH_MAX_BYTES)
+            max_partition_fetch_bytes=4 * 1024 * 1024)
         await self._consumer.start()
         self.ready = True
         log.info("firer started", extra=fields(topic=self.settings.trigger_messages_topic,

@@ -12,8 +12,7 @@ offset behind it is committed. Library errors stay here: callers see `KafkaUnava
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -57,16 +56,6 @@ class _Listener(ConsumerRebalanceListener):
         self._revoked(list(revoked))
 
 
-def learn_partitions(consumer: KafkaConsumer, topics: Collection[str], wait_s: float = 5.0) -> None:
-    """Call before subscribing. The group leader assigns only the partitions its metadata knows,
-    and kafka-python 3 does not rejoin by itself when a just-created topic shows up later (until
-    metadata_max_age_ms), so a consumer started right after its topic was made would sit idle."""
-    deadline = time.monotonic() + wait_s
-    for topic in topics:
-        while not consumer.partitions_for_topic(topic) and time.monotonic() < deadline:
-            time.sleep(0.1)
-
-
 class ConsumerThread:
     """A group consumer whose every call runs on its own thread. The rebalance callbacks run on
     kafka-python's IO thread and must not block or call the consumer."""
@@ -87,7 +76,6 @@ class ConsumerThread:
     async def start(self) -> None:
         def create() -> None:
             self._consumer = KafkaConsumer(**self._config)
-            learn_partitions(self._consumer, self._topics)
             self._consumer.subscribe(self._topics, listener=self._listener)
         try:
             await self._call(create)

@@ -22,7 +22,6 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-import uvloop
 from aiohttp import web
 
 from .app import build_app, build_emulator
@@ -99,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        uvloop.run(serve(args))  # the fire endpoint must not be the bottleneck of the firer benchmark
+        asyncio.run(serve(args))
     except IdentityError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
