@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         s.control("DELETE", "faults")
         rss = {}
         many = create_triggers(s, rss_messages) if "rss" in only else []
-        for distinct, triggers in (("1", many[:1]), (f"{rss_messages:,}", many)) if "rss" in only else ():
+        for distinct, triggers in (("1", many[:1]), (f"{rss_messages:,}", many)) if many else ():
             print(f"measuring RSS after {rss_messages:,} messages to {distinct} triggers ...", file=sys.stderr)
             topic = s.topic()
             produce(s, topic, triggers, rss_messages)
