@@ -45,6 +45,8 @@ from messaging_lib.errors import BadMessage, CredentialError, Reason
 
 log = logging.getLogger("consumer.firer")
 
+IDLE_METADATA_REFRESH_S = 5.0  # how often a firer without partitions asks Kafka for fresh metadata
+
 
 @dataclass
 class Job:
@@ -97,21 +99,34 @@ class Firer:
             self.settings.kafka, self.settings.firer_group, [self.settings.trigger_messages_topic],
             self._on_assigned, self._on_revoked, max_poll_records=1000, fetch_max_wait_ms=100,
             max_partition_fetch_bytes=4 * 1024 * 1024)
-        await self._consumer.start()
+        if await self._consumer.start():
+            log.warning("the topic has no partitions yet (does it exist?): waiting for it",
+                        extra=fields(topic=self.settings.trigger_messages_topic))
         self.ready = True
         log.info("firer started", extra=fields(topic=self.settings.trigger_messages_topic,
                                                group=self.settings.firer_group))
-        last_commit = self._clock()
+        last_commit = last_refresh = self._clock()
         while not self._stopping.is_set():
             await self._apply_backpressure()
             room = max(1, self.settings.max_in_flight - self._in_flight)
             for record in await self._consumer.poll(timeout_ms=100, max_records=min(1000, room)):
                 self._accept(record)
-            self.last_poll = self._clock()
-            if self._clock() - last_commit >= self.settings.commit_interval_s:
+            self.last_poll = now = self._clock()
+            if now - last_commit >= self.settings.commit_interval_s:
                 await self._commit()
-                last_commit = self._clock()
+                last_commit = now
+            if not self._assigned and now - last_refresh >= IDLE_METADATA_REFRESH_S:
+                await self._refresh_metadata()
+                last_refresh = now
         await self._shutdown()
+
+    async def _refresh_metadata(self) -> None:
+        """With no partition here, a topic made after this group's last assignment may be why."""
+        assert self._consumer is not None
+        try:
+            await self._consumer.refresh_metadata()
+        except KafkaUnavailable as e:
+            log.warning("metadata refresh failed", extra=fields(error=str(e)))
 
     def stop(self) -> None:
         """Stop taking messages; run() then drains until the shutdown timeout and commits."""

@@ -12,7 +12,8 @@ offset behind it is committed. Library errors stay here: callers see `KafkaUnava
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -56,6 +57,18 @@ class _Listener(ConsumerRebalanceListener):
         self._revoked(list(revoked))
 
 
+def learn_partitions(consumer: KafkaConsumer, topics: Collection[str], wait_s: float = 5.0) -> list[str]:
+    """Call before subscribing; returns the topics still without partitions. The group leader
+    assigns only the partitions its metadata knows, and kafka-python 3 does not rejoin by itself
+    when a just-created topic shows up later (until metadata_max_age_ms, 5 minutes), so a consumer
+    started right after its topic was made would sit idle."""
+    deadline = time.monotonic() + wait_s
+    for topic in topics:
+        while not consumer.partitions_for_topic(topic) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    return [topic for topic in topics if not consumer.partitions_for_topic(topic)]
+
+
 class ConsumerThread:
     """A group consumer whose every call runs on its own thread. The rebalance callbacks run on
     kafka-python's IO thread and must not block or call the consumer."""
@@ -73,14 +86,28 @@ class ConsumerThread:
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
-    async def start(self) -> None:
-        def create() -> None:
+    async def start(self) -> list[str]:
+        """Create the consumer and subscribe; returns the topics whose partitions are not known yet."""
+        def create() -> list[str]:
             self._consumer = KafkaConsumer(**self._config)
+            missing = learn_partitions(self._consumer, self._topics)
             self._consumer.subscribe(self._topics, listener=self._listener)
+            return missing
         try:
-            await self._call(create)
+            return await self._call(create)
         except KafkaError as e:
             raise KafkaUnavailable(f"cannot create the consumer: {e}") from e
+
+    async def refresh_metadata(self) -> None:
+        """Fetch the cluster's metadata now: a group leader that assigned without some topic's
+        partitions sees them change and rejoins at its next poll."""
+        def refresh() -> None:
+            assert self._consumer is not None
+            self._consumer.topics()
+        try:
+            await self._call(refresh)
+        except KafkaError as e:
+            raise KafkaUnavailable(f"metadata refresh failed: {e}") from e
 
     async def poll(self, timeout_ms: int, max_records: int) -> list[Record]:
         def poll() -> list[Record]:

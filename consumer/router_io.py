@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -30,7 +29,7 @@ from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssi
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata
 
-from consumer.kafka_io import KafkaUnavailable, Record
+from consumer.kafka_io import KafkaUnavailable, Record, learn_partitions
 from consumer.table import Change
 from messaging_lib.errors import ConfigError
 from messaging_lib.kafka_config import KafkaSettings
@@ -163,20 +162,11 @@ class GroupReader:
                 return
             if self._consumer is None:
                 self._consumer = KafkaConsumer(**self._config)
-            self._load_metadata(wanted - self.topics)
+            learn_partitions(self._consumer, wanted - self.topics)
             self._consumer.subscribe(sorted(wanted), listener=_Listener(self))
         if wanted != self.topics:
             await self._call(apply)
             self.topics = wanted
-
-    def _load_metadata(self, topics: Collection[str], wait_s: float = 5.0) -> None:
-        """The group leader assigns only partitions its metadata knows (kafka-python 3 does not
-        rejoin by itself when a just-created topic shows up later), so learn them first."""
-        assert self._consumer is not None
-        deadline = time.monotonic() + wait_s
-        for topic in topics:
-            while not self._consumer.partitions_for_topic(topic) and time.monotonic() < deadline:
-                time.sleep(0.1)
 
     async def refresh_metadata(self) -> None:
         """Fetch the cluster's metadata now: a leader that assigned without some topic's

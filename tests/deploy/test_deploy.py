@@ -240,7 +240,9 @@ def test_deploy_use_redeploy_and_undeploy_against_an_openwhisk_host(
         assert [(m["topic"], m["value"]) for m in messages] == [(feed_topic, {"via": "feed"})]
         wsk(tools, openwhisk.url, guest_auth, "trigger", "delete", feed_trigger)
     finally:
-        assert consumer.stop() == 0, consumer.log.read_text()
+        stopped = consumer.stop()
+        print("--- consumer log ---", consumer.log.read_text(), sep="\n")
+    assert stopped == 0
 
     # a second deploy (same flags) changes nothing, keeps the key, and says so
     again = run_deploy(tools, tmp_path, *flags, *kafka_flags)
