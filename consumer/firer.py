@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from kafka import TopicPartition
+from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
 
 from consumer import dead_letters
 from consumer.dead_letters import DeadLetter
@@ -98,7 +99,7 @@ class Firer:
         self._consumer = ConsumerThread(
             self.settings.kafka, self.settings.firer_group, [self.settings.trigger_messages_topic],
             self._on_assigned, self._on_revoked, max_poll_records=1000, fetch_max_wait_ms=100,
-            max_partition_fetch_bytes=4 * 1024 * 1024)
+            max_partition_fetch_bytes=4 * 1024 * 1024, partition_assignment_strategy=[CooperativeStickyAssignor])
         if await self._consumer.start():
             log.warning("the topic has no partitions yet (does it exist?): waiting for it",
                         extra=fields(topic=self.settings.trigger_messages_topic))
@@ -321,7 +322,12 @@ class Firer:
             partition=dl.record.partition, offset=dl.record.offset))
         self._finish(dl.record, done=True)
 
-    # --- rebalance callbacks (run on the consumer thread, inside poll) ---
+    # --- rebalance callbacks (run on kafka-python's IO thread, inside poll) ---
+    # Cooperative rebalancing: "revoked" partitions really leave and "assigned" ones are new, and
+    # kafka-python starts a new one from its committed offset. (Under the eager protocol every
+    # rebalance revokes all and assigns all again, and kafka-python keeps its fetch position for a
+    # partition that comes back; dropping the work taken before the rebalance, as `_release`
+    # does, would then skip those messages for good.)
 
     def _on_assigned(self, assigned: list[TopicPartition]) -> None:
         assert self._loop is not None

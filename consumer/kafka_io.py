@@ -3,8 +3,8 @@
 kafka-python (3.x: 2.0.2 drops fetched records of a partition paused mid-batch, and
 advances its position past them, which this service's backpressure would turn into loss) is
 not thread-safe, so every consumer call runs on one dedicated thread
-(`ConsumerThread`); the loop awaits it. Rebalance callbacks fire on that thread during poll and
-are handed to the owner as plain functions. The producer is thread-safe; `send` turns its
+(`ConsumerThread`); the loop awaits it. Rebalance callbacks fire during poll, on kafka-python's
+IO thread, and are handed to the owner as plain functions. The producer is thread-safe; `send` turns its
 delivery future into an awaitable so a dead-letter write is known to be acknowledged before the
 offset behind it is committed. Library errors stay here: callers see `KafkaUnavailable`.
 """

@@ -345,6 +345,23 @@ def test_two_consumers_split_the_partitions_and_one_takes_over(messaging: Messag
     assert all(sorted(set(s)) == list(range(10)) for s in _accepted_by_trigger(control, fqns + more).values())
 
 
+def test_a_rebalance_while_messages_are_retrying_loses_none(messaging: Messaging, tools, emulator, guest: OpenWhisk,
+                                                           control: Emulator, consumers, kafka) -> None:
+    topic = kafka.create_topic("rebalance", partitions=4)
+    isolated = {"TRIGGER_MESSAGES_TOPIC": topic, "FIRER_GROUP": f"firer-{topic}"}
+    first = consumers(**isolated)
+    control.fault(status=503, duration_s=8)  # every fire fails for a while: all messages are retrying
+    fqns = _produce_many(messaging, tools, emulator, guest, triggers=16, per_trigger=5, run="rebal", topic=topic)
+    wait_for(lambda: first.metric("firer_fire_retries_total") >= 16, what="messages retrying")
+    second = consumers(**isolated)  # the group rebalances; the first consumer keeps some partitions
+    wait_for(lambda: first.metric("firer_assigned_partitions") + second.metric("firer_assigned_partitions") == 4,
+             what="the partitions shared out")
+    wait_for(lambda: all(set(s) >= set(range(5)) for s in _accepted_by_trigger(control, fqns).values()),
+             timeout_s=60, what="every message fired after the outage")
+    for seqs in _accepted_by_trigger(control, fqns).values():
+        assert list(dict.fromkeys(seqs)) == list(range(5)), "in order"
+
+
 def test_order_per_trigger_is_kept_under_parallel_firing_and_retries(messaging: Messaging, tools, emulator,
                                                                      guest: OpenWhisk, control: Emulator,
                                                                      consumers) -> None:
