@@ -47,6 +47,10 @@ from messaging_lib.errors import BadMessage, CredentialError, Reason
 log = logging.getLogger("consumer.firer")
 
 IDLE_METADATA_REFRESH_S = 5.0  # how often a firer without partitions asks Kafka for fresh metadata
+# One fetch response is held twice (raw and decoded) and glibc keeps the peak, so fetches are kept
+# small: 1 MiB is ~1,500 envelopes, plenty for thousands of fires/s, and a larger single record is
+# still returned whole by the broker.
+FETCH_MAX_BYTES = 1024 * 1024
 
 
 @dataclass
@@ -99,7 +103,8 @@ class Firer:
         self._consumer = ConsumerThread(
             self.settings.kafka, self.settings.firer_group, [self.settings.trigger_messages_topic],
             self._on_assigned, self._on_revoked, max_poll_records=1000, fetch_max_wait_ms=100,
-            max_partition_fetch_bytes=4 * 1024 * 1024, partition_assignment_strategy=[CooperativeStickyAssignor])
+            max_partition_fetch_bytes=FETCH_MAX_BYTES,
+            fetch_max_bytes=FETCH_MAX_BYTES, partition_assignment_strategy=[CooperativeStickyAssignor])
         if await self._consumer.start():
             log.warning("the topic has no partitions yet (does it exist?): waiting for it",
                         extra=fields(topic=self.settings.trigger_messages_topic))

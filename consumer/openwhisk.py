@@ -8,6 +8,7 @@ without a status here, so nothing above this module knows about aiohttp.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from urllib.parse import quote
 
 import aiohttp
@@ -38,18 +39,22 @@ class TriggerClient:
     async def fire(self, apihost: str, namespace: str, name: str, api_key: str, payload: bytes) -> Attempt:
         """POST the payload (a JSON object, already serialized) to the trigger with the owner's key."""
         assert self._session is not None, "use TriggerClient as an async context manager"
-        user, _, password = api_key.partition(":")
         try:
-            async with self._session.post(
-                trigger_url(apihost, namespace, name), data=payload,
-                headers={"Content-Type": "application/json"}, auth=aiohttp.BasicAuth(user, password),
-            ) as response:
+            async with self._session.post(trigger_url(apihost, namespace, name), data=payload,
+                                          headers=_headers(api_key)) as response:
                 body = await response.read()
                 return Attempt(response.status, _error_text(response.status, body))
         except TimeoutError:
             return Attempt(None, "timeout")
         except aiohttp.ClientError as e:
             return Attempt(None, f"connection error: {type(e).__name__}")
+
+
+@lru_cache(maxsize=4096)
+def _headers(api_key: str) -> dict[str, str]:
+    """The request headers for one key, built once: keys repeat, and encoding them is per-fire CPU."""
+    user, _, password = api_key.partition(":")
+    return {"Content-Type": "application/json", "Authorization": aiohttp.encode_basic_auth(user, password)}
 
 
 def _error_text(status: int, body: bytes) -> str:

@@ -41,8 +41,8 @@ class Settings:
     router_max_in_flight: int = field(default=50_000,
                                       metadata={"help": "records routed but not acknowledged before pausing"})
     router_max_poll_records: int = field(default=2000, metadata={"help": "records the router takes per poll"})
-    max_in_flight: int = field(default=5000, metadata={"help": "messages taken but not finished before pausing"})
-    max_concurrent_fires: int = field(default=512, metadata={"help": "HTTP requests to OpenWhisk at once"})
+    max_in_flight: int = field(default=2000, metadata={"help": "messages taken but not finished before pausing"})
+    max_concurrent_fires: int = field(default=128, metadata={"help": "HTTP requests to OpenWhisk at once"})
     max_payload_bytes: int = field(default=900_000,
                                    metadata={"help": "largest fire payload: envelopes accepted, router batches built"})
     fire_timeout_s: float = field(default=30.0, metadata={"help": "timeout of one fire request"})
