@@ -22,7 +22,7 @@ import asyncio
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -167,9 +167,13 @@ class Firer:
         self._metrics.assigned.set(len(self._assigned))
         self._metrics.paced_namespaces.set(len(self._pacer))
 
-    async def _commit(self) -> None:
-        offsets = {tp: o for tp, tracker in self._offsets.items()
-                   if tp in self._assigned and (o := tracker.committable()) is not None}
+    def _committable(self, partitions: Collection[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: o for tp in partitions
+                if (tracker := self._offsets.get(tp)) is not None and (o := tracker.committable()) is not None}
+
+    async def _commit(self, offsets: dict[TopicPartition, int] | None = None) -> None:
+        """Commit the given offsets (default: what is committable on every assigned partition)."""
+        offsets = self._committable(self._assigned) if offsets is None else offsets
         if not offsets or self._consumer is None:
             return
         try:
@@ -350,9 +354,11 @@ class Firer:
         self._loop.call_soon_threadsafe(self._release, revoked)
 
     def _release(self, revoked: list[TopicPartition]) -> None:
-        """Forget revoked partitions: their queued messages are skipped and retrying ones abandoned,
-        uncommitted. The new owner reads them again from the last commit, so a rebalance repeats at
-        most one commit interval plus the in-flight window (at-least-once, never a loss)."""
+        """Commit what is done on revoked partitions, then forget them: their queued messages are
+        skipped and retrying ones abandoned, uncommitted. The new owner reads them again from the
+        last commit, so a rebalance repeats at most the in-flight window (at-least-once)."""
+        if not self._stopping.is_set():  # a stopping firer has committed already
+            self._spawn(self._commit(self._committable([tp for tp in revoked if tp in self._assigned])))
         for tp in revoked:
             self._assigned.discard(tp)
             self._offsets.pop(tp, None)
