@@ -46,7 +46,6 @@ from messaging_lib.errors import BadMessage, CredentialError, Reason
 
 log = logging.getLogger("consumer.firer")
 
-IDLE_METADATA_REFRESH_S = 5.0  # how often a firer without partitions asks Kafka for fresh metadata
 # One fetch response is held twice (raw and decoded) and glibc keeps the peak, so fetches are kept
 # small: 1 MiB is ~1,500 envelopes, plenty for thousands of fires/s, and a larger single record is
 # still returned whole by the broker.
@@ -111,7 +110,7 @@ class Firer:
         self.ready = True
         log.info("firer started", extra=fields(topic=self.settings.trigger_messages_topic,
                                                group=self.settings.firer_group))
-        last_commit = last_refresh = self._clock()
+        last_commit = self._clock()
         while not self._stopping.is_set():
             await self._apply_backpressure()
             room = max(1, self.settings.max_in_flight - self._in_flight)
@@ -121,18 +120,7 @@ class Firer:
             if now - last_commit >= self.settings.commit_interval_s:
                 await self._commit()
                 last_commit = now
-            if not self._assigned and now - last_refresh >= IDLE_METADATA_REFRESH_S:
-                await self._refresh_metadata()
-                last_refresh = now
         await self._shutdown()
-
-    async def _refresh_metadata(self) -> None:
-        """With no partition here, a topic made after this group's last assignment may be why."""
-        assert self._consumer is not None
-        try:
-            await self._consumer.refresh_metadata()
-        except KafkaUnavailable as e:
-            log.warning("metadata refresh failed", extra=fields(error=str(e)))
 
     def stop(self) -> None:
         """Stop taking messages; run() then drains until the shutdown timeout and commits."""

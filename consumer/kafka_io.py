@@ -4,9 +4,9 @@ kafka-python (3.x: 2.0.2 drops fetched records of a partition paused mid-batch, 
 advances its position past them, which this service's backpressure would turn into loss) is
 not thread-safe, so every consumer call runs on one dedicated thread
 (`ConsumerThread`); the loop awaits it. Rebalance callbacks fire during poll, on kafka-python's
-IO thread, and are handed to the owner as plain functions. The producer is thread-safe; `send` turns its
-delivery future into an awaitable so a dead-letter write is known to be acknowledged before the
-offset behind it is committed. Library errors stay here: callers see `KafkaUnavailable`.
+IO thread, and are handed to the owner as plain functions. The producer is thread-safe; `send`
+turns its delivery future into an awaitable so a dead-letter write is known to be acknowledged
+before the offset behind it is committed. Library errors stay here: callers see `KafkaUnavailable`.
 """
 
 from __future__ import annotations
@@ -97,17 +97,6 @@ class ConsumerThread:
             return await self._call(create)
         except KafkaError as e:
             raise KafkaUnavailable(f"cannot create the consumer: {e}") from e
-
-    async def refresh_metadata(self) -> None:
-        """Fetch the cluster's metadata now: a group leader that assigned without some topic's
-        partitions sees them change and rejoins at its next poll."""
-        def refresh() -> None:
-            assert self._consumer is not None
-            self._consumer.topics()
-        try:
-            await self._call(refresh)
-        except KafkaError as e:
-            raise KafkaUnavailable(f"metadata refresh failed: {e}") from e
 
     async def poll(self, timeout_ms: int, max_records: int) -> list[Record]:
         def poll() -> list[Record]:

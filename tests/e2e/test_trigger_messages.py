@@ -241,7 +241,6 @@ def test_a_consumer_started_before_its_topic_exists_fires_once_the_topic_is_made
     fqn = f"/{USER}/{trigger}"
     KafkaProducer(bootstrap_servers=messaging.bootstrap).send(
         topic, key=fqn.encode(), value=envelope_json(fqn, token_for(tools, emulator, trigger), {"late": 1})).get(10)
-    # kafka-python alone would wait for its next metadata refresh (5 minutes) before assigning it
     fires = wait_for(lambda: control.accepted(fqn), timeout_s=30, what="the fire from the new topic")
     assert fires[0]["payload"] == {"late": 1}
 
