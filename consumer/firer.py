@@ -81,8 +81,7 @@ class Firer:
                                    settings.retry_max_age_s)
         self._pacer = Pacer()
         self._fire_slots = asyncio.Semaphore(settings.max_concurrent_fires)
-        self._offsets: dict[TopicPartition, PartitionOffsets] = {}
-        self._assigned: set[TopicPartition] = set()
+        self._offsets: dict[TopicPartition, PartitionOffsets] = {}  # one per assigned partition
         self._active: Counter[TopicPartition] = Counter()  # messages not finished, per partition
         self._queues: dict[str, deque[Job]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -152,7 +151,7 @@ class Firer:
             self._paused = want_pause
             self._metrics.paused.set(int(want_pause))
         self._metrics.in_flight.set(self._in_flight)
-        self._metrics.assigned.set(len(self._assigned))
+        self._metrics.assigned.set(len(self._offsets))
         self._metrics.paced_namespaces.set(len(self._pacer))
 
     def _committable(self, partitions: Collection[TopicPartition]) -> dict[TopicPartition, int]:
@@ -161,7 +160,7 @@ class Firer:
 
     async def _commit(self, offsets: dict[TopicPartition, int] | None = None) -> None:
         """Commit the given offsets (default: what is committable on every assigned partition)."""
-        offsets = self._committable(self._assigned) if offsets is None else offsets
+        offsets = self._committable(self._offsets) if offsets is None else offsets
         if not offsets or self._consumer is None:
             return
         try:
@@ -175,7 +174,7 @@ class Firer:
     def _accept(self, record: Record) -> None:
         tp = record.tp
         tracker = self._offsets.get(tp)
-        if tracker is None or tp not in self._assigned:
+        if tracker is None:
             return  # fetched before its partition was revoked: the new owner reads it again
         tracker.take(record.offset)
         self._active[tp] += 1
@@ -236,7 +235,7 @@ class Firer:
         try:
             while queue:
                 job = queue[0]
-                if job.record.tp in self._assigned:
+                if job.record.tp in self._offsets:
                     await self._fire(job)
                 else:
                     self._finish(job.record, done=False)
@@ -296,9 +295,9 @@ class Firer:
     async def _sleep_unless_revoked(self, seconds: float, tp: TopicPartition) -> bool:
         """Sleep; False as soon as the partition is revoked (its new owner takes the message over)."""
         deadline = self._clock() + seconds
-        while tp in self._assigned and (left := deadline - self._clock()) > 0:
+        while tp in self._offsets and (left := deadline - self._clock()) > 0:
             await asyncio.sleep(min(left, 0.1))
-        return tp in self._assigned
+        return tp in self._offsets
 
     async def _dead_letter(self, dl: DeadLetter, trigger: str = "") -> None:
         """Write until acknowledged; only then is the message finished."""
@@ -332,7 +331,6 @@ class Firer:
 
     def _assign(self, assigned: list[TopicPartition]) -> None:
         for tp in assigned:
-            self._assigned.add(tp)
             self._offsets[tp] = PartitionOffsets()
         log.info("partitions assigned", extra=fields(partitions=sorted(f"{t.topic}-{t.partition}" for t in assigned)))
 
@@ -346,9 +344,8 @@ class Firer:
         skipped and retrying ones abandoned, uncommitted. The new owner reads them again from the
         last commit, so a rebalance repeats at most the in-flight window (at-least-once)."""
         if not self._stopping.is_set():  # a stopping firer has committed already
-            self._spawn(self._commit(self._committable([tp for tp in revoked if tp in self._assigned])))
+            self._spawn(self._commit(self._committable(revoked)))
         for tp in revoked:
-            self._assigned.discard(tp)
             self._offsets.pop(tp, None)
         log.info("partitions revoked", extra=fields(partitions=sorted(f"{t.topic}-{t.partition}" for t in revoked)))
 
