@@ -131,30 +131,21 @@ def produce(s: Stack, topic: str, triggers: list[str], count: int, rate_per_s: f
     producer.close()
 
 
-class Firer:
-    """One `python -m consumer` process (the product) on a topic."""
+class ConsumerProcess:
+    """One `python -m consumer` process (the product) with its metrics and RSS; shared by the benchmarks."""
 
-    def __init__(self, s: Stack, topic: str) -> None:
+    def __init__(self, work: Path, log_name: str, env: dict[str, str]) -> None:
         self.port = free_port()
-        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": s.bootstrap, "OPENWHISK_APIHOST": s.apihost,
-               "SEALING_KEYS": s.sealing_key, "TRIGGER_MESSAGES_TOPIC": topic, "FIRER_GROUP": f"g-{topic}",
-               "DEAD_LETTER_TOPIC": f"{topic}-dl", "HTTP_PORT": str(self.port), "HTTP_HOST": "127.0.0.1",
-               "LOG_LEVEL": "INFO"}
-        self.proc = subprocess.Popen([sys.executable, "-m", "consumer"], cwd=REPO_ROOT, env=env,
-                                     stdout=open(s.work / f"firer-{topic}.log", "wb"),  # noqa: SIM115
-                                     stderr=subprocess.STDOUT)
-        try:  # holding partitions, not just ready: the produce→fire clock must not include the first rebalance
-            wait_until(lambda: self.metric("firer_assigned_partitions") > 0, "the firer's partitions")
-        except BaseException:
-            self.proc.kill()
-            raise
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "consumer"], cwd=REPO_ROOT, stderr=subprocess.STDOUT,
+            stdout=open(work / log_name, "wb"),  # noqa: SIM115
+            env={**os.environ, **env, "HTTP_PORT": str(self.port), "HTTP_HOST": "127.0.0.1"})
 
     def metric(self, name: str) -> float:
+        """Sum of a Prometheus metric's samples (all label sets)."""
         text = requests.get(f"http://127.0.0.1:{self.port}/metrics", timeout=5).text
-        return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
-
-    def fired(self) -> float:
-        return self.metric("firer_messages_fired_total")
+        return sum(float(line.split()[-1]) for line in text.splitlines()
+                   if line.startswith(name) and not line.startswith("#"))
 
     def rss_mb(self) -> float:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
@@ -169,6 +160,24 @@ class Firer:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             raise
+
+
+class Firer(ConsumerProcess):
+    """A firer on one topic, holding its partitions once made."""
+
+    def __init__(self, s: Stack, topic: str) -> None:
+        super().__init__(s.work, f"firer-{topic}.log", {
+            "KAFKA_BOOTSTRAP_SERVERS": s.bootstrap, "OPENWHISK_APIHOST": s.apihost, "SEALING_KEYS": s.sealing_key,
+            "TRIGGER_MESSAGES_TOPIC": topic, "FIRER_GROUP": f"g-{topic}", "DEAD_LETTER_TOPIC": f"{topic}-dl",
+            "LOG_LEVEL": "INFO"})
+        try:  # holding partitions, not just ready: the produce→fire clock must not include the first rebalance
+            wait_until(lambda: self.metric("firer_assigned_partitions") > 0, "the firer's partitions")
+        except BaseException:
+            self.proc.kill()
+            raise
+
+    def fired(self) -> float:
+        return self.metric("firer_messages_fired_total")
 
 
 def drain_rate(s: Stack, triggers: list[str], count: int, window_s: float = 120) -> float:

@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import subprocess
 import sys
 import time
 import tracemalloc
@@ -34,11 +32,10 @@ from cryptography.fernet import Fernet
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
-from bench.firer_bench import wait_until
+from bench.firer_bench import ConsumerProcess, wait_until
 from consumer.subscriptions import SubscriptionIndex
 from consumer.table import Change
 from local_stack import kafka as kafka_stack
-from local_stack.kafka import free_port
 from messaging_lib import subscriptions as records
 from messaging_lib.credentials import Sealer
 from messaging_lib.subscriptions import Options, Segment, Subscription
@@ -97,35 +94,16 @@ def produce_backlog(s: Stack, topic: str, count: int) -> None:
     producer.close()
 
 
-class RouterProcess:
+class RouterProcess(ConsumerProcess):
     """One `python -m consumer` process with ROLES=router (the product)."""
 
     def __init__(self, s: Stack, subscriptions_topic: str, out_topic: str, name: str) -> None:
-        self.port = free_port()
-        env = {**os.environ, "ROLES": "router", "KAFKA_BOOTSTRAP_SERVERS": s.bootstrap,
-               "SUBSCRIPTIONS_TOPIC": subscriptions_topic, "TRIGGER_MESSAGES_TOPIC": out_topic,
-               "DEAD_LETTER_TOPIC": f"{out_topic}-dl", "ROUTER_GROUP": f"router-{name}",
-               "HTTP_PORT": str(self.port), "HTTP_HOST": "127.0.0.1", "LOG_LEVEL": "WARNING"}
-        self.proc = subprocess.Popen([sys.executable, "-m", "consumer"], cwd=REPO_ROOT, env=env,
-                                     stdout=open(s.work / f"router-{name}.log", "wb"),  # noqa: SIM115
-                                     stderr=subprocess.STDOUT)
+        super().__init__(s.work, f"router-{name}.log", {
+            "ROLES": "router", "KAFKA_BOOTSTRAP_SERVERS": s.bootstrap, "SUBSCRIPTIONS_TOPIC": subscriptions_topic,
+            "TRIGGER_MESSAGES_TOPIC": out_topic, "DEAD_LETTER_TOPIC": f"{out_topic}-dl",
+            "ROUTER_GROUP": f"router-{name}", "LOG_LEVEL": "WARNING"})
         wait_until(lambda: requests.get(f"http://127.0.0.1:{self.port}/readyz", timeout=1).ok, "the router", 300)
         self.ready_s = time.monotonic()
-
-    def metric(self, name: str) -> float:
-        text = requests.get(f"http://127.0.0.1:{self.port}/metrics", timeout=5).text
-        return sum(float(line.split()[-1]) for line in text.splitlines()
-                   if line.startswith(name) and not line.startswith("#"))
-
-    def rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(60)
 
 
 def plain_consumer_rate(s: Stack, topic: str, count: int) -> float:

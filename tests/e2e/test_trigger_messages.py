@@ -18,7 +18,6 @@ from collections import Counter
 
 import pytest
 from kafka import KafkaProducer
-from kafka.admin import NewTopic
 
 from messaging_lib import topics
 from messaging_lib.credentials import Sealer
@@ -232,11 +231,7 @@ def test_a_consumer_started_before_its_topic_exists_fires_once_the_topic_is_made
     consumer = consumers(TRIGGER_MESSAGES_TOPIC=topic, FIRER_GROUP=f"firer-{topic}", wait=False)
     consumer.wait_ready()
     assert "the topic has no partitions yet" in consumer.log()
-    admin = kafka.admin()
-    try:
-        admin.create_topics([NewTopic(topic, 2, 1)])
-    finally:
-        admin.close()
+    kafka.create_topic(name=topic, partitions=2)
     trigger = guest.trigger(unique("T"))
     fqn = f"/{USER}/{trigger}"
     KafkaProducer(bootstrap_servers=messaging.bootstrap).send(
