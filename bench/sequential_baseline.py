@@ -14,9 +14,9 @@ import uuid
 import requests
 from kafka import KafkaConsumer
 
-from consumer.openwhisk import trigger_url
 from messaging_lib import envelope
 from messaging_lib.credentials import Sealer
+from messaging_lib.topics import trigger_url
 
 
 def run(bootstrap: str, topic: str, apihost: str, sealing_key: str, max_messages: int, max_seconds: float,

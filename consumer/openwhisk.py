@@ -9,15 +9,11 @@ without a status here, so nothing above this module knows about aiohttp.
 from __future__ import annotations
 
 from functools import lru_cache
-from urllib.parse import quote
 
 import aiohttp
 
 from consumer.outcomes import Attempt
-
-
-def trigger_url(apihost: str, namespace: str, name: str) -> str:
-    return f"{apihost.rstrip('/')}/api/v1/namespaces/{quote(namespace, safe='')}/triggers/{quote(name, safe='')}"
+from messaging_lib.topics import trigger_url
 
 
 class TriggerClient:

@@ -31,6 +31,7 @@ from kafka.structs import OffsetAndMetadata
 
 from consumer.kafka_io import KafkaUnavailable, Record, learn_partitions
 from consumer.table import Change
+from messaging_lib import topics
 from messaging_lib.errors import ConfigError
 from messaging_lib.kafka_config import KafkaSettings
 
@@ -83,7 +84,8 @@ class KafkaLog:
             return
         admin = KafkaAdminClient(**self._settings.client_kwargs())
         try:
-            admin.create_topics({self._topic: {"num_partitions": 1, "configs": {"cleanup.policy": "compact"}}},
+            admin.create_topics({self._topic: {"num_partitions": topics.SUBSCRIPTIONS_TOPIC_PARTITIONS,
+                                                "configs": topics.SUBSCRIPTIONS_TOPIC_CONFIG}},
                                 wait_for_metadata=True)
             log.info("created the subscriptions topic", extra={"fields": {"topic": self._topic}})
         except TopicAlreadyExistsError:

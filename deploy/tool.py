@@ -41,6 +41,7 @@ from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, Ne
 from kafka.errors import KafkaError, TopicAlreadyExistsError, UnknownTopicOrPartitionError
 
 from local_stack.kafka import free_port, port_is_free
+from messaging_lib import topics
 from messaging_lib.errors import ConfigError
 from messaging_lib.kafka_config import KafkaSettings
 
@@ -139,8 +140,8 @@ def topic_specs(args: argparse.Namespace) -> list[TopicSpec]:
         TopicSpec(args.trigger_messages_topic, args.partitions,
                   {"cleanup.policy": "delete", "retention.ms": str(args.retention_hours * 3600 * 1000)}, {},
                   "trigger messages (envelopes) for the firers"),
-        TopicSpec(args.subscriptions_topic, 1,
-                  {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}, {"cleanup.policy": "compact"},
+        TopicSpec(args.subscriptions_topic, topics.SUBSCRIPTIONS_TOPIC_PARTITIONS,
+                  topics.SUBSCRIPTIONS_TOPIC_CONFIG, {"cleanup.policy": "compact"},
                   "feed subscriptions, compacted, one partition for one order: the routers' only state",
                   exact_partitions=True),
         TopicSpec(args.dead_letter_topic, args.dead_letter_partitions,

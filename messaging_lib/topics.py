@@ -1,4 +1,4 @@
-"""Topic names and dead-letter headers: the Kafka-side contract of DESIGN.md sections 2 and 5.
+"""Topic names, trigger URLs and dead-letter headers: the Kafka-side contract of DESIGN.md sections 2 and 5.
 
 The names are defaults; deployments may override them through settings. A dead-letter record
 keeps the original record's key, value and headers, and adds the ``dl_*`` headers below. Their
@@ -6,11 +6,18 @@ values are UTF-8 text: ``dl_reason`` is an ``errors.Reason`` value, numbers are 
 epoch milliseconds. ``dead_letter_headers`` is the one encoder of that format.
 """
 
+from urllib.parse import quote
+
 from .errors import Reason
 
 TRIGGER_MESSAGES_TOPIC = "openwhisk-trigger-messages"
 SUBSCRIPTIONS_TOPIC = "openwhisk-trigger-subscriptions"  # compacted, one partition (see subscriptions)
 DEAD_LETTER_TOPIC = "openwhisk-trigger-dead-letters"
+
+# The subscriptions topic's shape is part of the contract (one partition: one order; compacted: the
+# latest record per key is the state), so deploy and the router create it from this one spec.
+SUBSCRIPTIONS_TOPIC_PARTITIONS = 1
+SUBSCRIPTIONS_TOPIC_CONFIG = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}
 
 DL_REASON = "dl_reason"  # an errors.Reason value, e.g. "not-json"
 DL_DETAIL = "dl_detail"  # short human explanation, never a credential
@@ -35,6 +42,11 @@ DEAD_LETTER_HEADERS = (
     DL_SOURCE_OFFSET,
     DL_TRIGGER,
 )
+
+
+def trigger_url(apihost: str, namespace: str, name: str) -> str:
+    """The controller's URL of a trigger (names quoted: they come from users)."""
+    return f"{apihost.rstrip('/')}/api/v1/namespaces/{quote(namespace, safe='')}/triggers/{quote(name, safe='')}"
 
 
 def dead_letter_headers(

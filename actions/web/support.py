@@ -12,7 +12,6 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import quote
 
 import requests
 from kafka import KafkaProducer
@@ -21,6 +20,7 @@ from messaging_lib import envelope
 from messaging_lib.credentials import Sealer
 from messaging_lib.errors import BadMessage, ConfigError
 from messaging_lib.kafka_config import KafkaSettings
+from messaging_lib.topics import trigger_url
 
 _session = requests.Session()
 _producers: dict[KafkaSettings, KafkaProducer] = {}
@@ -82,8 +82,7 @@ def deadline_timeout_s() -> float:
 
 def check_trigger_access(who: Caller, namespace: str, trigger: str) -> None:
     """GET the trigger with the caller's key: only its owner can."""
-    url = f"{apihost()}/api/v1/namespaces/{quote(namespace, safe='')}/triggers/{quote(trigger, safe='')}"
-    status = _get(url, who)
+    status = _get(trigger_url(apihost(), namespace, trigger), who)
     if status == 200:
         return
     fqn = f"/{namespace}/{trigger}"
