@@ -27,6 +27,8 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from deploy.ports import free_port, port_is_free
+
 KAFKA_VERSION = "4.1.1"  # must match local_stack/kafka/pom.xml
 REPO_ROOT = Path(__file__).resolve().parent.parent
 POM = Path(__file__).resolve().parent / "kafka" / "pom.xml"
@@ -39,22 +41,6 @@ class KafkaStackError(RuntimeError):
 
 def cache_dir() -> Path:
     return Path(os.environ.get("LOCAL_STACK_CACHE", REPO_ROOT / ".cache"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 def _require(tool: str, why: str) -> str:

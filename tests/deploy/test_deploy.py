@@ -26,8 +26,8 @@ import requests
 import yaml
 from cryptography.fernet import Fernet
 
-from deploy.tool import topic_config
-from local_stack.kafka import free_port
+from deploy.ports import free_port
+from deploy.topics import topic_config
 from tests.e2e.helpers import OpenWhisk, unique, wait_for
 from tests.fixtures.emulator import EmulatorHandle, start_emulator, stop_emulator
 from tests.fixtures.kafka import KafkaHandle
