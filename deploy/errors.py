@@ -18,14 +18,16 @@ class DeployError(Exception):
     """A step failed; the message says what went wrong and what to do."""
 
 
-def until(check: Callable[[], T | None], timeout_s: float, failure: str, interval_s: float = 0.2) -> T:
+def until(check: Callable[[], T | None], timeout_s: float, failure: str | Callable[[], str],
+          interval_s: float = 0.2) -> T:
     """The first truthy result of `check`, polled every interval_s; DeployError(failure) after
-    timeout_s. `check` may raise DeployError itself to stop early (e.g. the process died)."""
+    timeout_s. A callable failure is built at the timeout (e.g. a log's tail as it is then).
+    `check` may raise DeployError itself to stop early (e.g. the process died)."""
     deadline = time.monotonic() + timeout_s
     while True:
         result = check()
         if result:
             return result
         if time.monotonic() > deadline:
-            raise DeployError(failure)
+            raise DeployError(failure if isinstance(failure, str) else failure())
         time.sleep(interval_s)

@@ -102,7 +102,7 @@ def wait_line(log: Path, prefix: str, pidfile: Path, timeout_s: float) -> str:
             if line.startswith(prefix):
                 return line[len(prefix):].strip()
         return None
-    return until(check, timeout_s, f"no '{prefix}' in {log} after {timeout_s:.0f}s:\n{tail(log)}")
+    return until(check, timeout_s, lambda: f"no '{prefix}' in {log} after {timeout_s:.0f}s:\n{tail(log)}")
 
 
 def wait_ready(url: str, pidfile: Path, log: Path, timeout_s: float) -> None:
@@ -113,4 +113,5 @@ def wait_ready(url: str, pidfile: Path, log: Path, timeout_s: float) -> None:
             return requests.get(url, timeout=2).status_code == 200
         except requests.RequestException:
             return False
-    until(check, timeout_s, f"{url} not ready after {timeout_s:.0f}s; the log ({log}) ends with:\n{tail(log)}")
+    until(check, timeout_s,
+          lambda: f"{url} not ready after {timeout_s:.0f}s; the log ({log}) ends with:\n{tail(log)}")

@@ -12,6 +12,7 @@ import pytest
 
 from deploy import processes
 from deploy.errors import DeployError
+from deploy.ports import free_port
 from tests.e2e.helpers import wait_for
 
 SLEEPER = [sys.executable, "-c", "import time; print('listening on http://x', flush=True); time.sleep(120)"]
@@ -63,6 +64,22 @@ def test_waiting_for_a_process_that_exited_fails_at_once_with_its_log(pidfile: P
     with pytest.raises(DeployError, match=r"the process of p.pid exited; its log .* ends with:\nboom: bad config"):
         processes.wait_line(log, "never ", pidfile, timeout_s=60)
     assert time.monotonic() - started < 30
+
+
+def test_a_line_that_never_comes_times_out_with_the_log_tail(pidfile: Path, tmp_path: Path) -> None:
+    log = tmp_path / "p.log"
+    processes.spawn(pidfile, log, SLEEPER)
+    with pytest.raises(DeployError, match=r"no 'never ' in .* after 1s:\nlistening on http://x"):
+        processes.wait_line(log, "never ", pidfile, timeout_s=1)
+
+
+def test_a_url_that_never_answers_times_out_with_the_log_tail(pidfile: Path, tmp_path: Path) -> None:
+    log = tmp_path / "p.log"
+    processes.spawn(pidfile, log, SLEEPER)
+    processes.wait_line(log, "listening on ", pidfile, timeout_s=30)
+    url = f"http://127.0.0.1:{free_port()}/readyz"  # nothing listens there
+    with pytest.raises(DeployError, match=r"not ready after 1s; the log .* ends with:\nlistening on http://x"):
+        processes.wait_ready(url, pidfile, log, timeout_s=1)
 
 
 def test_tail_of_a_missing_log() -> None:
