@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -40,6 +40,15 @@ from consumer.outcomes import TRIGGER_GONE_STATUSES, Attempt, RetryPolicy, Verdi
 from consumer.pacing import Pacer
 from consumer.settings import Settings
 from consumer.subscriptions import RefusalHook
+from consumer.toolkit import (
+    Backpressure,
+    KeyedQueues,
+    Supervisor,
+    hand_over,
+    sleep_while,
+    wait_until,
+    write_until_acknowledged,
+)
 from messaging_lib import envelope
 from messaging_lib.credentials import Credential, Sealer
 from messaging_lib.errors import BadMessage, CredentialError, Reason
@@ -83,12 +92,11 @@ class Firer:
         self._fire_slots = asyncio.Semaphore(settings.max_concurrent_fires)
         self._offsets: dict[TopicPartition, PartitionOffsets] = {}  # one per assigned partition
         self._active: Counter[TopicPartition] = Counter()  # messages not finished, per partition
-        self._queues: dict[str, deque[Job]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._supervisor = Supervisor("firer", self.stop)
+        self._queues: KeyedQueues[str, Job] = KeyedQueues(self._supervisor, self._fire_if_owned, self._abandon)
+        self._backpressure = Backpressure(settings.max_in_flight)
         self._in_flight = 0
-        self._paused = False
         self._stopping = asyncio.Event()
-        self.failure: BaseException | None = None
         self._consumer: ConsumerThread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.ready = False
@@ -121,19 +129,20 @@ class Firer:
                 last_commit = now
         await self._shutdown()
 
+    @property
+    def failure(self) -> BaseException | None:
+        """The error of the task that failed and stopped the firer, if any."""
+        return self._supervisor.failure
+
     def stop(self) -> None:
         """Stop taking messages; run() then drains until the shutdown timeout and commits."""
         self.ready = False
         self._stopping.set()
 
     async def _shutdown(self) -> None:
-        deadline = self._clock() + self.settings.shutdown_timeout_s
-        while self._in_flight and self._clock() < deadline:
-            await asyncio.sleep(0.05)
+        await wait_until(lambda: not self._in_flight, self.settings.shutdown_timeout_s, self._clock)
         unfinished = self._in_flight
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._supervisor.cancel_all()
         await self._commit()
         assert self._consumer is not None
         await self._consumer.close()
@@ -143,13 +152,10 @@ class Firer:
 
     async def _apply_backpressure(self) -> None:
         assert self._consumer is not None
-        want_pause = self._in_flight >= self.settings.max_in_flight or (
-            self._paused and self._in_flight > self.settings.max_in_flight // 2)
-        if want_pause != self._paused:
-            log.debug("backpressure", extra=fields(pause=want_pause, in_flight=self._in_flight))
-            await self._consumer.pause(want_pause)
-            self._paused = want_pause
-            self._metrics.paused.set(int(want_pause))
+        if await self._backpressure.apply(self._in_flight, self._consumer.pause):
+            paused = self._backpressure.paused
+            log.debug("backpressure", extra=fields(pause=paused, in_flight=self._in_flight))
+            self._metrics.paused.set(int(paused))
         self._metrics.in_flight.set(self._in_flight)
         self._metrics.assigned.set(len(self._offsets))
         self._metrics.paced_namespaces.set(len(self._pacer))
@@ -183,14 +189,9 @@ class Firer:
         try:
             job = self._job(record)
         except BadMessage as bad:
-            self._spawn(self._dead_letter(DeadLetter(record, bad.reason, bad.detail)))
+            self._supervisor.spawn(self._dead_letter(DeadLetter(record, bad.reason, bad.detail)))
             return
-        queue = self._queues.get(job.trigger)
-        if queue is None:
-            self._queues[job.trigger] = deque([job])
-            self._spawn(self._drain(job.trigger))
-        else:
-            queue.append(job)
+        self._queues.put(job.trigger, job)
 
     def _job(self, record: Record) -> Job:
         env = envelope.parse_record(record.headers, record.value, max_payload_bytes=self.settings.max_payload_bytes)
@@ -206,19 +207,6 @@ class Firer:
         namespace, name = env.trigger_name
         return Job(record, apihost, namespace, name, credential.key, env.payload, env.source)
 
-    def _spawn(self, coro: object) -> None:
-        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        """A task that failed is a bug: stop (uncommitted messages are read again on restart)."""
-        self._tasks.discard(task)
-        if not task.cancelled() and (error := task.exception()) is not None and self.failure is None:
-            log.error("firer task failed; stopping", exc_info=error)
-            self.failure = error
-            self.stop()
-
     def _finish(self, record: Record, done: bool) -> None:
         """done=False: abandoned (partition revoked, shutdown), so its offset is never committed here."""
         self._in_flight -= 1
@@ -230,22 +218,15 @@ class Firer:
 
     # --- firing ---
 
-    async def _drain(self, trigger: str) -> None:
-        queue = self._queues[trigger]
-        try:
-            while queue:
-                job = queue[0]
-                if job.record.tp in self._offsets:
-                    await self._fire(job)
-                else:
-                    self._finish(job.record, done=False)
-                queue.popleft()
-        except asyncio.CancelledError:
-            for job in queue:
-                self._finish(job.record, done=False)
-            raise
-        finally:
-            del self._queues[trigger]
+    async def _fire_if_owned(self, job: Job) -> None:
+        """A trigger queue's handler: a job of a revoked partition is skipped (its new owner has it)."""
+        if job.record.tp in self._offsets:
+            await self._fire(job)
+        else:
+            self._abandon(job)
+
+    def _abandon(self, job: Job) -> None:
+        self._finish(job.record, done=False)
 
     async def _fire(self, job: Job) -> None:
         first_ms = _now_ms()
@@ -294,24 +275,16 @@ class Firer:
 
     async def _sleep_unless_revoked(self, seconds: float, tp: TopicPartition) -> bool:
         """Sleep; False as soon as the partition is revoked (its new owner takes the message over)."""
-        deadline = self._clock() + seconds
-        while tp in self._offsets and (left := deadline - self._clock()) > 0:
-            await asyncio.sleep(min(left, 0.1))
-        return tp in self._offsets
+        return await sleep_while(seconds, lambda: tp in self._offsets, self._clock)
 
     async def _dead_letter(self, dl: DeadLetter, trigger: str = "") -> None:
         """Write until acknowledged; only then is the message finished."""
-        backoff = 0.1
-        while True:
-            try:
-                await dead_letters.write(self._producer, self.settings.dead_letter_topic, dl)
-                break
-            except KafkaUnavailable as e:
-                log.warning("dead-letter write failed; retrying", extra=fields(error=str(e)))
-                if not await self._sleep_unless_revoked(backoff, dl.record.tp):
-                    self._finish(dl.record, done=False)
-                    return
-                backoff = min(5.0, backoff * 2)
+        topic = self.settings.dead_letter_topic
+        if not await write_until_acknowledged(
+                lambda: dead_letters.write(self._producer, topic, dl), KafkaUnavailable, what=topic,
+                wait=lambda seconds: self._sleep_unless_revoked(seconds, dl.record.tp)):
+            self._finish(dl.record, done=False)
+            return
         self._metrics.dead_lettered.labels(dl.reason).inc()
         log.info("message dead-lettered", extra=fields(
             reason=dl.reason, status=dl.status, trigger=trigger or None, topic=dl.record.topic,
@@ -327,7 +300,7 @@ class Firer:
 
     def _on_assigned(self, assigned: list[TopicPartition]) -> None:
         assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._assign, assigned)
+        hand_over(self._loop, self._assign, assigned)
 
     def _assign(self, assigned: list[TopicPartition]) -> None:
         for tp in assigned:
@@ -337,14 +310,14 @@ class Firer:
     def _on_revoked(self, revoked: list[TopicPartition]) -> None:
         """kafka-python 3 runs this on its IO thread, where nothing may block: only hand over."""
         assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._release, revoked)
+        hand_over(self._loop, self._release, revoked)
 
     def _release(self, revoked: list[TopicPartition]) -> None:
         """Commit what is done on revoked partitions, then forget them: their queued messages are
         skipped and retrying ones abandoned, uncommitted. The new owner reads them again from the
         last commit, so a rebalance repeats at most the in-flight window (at-least-once)."""
         if not self._stopping.is_set():  # a stopping firer has committed already
-            self._spawn(self._commit(self._committable(revoked)))
+            self._supervisor.spawn(self._commit(self._committable(revoked)))
         for tp in revoked:
             self._offsets.pop(tp, None)
         log.info("partitions revoked", extra=fields(partitions=sorted(f"{t.topic}-{t.partition}" for t in revoked)))
