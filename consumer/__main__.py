@@ -22,7 +22,7 @@ from consumer import health, logs
 from consumer.firer import Firer
 from consumer.kafka_io import Producer
 from consumer.metrics import FirerMetrics
-from consumer.openwhisk import TriggerClient
+from consumer.openwhisk import HttpTriggerClient
 from consumer.router import Router, RouterMetrics
 from consumer.router_io import KafkaLog
 from consumer.settings import Settings, load
@@ -41,7 +41,7 @@ async def run(settings: Settings) -> None:
     async with AsyncExitStack() as stack:
         if "firer" in settings.role_set:
             client = await stack.enter_async_context(
-                TriggerClient(settings.max_concurrent_fires, settings.fire_timeout_s))
+                HttpTriggerClient(settings.max_concurrent_fires, settings.fire_timeout_s))
 
             async def send_status(key: bytes, value: bytes) -> object:
                 return await producer.send(settings.subscriptions_topic, value, key=key)

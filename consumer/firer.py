@@ -25,13 +25,14 @@ from collections import Counter
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Protocol
 
 from kafka import TopicPartition
 from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
 
 from consumer import dead_letters
 from consumer.dead_letters import DeadLetter
-from consumer.kafka_io import ConsumerThread, KafkaUnavailable, Producer, Record
+from consumer.kafka_io import ConsumerThread, KafkaUnavailable, Producer, RebalanceCallback, Record
 from consumer.logs import fields
 from consumer.metrics import FirerMetrics, status_class
 from consumer.offsets import PartitionOffsets
@@ -51,7 +52,8 @@ from consumer.toolkit import (
 )
 from messaging_lib import envelope
 from messaging_lib.credentials import Credential, Sealer
-from messaging_lib.errors import BadMessage, CredentialError, Reason
+from messaging_lib.errors import BadMessage, Reason
+from messaging_lib.kafka_config import KafkaSettings
 
 log = logging.getLogger("consumer.firer")
 
@@ -59,6 +61,30 @@ log = logging.getLogger("consumer.firer")
 # small: 1 MiB is ~1,500 envelopes, plenty for thousands of fires/s, and a larger single record is
 # still returned whole by the broker.
 FETCH_MAX_BYTES = 1024 * 1024
+
+
+class GroupConsumer(Protocol):
+    """What the firer needs of its group consumer; ``kafka_io.ConsumerThread`` is the real one,
+    tests pass an in-memory fake. Rebalance callbacks may come from another thread."""
+
+    async def start(self) -> list[str]:
+        """Subscribe; returns the topics whose partitions are not known yet."""
+        ...
+
+    async def poll(self, timeout_ms: int, max_records: int) -> list[Record]: ...
+
+    async def pause(self, pause: bool) -> None:
+        """Pause (or resume) every assigned partition."""
+        ...
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class ConsumerFactory(Protocol):
+    def __call__(self, settings: KafkaSettings, group_id: str, topics: list[str], on_assigned: RebalanceCallback,
+                 on_revoked: RebalanceCallback, **config: object) -> GroupConsumer: ...
 
 
 @dataclass
@@ -79,13 +105,18 @@ class Job:
 
 
 class Firer:
+    """The firer's loop. Its edges come in: the trigger client, the producer, and a factory for
+    its group consumer (built in ``run``, on the loop), so tests run it on fakes."""
+
     def __init__(self, settings: Settings, client: TriggerClient, producer: Producer, sealer: Sealer,
                  metrics: FirerMetrics, clock: Callable[[], float] = time.monotonic,
-                 on_refused: RefusalHook | None = None) -> None:
+                 on_refused: RefusalHook | None = None, consumer_factory: ConsumerFactory = ConsumerThread) -> None:
         self.settings = settings
         self._on_refused = on_refused
         self._client, self._producer, self._metrics, self._clock = client, producer, metrics, clock
-        self._open = lru_cache(maxsize=4096)(sealer.open)
+        self._consumer_factory = consumer_factory
+        # Opening a token is the firer's main CPU cost, and a trigger's messages repeat its token.
+        self._authorize = lru_cache(maxsize=4096)(sealer.authorize)
         self._policy = RetryPolicy(settings.retry_initial_backoff_s, settings.retry_max_backoff_s,
                                    settings.retry_max_age_s)
         self._pacer = Pacer()
@@ -97,7 +128,7 @@ class Firer:
         self._backpressure = Backpressure(settings.max_in_flight)
         self._in_flight = 0
         self._stopping = asyncio.Event()
-        self._consumer: ConsumerThread | None = None
+        self._consumer: GroupConsumer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.ready = False
         self.last_poll = clock()
@@ -106,7 +137,7 @@ class Firer:
 
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._consumer = ConsumerThread(
+        self._consumer = self._consumer_factory(
             self.settings.kafka, self.settings.firer_group, [self.settings.trigger_messages_topic],
             self._on_assigned, self._on_revoked, max_poll_records=1000, fetch_max_wait_ms=100,
             max_partition_fetch_bytes=FETCH_MAX_BYTES,
@@ -198,12 +229,7 @@ class Firer:
         apihost = (env.apihost or self.settings.openwhisk_apihost).rstrip("/")
         if apihost not in self.settings.allowed_apihosts:
             raise BadMessage(Reason.APIHOST_NOT_ALLOWED, f"{apihost} is not on the firer's allow-list")
-        try:
-            credential: Credential = self._open(env.credential)
-        except CredentialError as e:
-            raise BadMessage(e.reason, e.detail) from None
-        if not credential.allows(env.trigger):
-            raise BadMessage(Reason.CREDENTIAL_OUT_OF_SCOPE, f"the credential does not cover {env.trigger}")
+        credential: Credential = self._authorize(env.credential, env.trigger)
         namespace, name = env.trigger_name
         return Job(record, apihost, namespace, name, credential.key, env.payload, env.source)
 

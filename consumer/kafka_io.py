@@ -25,6 +25,8 @@ from kafka.structs import OffsetAndMetadata
 
 from messaging_lib.kafka_config import KafkaSettings
 
+RebalanceCallback = Callable[[list[TopicPartition]], None]
+
 
 class KafkaUnavailable(RuntimeError):
     """Kafka did not accept a request (after the client's own retries)."""
