@@ -20,11 +20,10 @@ from prometheus_client import CollectorRegistry
 
 from consumer import health, logs
 from consumer.firer import Firer
-from consumer.kafka_io import Producer
+from consumer.kafka_edge import KafkaLog, Producer
 from consumer.metrics import FirerMetrics
 from consumer.openwhisk import HttpTriggerClient
 from consumer.router import Router, RouterMetrics
-from consumer.router_io import KafkaLog
 from consumer.settings import Settings, load
 from consumer.subscriptions import status_writer
 from messaging_lib.credentials import Sealer

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from consumer.kafka_io import Producer, Record
+from consumer.kafka_edge import Producer, Record
 from messaging_lib import topics
 from messaging_lib.errors import Reason
 

@@ -28,11 +28,10 @@ from functools import lru_cache
 from typing import Protocol
 
 from kafka import TopicPartition
-from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
 
 from consumer import dead_letters
 from consumer.dead_letters import DeadLetter
-from consumer.kafka_io import ConsumerThread, KafkaUnavailable, Producer, RebalanceCallback, Record
+from consumer.kafka_edge import ConsumerThread, KafkaUnavailable, Producer, RebalanceCallback, Record
 from consumer.logs import fields
 from consumer.metrics import FirerMetrics, status_class
 from consumer.offsets import PartitionOffsets
@@ -64,7 +63,7 @@ FETCH_MAX_BYTES = 1024 * 1024
 
 
 class GroupConsumer(Protocol):
-    """What the firer needs of its group consumer; ``kafka_io.ConsumerThread`` is the real one,
+    """What the firer needs of its group consumer; ``kafka_edge.ConsumerThread`` is the real one,
     tests pass an in-memory fake. Rebalance callbacks may come from another thread."""
 
     async def start(self) -> list[str]:
@@ -141,7 +140,7 @@ class Firer:
             self.settings.kafka, self.settings.firer_group, [self.settings.trigger_messages_topic],
             self._on_assigned, self._on_revoked, max_poll_records=1000, fetch_max_wait_ms=100,
             max_partition_fetch_bytes=FETCH_MAX_BYTES,
-            fetch_max_bytes=FETCH_MAX_BYTES, partition_assignment_strategy=[CooperativeStickyAssignor])
+            fetch_max_bytes=FETCH_MAX_BYTES)  # cooperative rebalancing: the edge's default
         if await self._consumer.start():
             log.warning("the topic has no partitions yet (does it exist?): waiting for it",
                         extra=fields(topic=self.settings.trigger_messages_topic))

@@ -36,11 +36,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from consumer import batching, positions
 from consumer.batching import Batch, Batcher, Limits
-from consumer.kafka_io import KafkaUnavailable, Producer, Record
+from consumer.kafka_edge import GroupReader, KafkaUnavailable, Offsets, Producer, Record
 from consumer.logs import fields
 from consumer.offsets import PartitionOffsets
 from consumer.positions import PartitionState, SegmentStart
-from consumer.router_io import GroupReader, Offsets
 from consumer.settings import Settings
 from consumer.subscriptions import SubscriptionIndex
 from consumer.table import Change, CompactedTable, LogSource

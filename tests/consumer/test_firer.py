@@ -19,7 +19,7 @@ from kafka import TopicPartition
 from prometheus_client import CollectorRegistry
 
 from consumer.firer import Firer
-from consumer.kafka_io import KafkaUnavailable, RebalanceCallback, Record
+from consumer.kafka_edge import KafkaUnavailable, RebalanceCallback, Record
 from consumer.metrics import FirerMetrics
 from consumer.outcomes import Attempt
 from consumer.settings import Settings
