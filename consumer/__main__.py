@@ -21,9 +21,9 @@ from prometheus_client import CollectorRegistry
 from consumer import health, logs
 from consumer.firer import Firer
 from consumer.kafka_edge import KafkaLog, Producer
-from consumer.metrics import FirerMetrics
+from consumer.metrics import FirerMetrics, RouterMetrics
 from consumer.openwhisk import HttpTriggerClient
-from consumer.router import Router, RouterMetrics
+from consumer.router import Router
 from consumer.settings import Settings, load
 from consumer.subscriptions import status_writer
 from messaging_lib.credentials import Sealer

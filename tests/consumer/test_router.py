@@ -20,7 +20,8 @@ from kafka.admin import ConfigResource, ConfigResourceType
 from prometheus_client import CollectorRegistry
 
 from consumer.kafka_edge import KafkaLog, Producer
-from consumer.router import Router, RouterMetrics
+from consumer.metrics import RouterMetrics
+from consumer.router import Router
 from consumer.settings import Settings
 from consumer.table import MemoryLog
 from messaging_lib import envelope, topics
