@@ -34,7 +34,7 @@ bash local_stack/build_tools.sh
 step "Action runtime venv (the python:3.11 runtime image's packages)"
 $py -m local_stack.action_runtime.venv
 
-step "Consumer image (podman + runc from Debian, a debootstrapped base once: first run about 3 min, then a few s)"
+step "Consumer image (podman + runc from Debian, a debootstrapped base once: first run 1-3 min, then a few s)"
 image_status=0
 bash local_stack/container/setup.sh || image_status=$?
 # 3: podman cannot be installed here; the image test then skips and says why, except in CI, where it must run

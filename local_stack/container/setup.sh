@@ -34,7 +34,7 @@ install_packages() {
     exit 3
   fi
   # runc is named explicitly so apt does not pick crun for podman's "crun | runc" dependency.
-  say "installing ${missing[*]} from Debian (apt-get; usually 30-60 s)..."
+  say "installing ${missing[*]} from Debian (apt-get; usually 10-60 s)..."
   local t0; t0=$(date +%s)
   if ! { DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
          DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
@@ -62,7 +62,7 @@ base_image() {
   [ -n "$mirror" ] || { say "no Debian $SUITE mirror in apt's sources (set DEBIAN_MIRROR)"; exit 1; }
   local root; root=$(mktemp -d /var/tmp/messaging-base.XXXXXX)
   trap 'rm -rf "$root"' EXIT
-  say "making $BASE_IMAGE with debootstrap from $mirror (once; usually about 90 s)..."
+  say "making $BASE_IMAGE with debootstrap from $mirror (once; usually 50-100 s)..."
   local t0; t0=$(date +%s)
   debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
     "$SUITE" "$root" "$mirror" > "$root.log" 2>&1 || { tail -n 30 "$root.log" >&2; exit 1; }
@@ -88,7 +88,7 @@ cert_dir() {
 
 build_consumer() {
   local certs; certs=$(cert_dir)
-  say "building $CONSUMER_IMAGE from consumer/Dockerfile on $BASE_IMAGE (cold about 60 s, cached a few s)..."
+  say "building $CONSUMER_IMAGE from consumer/Dockerfile on $BASE_IMAGE (cold 15-35 s, cached a few s)..."
   local t0; t0=$(date +%s)
   podman build --quiet --format docker --network host --volume "$certs:$certs:ro" \
     --build-arg "BASE_IMAGE=$BASE_IMAGE" --file consumer/Dockerfile --tag "$CONSUMER_IMAGE" . >/dev/null

@@ -32,7 +32,7 @@ from tests.fixtures.emulator import EmulatorHandle, start_emulator, stop_emulato
 from tests.fixtures.kafka import KafkaHandle
 from tests.fixtures.tools import REPO_ROOT, Tools
 
-pytestmark = pytest.mark.timeout(900)  # a first run makes the base image (about 90 s) and builds (about 60 s)
+pytestmark = pytest.mark.timeout(900)  # a first run installs podman, makes the base image and builds: 1-3 min
 SETUP = REPO_ROOT / "local_stack" / "container" / "setup.sh"
 IMAGE = "localhost/openwhisk-messaging-consumer:local"  # setup.sh's default tag, so test.sh's build is reused
 NOT_INSTALLABLE = 3  # setup.sh's exit status when podman cannot be installed on this machine
