@@ -1,0 +1,1 @@
+"""Containers on these machines: podman + runc set up for the consumer image (setup.sh, conf)."""
