@@ -1,21 +1,20 @@
 """Assembles the deployable action folders under build/actions/ (wskdeploy zips each folder).
 
 An action is a folder with `__main__.py` (the runtime's entry point) next to the packages it
-imports: `actions` and the shared `messaging_lib`. The library reaches the actions through this
-step, never through copies in the source tree. `python -m actions.build` prints the folders.
+imports: `actions`, the shared `messaging_lib` and the feed (`feed`). Every folder gets all three
+(the public actions import `actions.common`, which needs `feed.errors`). The libraries reach the
+actions through this step, never through copies in the source tree. `python -m actions.build` prints the folders.
 """
 
 from __future__ import annotations
 
-import io
 import shutil
 import sys
-import zipfile
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BUILD_DIR = REPO_ROOT / "build" / "actions"
-PACKAGES = ("actions", "messaging_lib")
+PACKAGES = ("actions", "feed", "messaging_lib")
 
 # deployable folder -> the module whose main() it runs
 ACTIONS = {
@@ -42,16 +41,6 @@ def build(out: Path = BUILD_DIR) -> dict[str, Path]:
                                             f'__all__ = ["main"]\n')
         built[name] = folder
     return built
-
-
-def zip_folder(folder: Path) -> bytes:
-    """The folder as the zip wskdeploy would send (for tests that create actions directly)."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
-        for path in sorted(folder.rglob("*")):
-            if path.is_file():
-                z.write(path, path.relative_to(folder).as_posix())
-    return buffer.getvalue()
 
 
 if __name__ == "__main__":

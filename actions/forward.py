@@ -1,22 +1,25 @@
-"""The public actions of the shared `messaging` package (produce, token; later kafkaFeed).
+"""The public actions of the shared `messaging` package that need the service: produce, token, kafkaFeed.
 
 Parameters of a shared package are readable by every namespace, so the public actions hold no
 secrets: each forwards its parameters, with the caller's own API key, to the private web action
 of the same name in `messagingWeb`, which holds the secrets and checks the key before acting
 (DESIGN.md section 2). One module serves every public action: the action's own name
 (`__OW_ACTION_NAME` = /owner/messaging/produce) says which web action to call and in which
-namespace it lives. Runs in the python:3.11 runtime (requests, stdlib).
+namespace it lives. For kafkaFeed, OpenWhisk itself invokes the action with each lifecycle event
+(CREATE, READ, UPDATE, DELETE; PAUSE and UNPAUSE when invoked directly), and the web action's
+answer is the event's result. (kafkaProduce needs no service: actions/kafka_produce.py.) Runs in
+the python:3.11 runtime (requests, stdlib).
 """
 
 from __future__ import annotations
 
 import os
-import time
 
 import requests
 
+from actions.common import time_left_s
+
 WEB_PACKAGE = "messagingWeb"
-MIN_TIMEOUT_S = 1.0
 _session = requests.Session()  # kept across warm activations: pooled connections
 
 
@@ -32,7 +35,7 @@ def main(params: dict) -> dict:
     body = {k: v for k, v in params.items() if not k.startswith("__")}
     body.update(authKey=api_key, callerNamespace=os.environ.get("__OW_NAMESPACE", ""))
     try:
-        response = _session.post(url, json=body, timeout=timeout_s(os.environ.get("__OW_DEADLINE")))
+        response = _session.post(url, json=body, timeout=time_left_s())
     except requests.RequestException as e:
         return {"error": f"the messaging service is unreachable: {type(e).__name__}"}
     try:
@@ -53,11 +56,3 @@ def web_action_url(apihost: str, action_name: str, web_package: str) -> str:
         raise ValueError(f"expected /namespace/package/action, got {action_name!r}")
     owner, _, action = parts
     return f"{apihost.rstrip('/')}/api/v1/web/{owner}/{web_package}/{action}.http"
-
-
-def timeout_s(deadline_ms: str | None) -> float:
-    """What is left of this activation (minus a margin to answer), so a slow call fails clearly."""
-    if not deadline_ms:
-        return 30.0
-    left = int(deadline_ms) / 1000 - time.time() - 1.0
-    return max(MIN_TIMEOUT_S, left)

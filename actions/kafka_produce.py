@@ -24,8 +24,6 @@ import base64
 import binascii
 import json
 import logging
-import os
-import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,6 +32,9 @@ from typing import Any
 from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError, NoBrokersAvailable
 
+from actions.common import ActionError, time_left_s
+from feed.errors import FeedError, kafka_error
+from feed.options import parse_bool
 from messaging_lib.errors import ConfigError
 from messaging_lib.kafka_config import KafkaSettings
 
@@ -41,8 +42,7 @@ REQUIRED = ("brokers", "topic", "value")
 MAX_CACHED_PRODUCERS = 10
 CONNECT_TIMEOUT_S = 10.0  # finding the brokers (and authenticating) on first use
 METADATA_TIMEOUT_S = 10.0  # waiting for the topic's partitions: an unknown topic fails here
-DEFAULT_TIME_LEFT_S = 60.0  # outside OpenWhisk (no __OW_DEADLINE)
-SAFETY_MARGIN_S = 1.0  # kept back so the action still answers before its deadline
+NO_DEADLINE_S = 59.0  # outside OpenWhisk (no __OW_DEADLINE): a minute minus the safety margin
 # KafkaSettings field -> the parameter the caller wrote, for error messages
 PARAMETER_OF = {"bootstrap_servers": "brokers", "security_protocol": "securityProtocol",
                 "sasl_mechanism": "saslMechanism", "sasl_username": "user", "sasl_password": "password"}
@@ -50,14 +50,11 @@ PARAMETER_OF = {"bootstrap_servers": "brokers", "security_protocol": "securityPr
 _producers: OrderedDict[KafkaSettings, KafkaProducer] = OrderedDict()
 
 
-class ProduceError(Exception):
-    """What the caller did wrong or what went wrong; the text is the action's `error`."""
-
-
 def main(params: dict) -> dict:
+    """The answer, or `{"error": text}` of what the caller did wrong or what went wrong."""
     try:
         return produce(params)
-    except ProduceError as e:
+    except FeedError as e:
         return {"error": str(e)}
 
 
@@ -65,26 +62,26 @@ def produce(params: dict) -> dict:
     given = {"brokers": _brokers(params), "topic": params.get("topic"), "value": params.get("value")}
     missing = [name for name in REQUIRED if given[name] is None]
     if missing:
-        raise ProduceError(f"You must supply all of the following parameters: {', '.join(REQUIRED)} "
-                           f"(missing: {', '.join(missing)})")
+        raise ActionError(f"You must supply all of the following parameters: {', '.join(REQUIRED)} "
+                          f"(missing: {', '.join(missing)})")
     topic = params["topic"]
     if not isinstance(topic, str) or not topic:
-        raise ProduceError("parameter 'topic' must be a non-empty string")
+        raise ActionError("parameter 'topic' must be a non-empty string")
     value = _payload(params["value"], "value", _flag(params, "base64DecodeValue"))
     key = None if params.get("key") is None else _payload(params["key"], "key", _flag(params, "base64DecodeKey"))
     headers = _headers(params.get("headers"))
     settings = connection_settings(params)
     producer = _producer(settings)
     try:
-        sent = producer.send(topic, value=value, key=key, headers=headers).get(timeout=time_left_s())
+        sent = producer.send(topic, value=value, key=key, headers=headers).get(timeout=time_left_s(NO_DEADLINE_S))
     except KafkaTimeoutError:
         _forget(settings)
-        raise ProduceError(f"Timed out communicating with Kafka: topic '{topic}' did not become available at "
-                           f"{','.join(settings.bootstrap_servers)}. It probably does not exist (create it "
-                           "first), or the brokers are overloaded.") from None
+        raise ActionError(f"Timed out communicating with Kafka: topic '{topic}' did not become available at "
+                          f"{','.join(settings.bootstrap_servers)}. It probably does not exist (create it "
+                          "first), or the brokers are overloaded.") from None
     except KafkaError as e:
         _forget(settings)
-        raise ProduceError(f"Kafka did not accept the message: {type(e).__name__}: {e}") from None
+        raise kafka_error(e, "Kafka did not accept the message", detail=True) from None
     return {"success": True, "topic": sent.topic, "partition": sent.partition, "offset": sent.offset,
             "message": f"Successfully sent message to {sent.topic}:{sent.partition} at offset {sent.offset}"}
 
@@ -105,7 +102,7 @@ def connection_settings(params: dict) -> KafkaSettings:
                              sasl_mechanism=params.get("saslMechanism"), sasl_username=user,  # type: ignore[arg-type]
                              sasl_password=password)  # type: ignore[arg-type]
     except ConfigError as e:
-        raise ProduceError(_in_parameter_names(f"parameter '{e.variable}' {e.detail}")) from None
+        raise ActionError(_in_parameter_names(f"parameter '{e.variable}' {e.detail}")) from None
 
 
 def _in_parameter_names(text: str) -> str:
@@ -115,23 +112,21 @@ def _in_parameter_names(text: str) -> str:
 
 
 def _flag(params: dict, name: str) -> bool:
-    value = params.get(name, False)
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    raise ProduceError(f"parameter '{name}' must be true or false")
+    parsed = parse_bool(params.get(name, False))
+    if parsed is None:
+        raise ActionError(f"parameter '{name}' must be true or false")
+    return parsed
 
 
 def _payload(raw: Any, name: str, base64_encoded: bool) -> bytes:
     """Text as UTF-8; other JSON values as compact JSON; with base64 decoding, the exact bytes."""
     if base64_encoded:
         if not isinstance(raw, str):
-            raise ProduceError(f"{name} parameter is not Base64 encoded")
+            raise ActionError(f"{name} parameter is not Base64 encoded")
         try:
             return base64.b64decode(raw, validate=True)
         except (binascii.Error, ValueError):
-            raise ProduceError(f"{name} parameter is not Base64 encoded") from None
+            raise ActionError(f"{name} parameter is not Base64 encoded") from None
     if isinstance(raw, str):
         return raw.encode("utf-8")
     return json.dumps(raw, separators=(",", ":")).encode("utf-8")
@@ -141,16 +136,9 @@ def _headers(raw: Any) -> list[tuple[str, bytes]]:
     if raw is None:
         return []
     if not isinstance(raw, dict):
-        raise ProduceError("parameter 'headers' must be an object of header names to string values")
+        raise ActionError("parameter 'headers' must be an object of header names to string values")
     return [(str(name), (value if isinstance(value, str) else json.dumps(value)).encode("utf-8"))
             for name, value in raw.items()]
-
-
-def time_left_s() -> float:
-    """Seconds left before the activation's deadline (__OW_DEADLINE, epoch ms), minus a margin."""
-    deadline = os.environ.get("__OW_DEADLINE")
-    left = DEFAULT_TIME_LEFT_S if not deadline else int(deadline) / 1000 - time.time()
-    return max(1.0, left - SAFETY_MARGIN_S)
 
 
 def _producer(settings: KafkaSettings) -> KafkaProducer:
@@ -158,20 +146,20 @@ def _producer(settings: KafkaSettings) -> KafkaProducer:
     if settings in _producers:
         _producers.move_to_end(settings)
         return _producers[settings]
-    connect_s = min(CONNECT_TIMEOUT_S, time_left_s())
+    connect_s = min(CONNECT_TIMEOUT_S, time_left_s(NO_DEADLINE_S))
     with _auth_failures() as auth_failed:
         try:
             producer = KafkaProducer(**settings.client_kwargs(), acks="all", linger_ms=0,
                                      api_version_auto_timeout_ms=int(connect_s * 1000),
-                                     max_block_ms=int(min(METADATA_TIMEOUT_S, time_left_s()) * 1000))
+                                     max_block_ms=int(min(METADATA_TIMEOUT_S, time_left_s(NO_DEADLINE_S)) * 1000))
         except NoBrokersAvailable:
             if auth_failed.seen:
-                raise ProduceError(f"Authentication failed: the brokers closed the connection during SASL "
-                                   f"{settings.sasl_mechanism} authentication; check user and password") from None
-            raise ProduceError("No brokers available. Check that your supplied brokers are correct and available: "
-                               f"{','.join(settings.bootstrap_servers)} ({settings.security_protocol})") from None
+                raise ActionError(f"Authentication failed: the brokers closed the connection during SASL "
+                                  f"{settings.sasl_mechanism} authentication; check user and password") from None
+            raise ActionError("No brokers available. Check that your supplied brokers are correct and available: "
+                              f"{','.join(settings.bootstrap_servers)} ({settings.security_protocol})") from None
         except KafkaError as e:
-            raise ProduceError(f"Could not connect to Kafka: {type(e).__name__}: {e}") from None
+            raise kafka_error(e, "Could not connect to Kafka", detail=True) from None
     _producers[settings] = producer
     while len(_producers) > MAX_CACHED_PRODUCERS:
         _, oldest = _producers.popitem(last=False)

@@ -35,10 +35,10 @@ from kafka.admin import KafkaAdminClient
 from bench.firer_bench import ConsumerProcess, wait_until
 from consumer.subscriptions import SubscriptionIndex
 from consumer.table import Change
+from feed import records
+from feed.records import Options, Segment, Subscription
 from local_stack import kafka as kafka_stack
-from messaging_lib import subscriptions as records
 from messaging_lib.credentials import Sealer
-from messaging_lib.subscriptions import Options, Segment, Subscription
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GUEST = "23bc46b1-71f6-4ed5-8c54-816aa4f8c502:123zO3xZCLrMN6v2BKK1dXYFpXlPkccOFqm12CdAsMgRU4VrNZ9lyGVCGuMDGIwP"

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from messaging_lib.subscriptions import Options
+from feed.records import Options
 
 _HEAD = b'{"messages":['
 _TAIL = b"]}"

@@ -43,9 +43,9 @@ from consumer.positions import PartitionState, SegmentStart
 from consumer.settings import Settings
 from consumer.subscriptions import SubscriptionIndex
 from consumer.table import Change, CompactedTable, LogSource
+from feed.records import Options, feed_source
 from messaging_lib import envelope, topics
 from messaging_lib.errors import Reason
-from messaging_lib.subscriptions import Options, feed_source
 
 log = logging.getLogger("consumer.router")
 

@@ -18,9 +18,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from consumer.table import Change
-from messaging_lib import subscriptions as records
+from feed import records
+from feed.records import Status, Subscription
 from messaging_lib.errors import RecordError
-from messaging_lib.subscriptions import Status, Subscription
 
 log = logging.getLogger("consumer.subscriptions")
 

@@ -7,10 +7,12 @@ effects: it reads no environment and opens no connection.
 Modules, each owning one contract (imports flow downwards only)::
 
     errors        the exception tree and the stable dead-letter ``Reason`` codes
-    topics        default topic names and the dead-letter header format
+    topics        default topic names, the subscriptions topic's spec, trigger URLs, dead-letter headers
     envelope      the envelope v1 (CloudEvents structured and binary mode), trigger names
     credentials   sealed credentials: Fernet tokens of {key, scope, iat}, scope checks, rotation
     kafka_config  Kafka client settings from the environment or action parameters
+
+The feed's subscription records and lifecycle are the top-level ``feed`` package, built on this one.
 """
 
 from .credentials import Credential, Sealer

@@ -438,17 +438,6 @@ def _parse_binary(
     return _build(attributes, data, max_payload_bytes)
 
 
-def parse_binary(
-    headers: Headers, value: bytes | None, *, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
-) -> Envelope:
-    """Parse a binary-mode record (``ce_*`` headers, JSON data value). Raises only ``BadMessage``.
-
-    An empty or null value means no data (``{}``).
-    """
-    attributes, content_type = _read_headers(headers)
-    return _parse_binary(attributes, content_type, value, max_payload_bytes)
-
-
 def parse_record(
     headers: Headers | None, value: bytes | None, *, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
 ) -> Envelope:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from kafka.errors import KafkaError
-
+from actions.common import time_left_s
 from actions.web import support
+from feed.errors import kafka_errors
 from messaging_lib import envelope, topics
 from messaging_lib.errors import BadMessage
 
@@ -41,10 +41,8 @@ def produce(params: dict) -> dict:
     except BadMessage as e:
         raise support.ActionError(f"parameter 'payload' cannot be sent: {e}") from None
     topic = support.topic(params, "trigger_messages_topic", topics.TRIGGER_MESSAGES_TOPIC)
-    try:
+    with kafka_errors("Kafka did not accept the message"):
         sent = support.producer(params).send(
             topic, key=envelope.record_key(env), value=envelope.to_structured(env),
-            headers=envelope.structured_headers()).get(timeout=support.deadline_timeout_s())
-    except KafkaError as e:
-        raise support.ActionError(f"Kafka did not accept the message: {type(e).__name__}", 503) from None
+            headers=envelope.structured_headers()).get(timeout=time_left_s())
     return {"id": env.id, "trigger": fqn, "topic": topic, "partition": sent.partition, "offset": sent.offset}

@@ -9,13 +9,14 @@ nothing the caller says about itself: the caller's `authKey` must be able to rea
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import requests
 from kafka import KafkaProducer
 
+from actions.common import ActionError, time_left_s
+from feed.errors import FeedError
 from messaging_lib import envelope
 from messaging_lib.credentials import Sealer
 from messaging_lib.errors import BadMessage, ConfigError
@@ -27,20 +28,12 @@ _producers: dict[KafkaSettings, KafkaProducer] = {}
 _sealers: dict[str, Sealer] = {}
 
 
-class ActionError(Exception):
-    """A refusal: the web action answers `status` with `{"error": message}`."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
-
-
 def respond(handler: Callable[[dict], dict], params: dict) -> dict:
     """Run a web action's handler and shape its HTTP answer (web actions are reached as `.http`:
-    the result's statusCode and body are the response)."""
+    the result's statusCode and body are the response). ActionError is a kind of FeedError."""
     try:
         return {"statusCode": 200, "body": handler(params)}
-    except ActionError as e:
+    except FeedError as e:
         return {"statusCode": e.status, "body": {"error": str(e)}}
 
 
@@ -75,11 +68,6 @@ def apihost() -> str:
     return os.environ["__OW_API_HOST"].rstrip("/")
 
 
-def deadline_timeout_s() -> float:
-    deadline = os.environ.get("__OW_DEADLINE")
-    return 30.0 if not deadline else max(1.0, int(deadline) / 1000 - time.time() - 1.0)
-
-
 def check_trigger_access(who: Caller, namespace: str, trigger: str) -> None:
     """GET the trigger with the caller's key: only its owner can."""
     status = _get(trigger_url(apihost(), namespace, trigger), who)
@@ -97,7 +85,7 @@ def check_trigger_access(who: Caller, namespace: str, trigger: str) -> None:
 def check_namespace_access(who: Caller, namespace: str) -> None:
     """The key's namespace list must hold the namespace (for a whole-namespace credential)."""
     try:
-        response = _session.get(f"{apihost()}/api/v1/namespaces", auth=_auth(who), timeout=deadline_timeout_s())
+        response = _session.get(f"{apihost()}/api/v1/namespaces", auth=_auth(who), timeout=time_left_s())
     except requests.RequestException as e:
         raise ActionError(f"OpenWhisk is unreachable: {type(e).__name__}", 502) from None
     if response.status_code == 401:
@@ -108,7 +96,7 @@ def check_namespace_access(who: Caller, namespace: str) -> None:
 
 def _get(url: str, who: Caller) -> int:
     try:
-        return _session.get(url, auth=_auth(who), timeout=deadline_timeout_s()).status_code
+        return _session.get(url, auth=_auth(who), timeout=time_left_s()).status_code
     except requests.RequestException as e:
         raise ActionError(f"OpenWhisk is unreachable: {type(e).__name__}", 502) from None
 
@@ -128,12 +116,17 @@ def sealer(params: dict) -> Sealer:
     return _sealers[keys]
 
 
-def producer(params: dict) -> KafkaProducer:
-    """One producer per Kafka configuration, kept warm; settings come from the package binding."""
+def kafka_settings(params: dict) -> KafkaSettings:
+    """The service's Kafka settings, from the package binding."""
     try:
-        settings = KafkaSettings.from_params(params)
+        return KafkaSettings.from_params(params)
     except ConfigError as e:
         raise ActionError(f"the messaging service is misconfigured: {e}", 503) from None
+
+
+def producer(params: dict) -> KafkaProducer:
+    """One producer per Kafka configuration, kept warm; settings come from the package binding."""
+    settings = kafka_settings(params)
     if settings not in _producers:
         _producers[settings] = KafkaProducer(**settings.client_kwargs(), acks="all", linger_ms=0,
                                              max_request_size=2 * 1024 * 1024)

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from consumer import batching
 from consumer.batching import Batcher, Limits
+from feed.records import Options
 from messaging_lib import envelope
-from messaging_lib.subscriptions import Options
 
 RAW = bytes(range(256))
 

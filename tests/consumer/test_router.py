@@ -24,11 +24,11 @@ from consumer.metrics import RouterMetrics
 from consumer.router import Router
 from consumer.settings import Settings
 from consumer.table import MemoryLog
+from feed import records
+from feed.records import Options, Segment, Status, Subscription
 from messaging_lib import envelope, topics
-from messaging_lib import subscriptions as records
 from messaging_lib.errors import ConfigError
 from messaging_lib.kafka_config import KafkaSettings
-from messaging_lib.subscriptions import Options, Segment, Status, Subscription
 from tests.fixtures.kafka import KafkaHandle
 
 pytestmark = pytest.mark.timeout(120)

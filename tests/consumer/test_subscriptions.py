@@ -7,8 +7,8 @@ import asyncio
 
 from consumer.subscriptions import SubscriptionIndex, status_writer
 from consumer.table import Change
-from messaging_lib import subscriptions as records
-from messaging_lib.subscriptions import Options, Segment, Status, Subscription
+from feed import records
+from feed.records import Options, Segment, Status, Subscription
 
 
 def sub(trigger: str = "/guest/T", topic: str = "orders") -> Subscription:

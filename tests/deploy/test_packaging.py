@@ -48,6 +48,7 @@ VENV_BIN = REPO_ROOT / ".venv" / "bin"
 DOCKERFILE = REPO_ROOT / "consumer" / "Dockerfile"
 K8S_DIR = REPO_ROOT / "deploy" / "kubernetes"
 COMPOSE = REPO_ROOT / "deploy" / "docker-compose.yaml"
+IMAGE_PACKAGES = ("consumer", "feed", "messaging_lib")  # the consumer imports feed.records
 KUBERNETES_VERSIONS = ("1.25.0", "1.37.0")  # oldest and newest schemas kubernetes-validate ships
 DEFAULTS = {f.name: f.default for f in dataclasses.fields(Settings)}  # Settings() itself needs a sealing key
 CONSUMER_ENV_NAMES = ({f.name.upper() for f in dataclasses.fields(Settings) if f.name != "kafka"}
@@ -124,14 +125,14 @@ def _requirements() -> dict[str, str]:
 
 def _third_party_imports() -> set[str]:
     names = set()
-    for folder in ("consumer", "messaging_lib"):
+    for folder in IMAGE_PACKAGES:
         for path in (REPO_ROOT / folder).glob("*.py"):
             for node in ast.walk(ast.parse(path.read_text())):
                 if isinstance(node, ast.Import):
                     names |= {alias.name.split(".")[0] for alias in node.names}
                 elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                     names.add(node.module.split(".")[0])
-    return {n for n in names if n not in sys.stdlib_module_names and n not in ("consumer", "messaging_lib")}
+    return {n for n in names if n not in sys.stdlib_module_names and n not in IMAGE_PACKAGES}
 
 
 def test_the_image_requirements_are_the_tested_versions_and_cover_every_import_and_dependency() -> None:
@@ -165,7 +166,7 @@ def test_dockerignore_lets_in_exactly_what_the_image_copies() -> None:
     for source in _copied_sources():
         assert source.split("/")[0] in allowed, f"COPY {source} but .dockerignore keeps it out"
         assert (REPO_ROOT / source).exists(), source
-    assert allowed == {"consumer", "messaging_lib"}
+    assert allowed == set(IMAGE_PACKAGES)
 
 
 @pytest.fixture
@@ -176,7 +177,7 @@ def image_app(tmp_path: Path) -> Path:
         if source.endswith("/"):
             shutil.copytree(REPO_ROOT / source, app / source.rstrip("/").split("/")[-1],
                             ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    assert (app / "consumer" / "__main__.py").exists() and (app / "messaging_lib").is_dir()
+    assert (app / "consumer" / "__main__.py").exists() and all((app / p).is_dir() for p in IMAGE_PACKAGES)
     return app
 
 

@@ -24,7 +24,7 @@ import pytest
 import requests
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from messaging_lib import subscriptions as records
+from feed import records
 from messaging_lib import topics
 from tests.e2e.helpers import Emulator, OpenWhisk, end_offsets, headers_of, read_from, unique, wait_for
 from tests.fixtures.kafka import KafkaHandle

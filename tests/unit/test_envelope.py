@@ -21,7 +21,6 @@ from messaging_lib.envelope import (
     format_time,
     is_rfc3339,
     new_envelope,
-    parse_binary,
     parse_record,
     parse_structured,
     parse_trigger_fqn,
@@ -438,7 +437,7 @@ def test_structured_round_trip(envelope: Envelope) -> None:
 @given(envelopes)
 def test_binary_round_trip(envelope: Envelope) -> None:
     headers, value = to_binary(envelope)
-    assert parse_binary(headers, value) == envelope
+    assert parse_record(headers, value) == envelope
     assert parse_record(headers, value) == envelope
     assert all(isinstance(name, str) and isinstance(raw, bytes) for name, raw in headers)
 
@@ -465,7 +464,7 @@ def test_a_missing_required_attribute_is_missing_field(envelope: Envelope, name:
     assert reason(lambda: parse_structured(encode(event))) == Reason.MISSING_FIELD
     headers, value = to_binary(envelope)
     headers = [(key, raw) for key, raw in headers if key != f"ce_{name}"]
-    assert reason(lambda: parse_binary(headers, value)) == Reason.MISSING_FIELD
+    assert reason(lambda: parse_record(headers, value)) == Reason.MISSING_FIELD
 
 
 @FAST
@@ -489,7 +488,7 @@ def test_another_specversion_is_bad_specversion(envelope: Envelope, version: str
     assert reason(lambda: parse_structured(encode(event))) == Reason.BAD_SPECVERSION
     headers, value = to_binary(envelope)
     headers = [(key, version.encode() if key == "ce_specversion" else raw) for key, raw in headers]
-    assert reason(lambda: parse_binary(headers, value)) == Reason.BAD_SPECVERSION
+    assert reason(lambda: parse_record(headers, value)) == Reason.BAD_SPECVERSION
 
 
 @FAST
@@ -522,7 +521,7 @@ def test_data_that_is_not_an_object_is_bad_data(envelope: Envelope, data: object
     event = event_of(envelope) | {"data": data}
     assert reason(lambda: parse_structured(encode(event))) == Reason.BAD_DATA
     headers, _ = to_binary(envelope)
-    assert reason(lambda: parse_binary(headers, encode(data))) == Reason.BAD_DATA
+    assert reason(lambda: parse_record(headers, encode(data))) == Reason.BAD_DATA
 
 
 @FAST
@@ -558,7 +557,7 @@ def binary_example() -> tuple[list[tuple[str, bytes]], bytes]:
 def test_binary_mode_with_no_value_has_empty_data() -> None:
     headers, _ = binary_example()
     for value in (b"", None):
-        assert parse_binary(headers, value).data == {}
+        assert parse_record(headers, value).data == {}
 
 
 @pytest.mark.parametrize(
@@ -577,14 +576,14 @@ def test_binary_mode_with_no_value_has_empty_data() -> None:
 )
 def test_binary_header_problems(change: Callable[[list[Any]], Any], expected: Reason) -> None:
     headers, value = binary_example()
-    assert reason(lambda: parse_binary(change(headers), value)) == expected
+    assert reason(lambda: parse_record(change(headers), value)) == expected
 
 
 def test_binary_mode_value_problems() -> None:
     headers, _ = binary_example()
-    assert reason(lambda: parse_binary(headers, b"{not json")) == Reason.NOT_JSON
-    assert reason(lambda: parse_binary(headers, b"[1]")) == Reason.BAD_DATA
-    assert reason(lambda: parse_binary(headers, 17)) == Reason.NOT_JSON  # type: ignore[arg-type]
+    assert reason(lambda: parse_record(headers, b"{not json")) == Reason.NOT_JSON
+    assert reason(lambda: parse_record(headers, b"[1]")) == Reason.BAD_DATA
+    assert reason(lambda: parse_record(headers, 17)) == Reason.NOT_JSON  # type: ignore[arg-type]
 
 
 def test_unrelated_headers_are_ignored() -> None:
@@ -640,7 +639,7 @@ def test_arbitrary_bytes_never_crash_the_parsers(value: bytes) -> None:
     parses_or_rejects(lambda: parse_structured(value))
     parses_or_rejects(lambda: parse_record([], value))
     headers, _ = binary_example()
-    parses_or_rejects(lambda: parse_binary(headers, value))
+    parses_or_rejects(lambda: parse_record(headers, value))
 
 
 @FUZZ
@@ -693,7 +692,7 @@ header_entries = st.tuples(header_names, header_values) | st.one_of(
 )
 def test_arbitrary_headers_never_crash_the_parsers(headers: Any, value: bytes | None) -> None:
     parses_or_rejects(lambda: parse_record(headers, value))
-    parses_or_rejects(lambda: parse_binary(headers, value))
+    parses_or_rejects(lambda: parse_record(headers, value))
 
 
 @FUZZ

@@ -1,9 +1,9 @@
-"""Subscription records: the contract between the kafkaFeed web action and the router (DESIGN.md 6).
+"""Subscription records: the contract between the feed lifecycle and the router (DESIGN.md 6).
 
 The subscriptions topic is **compacted and has exactly one partition**, so its offsets totally
 order every record ever written; both sides rely on that order. Keys are named prefixes::
 
-    subscription:/ns/T   the configuration, written by the feed web action
+    subscription:/ns/T   the configuration, written by the feed lifecycle (feed.lifecycle)
     status:/ns/T         the runtime status, written by the consumer (disabled after 401/403/404)
 
 A null value (tombstone) deletes the key. Values are compact UTF-8 JSON carrying a format
@@ -16,7 +16,7 @@ Envelopes the router writes carry that version in their ``source`` (``feed_sourc
 how the firer's status record knows which configuration it disables.
 
 **Segments.** Where a subscription reads is a list of segments, each with per-partition
-``start`` offsets (resolved by the web action at CREATE from ``startFrom``), an optional
+``start`` offsets (resolved by the lifecycle at CREATE from ``startFrom``), an optional
 ``stop`` (set by PAUSE: the topic's end offsets at that moment), and an ``origin``: the offset
 of the record that opened the segment (``None`` in that very record, since a record cannot know
 its own offset; readers resolve it with ``resolved``). CREATE opens the first segment, UNPAUSE
@@ -32,8 +32,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .envelope import DEFAULT_MAX_PAYLOAD_BYTES, parse_trigger_fqn
-from .errors import BadMessage, RecordError
+from feed import options as feed_options
+from feed.options import Options, record_int  # Options: the table of feed.options, named here too
+from messaging_lib.envelope import parse_trigger_fqn
+from messaging_lib.errors import BadMessage, RecordError
 
 SUBSCRIPTION_PREFIX = "subscription:"
 STATUS_PREFIX = "status:"
@@ -43,11 +45,6 @@ _SOURCE_VERSION = "?config="
 ACTIVE, PAUSED, DISABLED = "active", "paused", "disabled"
 # UNPAUSE appends a segment; beyond this many the oldest is dropped (see DESIGN.md 6, limitations).
 MAX_SEGMENTS = 8
-
-DEFAULT_MAX_BATCH_MESSAGES = 10_000
-DEFAULT_BATCH_WINDOW_MS = 100
-MAX_BATCH_WINDOW_MS = 60_000
-MAX_BATCH_MESSAGES = 100_000
 
 Positions = Mapping[int, int]  # partition -> offset
 
@@ -94,23 +91,6 @@ def disabled_message(status_code: int) -> str:
 
 
 # --- values -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Options:
-    """How the router turns records into fired messages, and how it batches them."""
-
-    is_json_data: bool = False
-    is_binary_key: bool = False
-    is_binary_value: bool = False
-    max_batch_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
-    max_batch_messages: int = DEFAULT_MAX_BATCH_MESSAGES
-    batch_window_ms: int = DEFAULT_BATCH_WINDOW_MS
-
-    @property
-    def encoding(self) -> tuple[bool, bool, bool]:
-        """The options that change a message's encoding (records are converted once per value)."""
-        return self.is_json_data, self.is_binary_key, self.is_binary_value
 
 
 @dataclass(frozen=True)
@@ -195,15 +175,12 @@ def _positions_json(positions: Positions | None) -> dict[str, int] | None:
 
 
 def encode_subscription(sub: Subscription) -> bytes:
-    options = sub.options
     value = {
         "v": FORMAT_VERSION,
         "trigger": sub.trigger,
         "topic": sub.topic,
         "credential": sub.credential,
-        "options": {"isJSONData": options.is_json_data, "isBinaryKey": options.is_binary_key,
-                    "isBinaryValue": options.is_binary_value, "maxBatchBytes": options.max_batch_bytes,
-                    "maxBatchMessages": options.max_batch_messages, "batchWindowMs": options.batch_window_ms},
+        "options": feed_options.to_record(sub.options),
         "startFrom": sub.start_from,
         "segments": [{"origin": s.origin, "start": _positions_json(s.start), "stop": _positions_json(s.stop)}
                      for s in sub.segments],
@@ -234,21 +211,9 @@ def _load(value: bytes) -> dict[str, Any]:
     return content
 
 
-def _int(value: object, what: str, minimum: int = 0) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise RecordError(f"{what} must be an integer >= {minimum}")
-    return value
-
-
 def _text(value: object, what: str) -> str:
     if not isinstance(value, str) or not value:
         raise RecordError(f"{what} must be a non-empty string")
-    return value
-
-
-def _flag(value: object, what: str) -> bool:
-    if not isinstance(value, bool):
-        raise RecordError(f"{what} must be a boolean")
     return value
 
 
@@ -259,7 +224,7 @@ def _positions(value: object, what: str) -> dict[int, int]:
     for partition, offset in value.items():
         if not isinstance(partition, str) or not partition.isdigit():
             raise RecordError(f"{what} has a partition that is not a number")
-        out[int(partition)] = _int(offset, what)
+        out[int(partition)] = record_int(offset, what)
     return out
 
 
@@ -268,22 +233,9 @@ def _segment(value: object) -> Segment:
         raise RecordError("a segment must be an object")
     origin = value.get("origin")
     stop = value.get("stop")
-    return Segment(None if origin is None else _int(origin, "segment origin"),
+    return Segment(None if origin is None else record_int(origin, "segment origin"),
                    _positions(value.get("start"), "segment start"),
                    None if stop is None else _positions(stop, "segment stop"))
-
-
-def _options(value: object) -> Options:
-    if not isinstance(value, dict):
-        raise RecordError("options must be an object")
-    return Options(
-        is_json_data=_flag(value.get("isJSONData"), "isJSONData"),
-        is_binary_key=_flag(value.get("isBinaryKey"), "isBinaryKey"),
-        is_binary_value=_flag(value.get("isBinaryValue"), "isBinaryValue"),
-        max_batch_bytes=_int(value.get("maxBatchBytes"), "maxBatchBytes", 1),
-        max_batch_messages=_int(value.get("maxBatchMessages"), "maxBatchMessages", 1),
-        batch_window_ms=_int(value.get("batchWindowMs"), "batchWindowMs", 0),
-    )
 
 
 def decode_subscription(value: bytes) -> Subscription:
@@ -301,11 +253,11 @@ def decode_subscription(value: bytes) -> Subscription:
         trigger=trigger,
         topic=_text(content.get("topic"), "topic"),
         credential=_text(content.get("credential"), "credential"),
-        options=_options(content.get("options")),
+        options=feed_options.from_record(content.get("options")),
         start_from=_text(content.get("startFrom"), "startFrom"),
         segments=tuple(_segment(s) for s in segments),
-        created_ms=_int(content.get("created_ms"), "created_ms"),
-        updated_ms=_int(content.get("updated_ms"), "updated_ms"),
+        created_ms=record_int(content.get("created_ms"), "created_ms"),
+        updated_ms=record_int(content.get("updated_ms"), "updated_ms"),
     )
 
 
@@ -314,7 +266,7 @@ def decode_status(value: bytes) -> Status:
     content = _load(value)
     if content.get("state") != DISABLED:
         raise RecordError(f"unknown status state {content.get('state')!r}")
-    return Status(status_code=_int(content.get("statusCode"), "statusCode"),
+    return Status(status_code=record_int(content.get("statusCode"), "statusCode"),
                   message=_text(content.get("message"), "message"),
-                  config=_int(content.get("config"), "config"),
-                  updated_ms=_int(content.get("updated_ms"), "updated_ms"))
+                  config=record_int(content.get("config"), "config"),
+                  updated_ms=record_int(content.get("updated_ms"), "updated_ms"))

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from messaging_lib import subscriptions as records
+from feed import records
+from feed.records import Options, Segment, Status, Subscription
 from messaging_lib.errors import RecordError
-from messaging_lib.subscriptions import Options, Segment, Status, Subscription
 
 
 def sub(**changes: object) -> Subscription:

@@ -1,0 +1,180 @@
+"""Where the lifecycle keeps subscriptions: the ``SubscriptionStore`` interface and its two stores.
+
+The lifecycle needs four things of the compacted subscriptions topic and of the subscribed topics,
+and nothing else: the cluster it serves (CREATE's ``brokers`` check), the latest record of some
+keys (with its offset, which is the configuration's version), writing a record or a tombstone and
+waiting for the acknowledgement, and per-partition positions of a topic (``startFrom`` at CREATE,
+the end offsets at PAUSE). ``MemoryStore`` keeps them in lists, for unit tests; ``KafkaStore`` is
+the kafka-python implementation the web action uses, and the only place where a Kafka error
+becomes the feed's (``feed.errors``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from feed.errors import FeedError, kafka_errors
+from feed.options import EARLIEST, LATEST
+
+Stored = tuple[int, bytes | None]  # the latest record of a key: (offset, value; None for a tombstone)
+At = str | int  # LATEST, EARLIEST or a timestamp in epoch milliseconds
+UNAVAILABLE = "Kafka is unavailable"
+NOT_ACCEPTED = "Kafka did not accept the subscription"
+TOO_LONG = "reading the subscriptions took too long"
+
+
+def no_topic(topic: str) -> FeedError:
+    """The old package's wording (the old feed did not check; this one does)."""
+    return FeedError(f"Topic does not exist. You must create the topic first: {topic}")
+
+
+class SubscriptionStore(Protocol):
+    """The subscriptions topic and the subscribed topics, as the lifecycle sees them.
+
+    Every method raises only ``FeedError`` (the web action's answer)."""
+
+    @property
+    def bootstrap_servers(self) -> frozenset[str]:
+        """The servers of the cluster whose topics can be subscribed to."""
+        ...
+
+    def latest(self, keys: Collection[bytes]) -> dict[bytes, Stored]:
+        """The latest record of each of ``keys`` found in the subscriptions topic."""
+        ...
+
+    def write(self, key: bytes, value: bytes | None) -> None:
+        """Append a record (``None``: a tombstone) once it is acknowledged (the router reads it there)."""
+        ...
+
+    def positions(self, topic: str, at: At) -> dict[int, int]:
+        """Per partition of ``topic``: the offset of ``at`` now (the end where a time is past it)."""
+        ...
+
+
+# --- in memory ----------------------------------------------------------------------------------
+
+
+@dataclass
+class MemoryTopic:
+    """A subscribed topic: per partition, its first offset and the timestamps of its records."""
+
+    begin: dict[int, int]
+    timestamps: dict[int, list[int]]
+
+    def end(self, partition: int) -> int:
+        return self.begin[partition] + len(self.timestamps[partition])
+
+
+@dataclass
+class MemoryStore:
+    """A ``SubscriptionStore`` in lists: ``records`` is the subscriptions topic (index = offset)."""
+
+    brokers: Iterable[str] = ("kafka:9092",)
+    records: list[tuple[bytes, bytes | None]] = field(default_factory=list)
+    topics: dict[str, MemoryTopic] = field(default_factory=dict)
+
+    def add_topic(self, name: str, partitions: int = 1, begin: int = 0) -> None:
+        self.topics[name] = MemoryTopic(dict.fromkeys(range(partitions), begin),
+                                        {p: [] for p in range(partitions)})
+
+    def append(self, topic: str, partition: int, timestamp_ms: int) -> int:
+        """A record on a subscribed topic; its offset."""
+        self.topics[topic].timestamps[partition].append(timestamp_ms)
+        return self.topics[topic].end(partition) - 1
+
+    @property
+    def bootstrap_servers(self) -> frozenset[str]:
+        return frozenset(self.brokers)
+
+    def latest(self, keys: Collection[bytes]) -> dict[bytes, Stored]:
+        return {key: (offset, value) for offset, (key, value) in enumerate(self.records) if key in keys}
+
+    def write(self, key: bytes, value: bytes | None) -> None:
+        self.records.append((key, value))
+
+    def positions(self, topic: str, at: At) -> dict[int, int]:
+        found = self.topics.get(topic)
+        if found is None or not found.begin:
+            raise no_topic(topic)
+        return {p: self._position(found, p, at) for p in sorted(found.begin)}
+
+    @staticmethod
+    def _position(topic: MemoryTopic, partition: int, at: At) -> int:
+        if at == LATEST:
+            return topic.end(partition)
+        if at == EARLIEST:
+            return topic.begin[partition]
+        later = [i for i, ts in enumerate(topic.timestamps[partition]) if ts >= int(at)]
+        return topic.begin[partition] + later[0] if later else topic.end(partition)
+
+
+# --- Kafka --------------------------------------------------------------------------------------
+
+
+class KafkaStore:
+    """A ``SubscriptionStore`` over kafka-python clients the caller keeps warm: a group-less
+    consumer (reads and positions) and a producer with ``acks=all``, each got when first needed
+    (a DELETE needs no consumer, a READ no producer). ``time_left_s`` bounds the waits by what is
+    left of the activation."""
+
+    def __init__(self, consumer: Callable[[], KafkaConsumer], producer: Callable[[], KafkaProducer], topic: str,
+                 bootstrap_servers: Iterable[str], time_left_s: Callable[[], float]) -> None:
+        self._get_consumer, self._get_producer, self._topic = consumer, producer, topic
+        self._servers = frozenset(bootstrap_servers)
+        self._time_left_s = time_left_s
+
+    @property
+    def bootstrap_servers(self) -> frozenset[str]:
+        return self._servers
+
+    def latest(self, keys: Collection[bytes]) -> dict[bytes, Stored]:
+        """Read the topic from its start to its end now: cost proportional to the number of
+        subscriptions (fine for v1; an index would go in a later version)."""
+        consumer = self._get_consumer()
+        tp = TopicPartition(self._topic, 0)
+        deadline = time.monotonic() + self._time_left_s()
+        found: dict[bytes, Stored] = {}
+        with kafka_errors(UNAVAILABLE):
+            consumer.assign([tp])
+            consumer.seek_to_beginning(tp)
+            end = consumer.end_offsets([tp])[tp]
+            while consumer.position(tp) < end:
+                if time.monotonic() > deadline:
+                    raise FeedError(TOO_LONG, 503)
+                for batch in consumer.poll(timeout_ms=500, max_records=10_000).values():
+                    for record in batch:
+                        if record.offset < end and record.key in keys:
+                            found[record.key] = (record.offset, record.value)
+        return found
+
+    def write(self, key: bytes, value: bytes | None) -> None:
+        with kafka_errors(NOT_ACCEPTED):
+            self._get_producer().send(self._topic, key=key, value=value).get(timeout=self._time_left_s())
+
+    def positions(self, topic: str, at: At) -> dict[int, int]:
+        consumer = self._get_consumer()
+        partitions = self._partitions(consumer, topic)
+        with kafka_errors(UNAVAILABLE):
+            ends = consumer.end_offsets(partitions)
+            if at == LATEST:
+                found = ends
+            elif at == EARLIEST:
+                found = consumer.beginning_offsets(partitions)
+            else:
+                times = consumer.offsets_for_times(dict.fromkeys(partitions, int(at)))
+                found = {tp: ends[tp] if times.get(tp) is None else times[tp].offset for tp in partitions}
+        return {tp.partition: offset for tp, offset in found.items()}
+
+    @staticmethod
+    def _partitions(consumer: KafkaConsumer, topic: str) -> list[TopicPartition]:
+        with kafka_errors(UNAVAILABLE):
+            consumer.topics()  # fresh metadata: a partition added lately must not be missed
+            partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            raise no_topic(topic)
+        return [TopicPartition(topic, p) for p in sorted(partitions)]
