@@ -94,7 +94,7 @@ class ConfigError(MessagingError):
 
 
 class RecordError(MessagingError):
-    """A subscriptions-topic record (``subscriptions``) that is malformed or of an unknown version."""
+    """A subscriptions-topic record (``feed.records``) that is malformed or of an unknown version."""
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)

@@ -11,7 +11,7 @@ from urllib.parse import quote
 from .errors import Reason
 
 TRIGGER_MESSAGES_TOPIC = "openwhisk-trigger-messages"
-SUBSCRIPTIONS_TOPIC = "openwhisk-trigger-subscriptions"  # compacted, one partition (see subscriptions)
+SUBSCRIPTIONS_TOPIC = "openwhisk-trigger-subscriptions"  # compacted, one partition (see feed.records)
 DEAD_LETTER_TOPIC = "openwhisk-trigger-dead-letters"
 
 # The subscriptions topic's shape is part of the contract (one partition: one order; compacted: the
