@@ -12,6 +12,7 @@ OW_AUTH, Kafka settings from the consumer's own KAFKA_* variables (messaging_lib
     python -m deploy.tool deployed-keys --apihost URL              # sealing keys of a deployed messagingWeb
     python -m deploy.tool new-key                                  # a fresh Fernet sealing key
     python -m deploy.tool topics --trigger-messages-topic T ...    # create or check the three topics
+    python -m deploy.tool acls --trigger-messages-topic T ...      # create (or print) the Kafka ACLs
     python -m deploy.tool create-topic NAME                        # one plain topic (the demo's)
     python -m deploy.tool delete-topics NAME...                    # those that exist
     python -m deploy.tool spawn --pidfile F --log L -- CMD...      # start a detached process
@@ -34,11 +35,14 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
-from deploy import openwhisk, processes, topics
+from deploy import acls, openwhisk, processes, topics
 from deploy.errors import DeployError
 from deploy.ports import free_port, port_is_free
 
 Command = Callable[[argparse.Namespace], int]  # the exit status
+# The consumer's default groups (consumer.settings; its FIRER_GROUP and ROUTER_GROUP override them).
+DEFAULT_FIRER_GROUP = "openwhisk-trigger-firer"
+DEFAULT_ROUTER_GROUP = "openwhisk-trigger-router"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -65,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--retention-hours", type=int, default=168)
     t.add_argument("--dead-letter-retention-days", type=int, default=14)
     t.add_argument("--dead-letter-max-message-bytes", type=int, default=2 * 1024 * 1024)
+    _acls_parser(sub.add_parser("acls"))
     c = sub.add_parser("create-topic")
     c.add_argument("name")
     c.add_argument("--partitions", type=int, default=1)
@@ -94,6 +99,19 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _acls_parser(a: argparse.ArgumentParser) -> None:
+    for name in ("--trigger-messages-topic", "--subscriptions-topic", "--dead-letter-topic"):
+        a.add_argument(name, required=True)
+    a.add_argument("--kafka-service-principal", default=None,
+                   help="the consumer's and deploy's principal (default: User:$KAFKA_SASL_USERNAME)")
+    a.add_argument("--kafka-producer-principal", action="append", default=[],
+                   help="an external producer (repeatable, or a comma list): WRITE on the trigger-messages topic")
+    a.add_argument("--firer-group", default=os.environ.get("FIRER_GROUP") or DEFAULT_FIRER_GROUP)
+    a.add_argument("--router-group", default=os.environ.get("ROUTER_GROUP") or DEFAULT_ROUTER_GROUP)
+    a.add_argument("--routed-topic-prefix", action="append", default=[],
+                   help="the router may READ topics with this prefix (repeatable; default: none, grant otherwise)")
+
+
 def _say(line: str) -> None:
     """A progress line for the user: on stderr, so stdout carries only what deploy.sh reads."""
     print(f"    {line}", file=sys.stderr)
@@ -115,6 +133,25 @@ def _topics(args: argparse.Namespace) -> int:
         dead_letter_partitions=args.dead_letter_partitions, dead_letter_retention_days=args.dead_letter_retention_days,
         dead_letter_max_message_bytes=args.dead_letter_max_message_bytes)
     topics.ensure_topics(specs, args.replication_factor, _say)
+    return 0
+
+
+def _acls(args: argparse.Namespace) -> int:
+    service = args.kafka_service_principal or os.environ.get("KAFKA_SASL_USERNAME")
+    if not service:
+        _say("Kafka ACLs skipped: no service principal (no --kafka-service-principal, no SASL username); "
+             "a cluster without SASL logins cannot tell principals apart")
+        return 0
+    topic_names = [args.trigger_messages_topic, args.subscriptions_topic, args.dead_letter_topic]
+    try:
+        bindings = acls.deployment_acls(
+            trigger_messages_topic=args.trigger_messages_topic, subscriptions_topic=args.subscriptions_topic,
+            dead_letter_topic=args.dead_letter_topic, service_principal=service,
+            producer_principals=acls.principal_list(args.kafka_producer_principal),
+            consumer_groups=[args.firer_group, args.router_group], routed_topic_prefixes=args.routed_topic_prefix)
+    except ValueError as e:
+        raise DeployError(f"Kafka ACLs: {e}") from None
+    acls.apply_acls(bindings, _say, service_principal=service, service_topics=topic_names)
     return 0
 
 
@@ -149,6 +186,7 @@ COMMANDS: dict[str, Command] = {
     "wait-activation": lambda a: _printed(openwhisk.wait_activation(_api(a), a.name, a.since, a.timeout)),
     "new-key": lambda a: _printed(Fernet.generate_key().decode()),
     "topics": _topics,
+    "acls": _acls,
     "create-topic": _create_topic,
     "delete-topics": _delete_topics,
     "spawn": _spawn,

@@ -5,7 +5,7 @@ Resolves Apache's broker jars (pinned version, `kafka.Kafka` main class) from Ma
 to 127.0.0.1. Nothing here fakes Kafka: every test that says "Kafka" talks to this process.
 
     python -m local_stack.kafka start [--port N] [--sasl-port N --sasl-user U --sasl-password P]
-                                      [--message-max-bytes N] [--data-dir D] [--name NAME]
+                                      [--authorizer] [--message-max-bytes N] [--data-dir D] [--name NAME]
     python -m local_stack.kafka status [--name NAME]
     python -m local_stack.kafka stop [--name NAME]
 """
@@ -33,6 +33,11 @@ KAFKA_VERSION = "4.1.1"  # must match local_stack/kafka/pom.xml
 REPO_ROOT = Path(__file__).resolve().parent.parent
 POM = Path(__file__).resolve().parent / "kafka" / "pom.xml"
 READY_LINE = "Kafka Server started"
+AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+# The principals of an --authorizer broker besides the super user (sasl_user): the consumer and deploy,
+# an external producer of trigger messages, and a tenant. Local test passwords, never real secrets.
+ACL_PRINCIPALS: dict[str, str] = {"service": "service-secret", "producer": "producer-secret",
+                                  "tenant": "tenant-secret"}
 
 
 class KafkaStackError(RuntimeError):
@@ -82,6 +87,11 @@ class BrokerConfig:
     sasl_port: int | None = None  # a SASL_PLAINTEXT (PLAIN) listener when set (0 = free port)
     sasl_user: str = "messaging"
     sasl_password: str = "messaging-secret"
+    # KRaft's StandardAuthorizer (needs sasl_port): sasl_user becomes the only super user, the broker's
+    # own inter-broker and controller traffic authenticates as it, and nothing else is allowed without
+    # an ACL (PLAINTEXT clients are User:ANONYMOUS and get nothing).
+    authorizer: bool = False
+    sasl_users: dict[str, str] = field(default_factory=dict)  # more PLAIN principals: name -> password
     message_max_bytes: int = 1_048_588  # Kafka's default
     num_partitions: int = 1
     auto_create_topics: bool = False  # our code must create its topics; tests catch it if not
@@ -102,6 +112,7 @@ class BrokerState:
     sasl_password: str
     data_dir: str
     log_path: str
+    authorizer: bool = False
 
     @property
     def bootstrap(self) -> str:
@@ -139,15 +150,42 @@ def _server_properties(cfg: BrokerConfig, port: int, cport: int, sasl_port: int 
         listeners.append(f"SASL_PLAINTEXT://127.0.0.1:{sasl_port}")
         protocols.append("SASL_PLAINTEXT:SASL_PLAINTEXT")
         props["sasl.enabled.mechanisms"] = "PLAIN"
-        props["listener.name.sasl_plaintext.plain.sasl.jaas.config"] = (
-            "org.apache.kafka.common.security.plain.PlainLoginModule required "
-            f'user_{cfg.sasl_user}="{cfg.sasl_password}";'
-        )
+        props["listener.name.sasl_plaintext.plain.sasl.jaas.config"] = _plain_jaas(cfg, login=cfg.authorizer)
+    if cfg.authorizer:
+        if sasl_port is None:
+            raise KafkaStackError("the authorizer needs a SASL listener (sasl_port): principals come from SASL logins")
+        protocols[1] = "CONTROLLER:SASL_PLAINTEXT"
+        props.update(_authorizer_properties(cfg))
     props["listeners"] = ",".join(listeners)
     props["advertised.listeners"] = ",".join(x for x in listeners if not x.startswith("CONTROLLER"))
     props["listener.security.protocol.map"] = ",".join(protocols)
     props.update(cfg.extra)
     return "".join(f"{k}={v}\n" for k, v in props.items())
+
+
+def _plain_jaas(cfg: BrokerConfig, login: bool) -> str:
+    """The PLAIN JAAS line of a listener: its accepted users, and (login) the broker's own login as
+    sasl_user, which it uses to reach itself as controller and inter-broker peer."""
+    users = {cfg.sasl_user: cfg.sasl_password, **cfg.sasl_users}
+    own = f'username="{cfg.sasl_user}" password="{cfg.sasl_password}" ' if login else ""
+    accepted = " ".join(f'user_{name}="{password}"' for name, password in users.items())
+    return f"org.apache.kafka.common.security.plain.PlainLoginModule required {own}{accepted};"
+
+
+def _authorizer_properties(cfg: BrokerConfig) -> dict[str, str]:
+    """StandardAuthorizer with sasl_user the only super user. The broker's own traffic goes over SASL
+    (the inter-broker listener and the controller listener), so the PLAINTEXT listener carries only
+    User:ANONYMOUS, which no ACL names: it is refused everything."""
+    return {
+        "authorizer.class.name": AUTHORIZER,
+        "super.users": f"User:{cfg.sasl_user}",
+        "allow.everyone.if.no.acl.found": "false",
+        "inter.broker.listener.name": "SASL_PLAINTEXT",
+        "sasl.mechanism.inter.broker.protocol": "PLAIN",
+        "sasl.mechanism.controller.protocol": "PLAIN",
+        "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+        "listener.name.controller.plain.sasl.jaas.config": _plain_jaas(cfg, login=True),
+    }
 
 
 _LOG4J2 = """\
@@ -200,7 +238,8 @@ def start(cfg: BrokerConfig = BrokerConfig(), timeout_s: float = 90.0) -> Broker
             _java_cmd(libs, data, cfg.heap, ["kafka.Kafka", str(data / "server.properties")]),
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )
-    state = BrokerState(proc.pid, port, cport, sasl_port, cfg.sasl_user, cfg.sasl_password, str(data), str(log_path))
+    state = BrokerState(proc.pid, port, cport, sasl_port, cfg.sasl_user, cfg.sasl_password, str(data), str(log_path),
+                        authorizer=cfg.authorizer)
     _wait_ready(proc, state, timeout_s)
     return state
 
@@ -285,6 +324,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sasl-port", type=int, default=None, help="also listen with SASL_PLAINTEXT/PLAIN here")
     parser.add_argument("--sasl-user", default="messaging")
     parser.add_argument("--sasl-password", default="messaging-secret")
+    parser.add_argument("--authorizer", action="store_true",
+                        help="StandardAuthorizer: --sasl-user is the super user; the SASL listener also accepts "
+                             + ", ".join(f"{n} (password {p})" for n, p in ACL_PRINCIPALS.items())
+                             + "; every other access needs an ACL (needs --sasl-port)")
     parser.add_argument("--message-max-bytes", type=int, default=BrokerConfig.message_max_bytes)
     parser.add_argument("--partitions", type=int, default=1, help="num.partitions for auto-created topics")
     parser.add_argument("--data-dir", type=Path, default=None, help="default: .cache/kafka-run/<name>-data")
@@ -323,13 +366,15 @@ def _run(args: argparse.Namespace) -> int:
     data_dir = args.data_dir or cache_dir() / "kafka-run" / f"{args.name}-data"
     cfg = BrokerConfig(port=args.port, sasl_port=args.sasl_port, sasl_user=args.sasl_user,
                        sasl_password=args.sasl_password, message_max_bytes=args.message_max_bytes,
+                       authorizer=args.authorizer, sasl_users=dict(ACL_PRINCIPALS) if args.authorizer else {},
                        num_partitions=args.partitions, data_dir=data_dir)
     print(f"kafka: starting Apache Kafka {KAFKA_VERSION} (KRaft) with data in {data_dir}", file=sys.stderr)
     state = start(cfg)
     _state_file(args.name).parent.mkdir(parents=True, exist_ok=True)
     _state_file(args.name).write_text(json.dumps(asdict(state)))
     print(f"kafka: broker '{args.name}' ready on {state.bootstrap}"
-          + (f" (SASL_PLAINTEXT on {state.sasl_bootstrap})" if state.sasl_port else ""), file=sys.stderr)
+          + (f" (SASL_PLAINTEXT on {state.sasl_bootstrap})" if state.sasl_port else "")
+          + (f", StandardAuthorizer, super user {state.sasl_user}" if state.authorizer else ""), file=sys.stderr)
     print(state.bootstrap)
     return 0
 
