@@ -165,7 +165,7 @@ def foreign_readers(admin: KafkaAdminClient, topics: Sequence[str], service_prin
         for acl in acls:
             if acl.principal != service_principal and acl.operation.name in READING_OPERATIONS:
                 pattern = acl.resource_pattern
-                found.append(f"{acl.principal} may {acl.operation.name} topic {topic} (through the "
+                found.append(f"{acl.principal} is allowed {acl.operation.name} on topic {topic} (by the "
                              f"{pattern.pattern_type.name.lower()} ACL on {pattern.resource_name!r})")
     return found
 
