@@ -119,4 +119,4 @@ def test_each_binding_converts_to_a_kafka_python_allow_acl() -> None:
 
 def test_the_tool_defaults_to_the_consumers_own_group_names() -> None:
     defaults = {f.name: f.default for f in dataclasses.fields(Settings)}
-    assert (tool.DEFAULT_FIRER_GROUP, tool.DEFAULT_ROUTER_GROUP) == (defaults["firer_group"], defaults["router_group"])
+    assert (defaults["firer_group"], defaults["router_group"]) == (tool.DEFAULT_FIRER_GROUP, tool.DEFAULT_ROUTER_GROUP)

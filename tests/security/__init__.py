@@ -1,0 +1,1 @@
+"""Tests of tenant isolation and the service's security (issue 11)."""
