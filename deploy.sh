@@ -38,6 +38,9 @@ Kafka (flag, else environment; the consumer reads the same variables):
   --kafka-ssl-cafile FILE    CA for SSL/SASL_SSL (deploy.sh and the consumer)  env KAFKA_SSL_CAFILE
   --actions-kafka-bootstrap HOSTS  the brokers as the web actions reach them (default --kafka-bootstrap)
                                                                 env ACTIONS_KAFKA_BOOTSTRAP_SERVERS
+  --kafka-service-principal P  principal of the consumer and actions (default User:<SASL username>); its ACLs
+  --kafka-producer-principal P  an external producer: may only write trigger messages (repeatable or P1,P2)
+                              ACLs are created where the cluster has an authorizer, else printed (README: Security)
 Topics (created if missing, checked if present; never changed):
   --trigger-messages-topic T  env TRIGGER_MESSAGES_TOPIC (default openwhisk-trigger-messages)
   --subscriptions-topic T     env SUBSCRIPTIONS_TOPIC    (default openwhisk-trigger-subscriptions, compacted)
@@ -79,6 +82,7 @@ command="deploy"; local_mode=0; detach=0; demo=1; keep_topics=0; insecure=0
 apihost=""; auth=""; namespace=""; deployment_file=""; state_dir="${MESSAGING_STATE_DIR:-}"
 kafka_port=9092; apihost_port=3233; consumer_port=8080
 partitions="${TRIGGER_MESSAGES_PARTITIONS:-}"; replication="${REPLICATION_FACTOR:-0}"; retention_hours=168
+service_principal=""; producer_principals=""
 
 while [ "$#" -gt 0 ]; do
   case "$1" in
@@ -103,6 +107,8 @@ while [ "$#" -gt 0 ]; do
     --kafka-sasl-password) export KAFKA_SASL_PASSWORD="$v" ;;
     --kafka-ssl-cafile) KAFKA_SSL_CAFILE="$(absolute "$v")"; export KAFKA_SSL_CAFILE ;;
     --actions-kafka-bootstrap) export ACTIONS_KAFKA_BOOTSTRAP_SERVERS="$v" ;;
+    --kafka-service-principal) service_principal="$v" ;;
+    --kafka-producer-principal) producer_principals="${producer_principals:+$producer_principals,}$v" ;;
     --trigger-messages-topic) export TRIGGER_MESSAGES_TOPIC="$v" ;;
     --subscriptions-topic) export SUBSCRIPTIONS_TOPIC="$v" ;;
     --dead-letter-topic) export DEAD_LETTER_TOPIC="$v" ;;
@@ -264,6 +270,10 @@ deploy_package() {
     echo "$created" >> "$state_dir/topics.created"
   fi
   [ "$status" = 0 ] || exit 1
+  step "Kafka ACLs"
+  tool acls --trigger-messages-topic "$TRIGGER_MESSAGES_TOPIC" --subscriptions-topic "$SUBSCRIPTIONS_TOPIC" \
+    --dead-letter-topic "$DEAD_LETTER_TOPIC" ${service_principal:+--kafka-service-principal "$service_principal"} \
+    ${producer_principals:+--kafka-producer-principal "$producer_principals"} || exit 1
 
   mkdir -p "$state_dir"; chmod 700 "$state_dir"
   write_wskprops "$state_dir/wskprops" "$apihost" "$auth" "$namespace"
