@@ -152,8 +152,6 @@ def _server_properties(cfg: BrokerConfig, port: int, cport: int, sasl_port: int 
         props["sasl.enabled.mechanisms"] = "PLAIN"
         props["listener.name.sasl_plaintext.plain.sasl.jaas.config"] = _plain_jaas(cfg, login=cfg.authorizer)
     if cfg.authorizer:
-        if sasl_port is None:
-            raise KafkaStackError("the authorizer needs a SASL listener (sasl_port): principals come from SASL logins")
         protocols[1] = "CONTROLLER:SASL_PLAINTEXT"
         props.update(_authorizer_properties(cfg))
     props["listeners"] = ",".join(listeners)
@@ -213,6 +211,8 @@ def _java_cmd(libs: Path, data: Path, heap: str, main: list[str]) -> list[str]:
 
 def start(cfg: BrokerConfig = BrokerConfig(), timeout_s: float = 90.0) -> BrokerState:
     """Start a broker detached from this process and return once it accepts connections."""
+    if cfg.authorizer and cfg.sasl_port is None:
+        raise KafkaStackError("the authorizer needs a SASL listener (--sasl-port): principals come from SASL logins")
     libs = resolve_jars()
     port = cfg.port or free_port()
     cport = cfg.controller_port or free_port()
