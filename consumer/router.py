@@ -12,6 +12,9 @@ stage work for it. What is kept, and where:
 - **at-least-once**: an input offset is committed only once every envelope (and dead-letter
   record) built from the records before it was acknowledged (``PartitionOffsets`` per partition,
   a count of outstanding destinations per record).
+- **partitions** (consumer/router_partitions.py): ownership through rebalances, where each
+  partition reads and for which subscriptions (catch-up), and what is committed; this module
+  keeps the loop, subscription changes, routing and sending.
 - **order per trigger**: one send queue per trigger, drained in order by one task; envelopes are
   keyed by the trigger, so the firer keeps that order.
 - **limits**: batches per trigger under its bytes/count/window limits (consumer/batching.py); a
@@ -28,31 +31,27 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from kafka import TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from consumer import batching, positions
-from consumer.batching import Batch, Batcher, Limits
+from consumer import batching
+from consumer.batching import Batch, Batcher
 from consumer.kafka_io import KafkaUnavailable, Producer, Record
 from consumer.logs import fields
-from consumer.offsets import PartitionOffsets
-from consumer.positions import PartitionState, SegmentStart
-from consumer.router_io import GroupReader, Offsets
+from consumer.router_io import GroupReader
+from consumer.router_partitions import Partitions, Ref
 from consumer.settings import Settings
 from consumer.subscriptions import SubscriptionIndex
 from consumer.table import Change, CompactedTable, LogSource
 from messaging_lib import envelope, topics
 from messaging_lib.errors import Reason
-from messaging_lib.subscriptions import Options, feed_source
+from messaging_lib.subscriptions import feed_source
 
 log = logging.getLogger("consumer.router")
 
-Ref = tuple[PartitionOffsets, int]  # a routed record: its partition's tracker and its offset
 ReaderFactory = Callable[..., GroupReader]
-UNASSIGNED_WATCH_S = 30.0  # how long a new topic's assignment is watched for (see _watch_unassigned)
 
 
 class RouterMetrics:
@@ -73,32 +72,6 @@ class RouterMetrics:
         self.commits = Counter("router_commits", "Offset commits", registry=registry)
 
 
-@dataclass(frozen=True, slots=True)
-class _Route:
-    """One subscription as one partition routes to it: [low, stop) bounds of its joined segments."""
-
-    trigger: str
-    version: int
-    credential: str = field(repr=False)
-    options: Options
-    limits: Limits
-    bounds: tuple[tuple[int, int | None], ...]
-    disabled: bool
-
-
-@dataclass
-class _Partition:
-    state: PartitionState
-    position: int  # the next offset to read
-    offsets: PartitionOffsets = field(default_factory=PartitionOffsets)
-    committed: tuple[int, str] | None = None
-    routes: list[_Route] | None = None  # the routing plan; None: rebuild before the next record
-
-    def committable(self) -> int:
-        taken = self.offsets.committable()
-        return self.position if taken is None else taken
-
-
 class Router:
     def __init__(self, settings: Settings, producer: Producer, table_source: LogSource, metrics: RouterMetrics,
                  reader_factory: ReaderFactory = GroupReader, clock: Callable[[], float] = time.monotonic) -> None:
@@ -108,19 +81,14 @@ class Router:
         self.index = SubscriptionIndex()
         self._staged: list[Change] = []
         self._wake = asyncio.Event()
-        self._parts: dict[TopicPartition, _Partition] = {}
-        self._owned: set[TopicPartition] = set()  # assigned to this member, as handed over
-        self._released: dict[TopicPartition, _Partition] = {}  # revoked, final commit still due
-        self._unpositioned: set[TopicPartition] = set()  # owned, still paused, not yet placed
-        self._unassigned: dict[str, float] = {}  # new topics none of whose partitions came here yet -> until
-        self._metadata_refreshed = 0.0
+        self._stopping = asyncio.Event()
+        self._partitions = Partitions(settings, self.index, self._drain, self._stopping, metrics, clock)
         self._outstanding: dict[Ref, int] = {}  # routed records -> destinations not yet acknowledged
         self._in_flight = 0
         self._batcher = Batcher()
         self._queues: dict[str, deque[Batch]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._paused = False
-        self._stopping = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._reader: GroupReader | None = None
         self.failure: BaseException | None = None
@@ -171,12 +139,7 @@ class Router:
                 raise RuntimeError("the subscriptions table stopped")
             if self._staged:
                 await self._apply_staged()
-            if self._released:
-                await self._commit_released()
-            if self._unpositioned:
-                await self._position_assigned()
-            if self._unassigned:
-                await self._watch_unassigned()
+            await self._partitions.tend(self._reader)
             await self._apply_backpressure()
             if not self._reader.topics:
                 self._wake.clear()
@@ -224,12 +187,12 @@ class Router:
         limit = self.settings.router_max_in_flight
         want = self._in_flight >= limit or (self._paused and self._in_flight > limit // 2)
         if want != self._paused:
-            await self._reader.pause(list(self._parts), want)
+            await self._reader.pause(self._partitions.placed(), want)
             self._paused = want
-        elif want and self._parts:
-            await self._reader.pause(list(self._parts), True)  # partitions placed since the pause
+        elif want and self._partitions:
+            await self._reader.pause(self._partitions.placed(), True)  # partitions placed since the pause
         self._metrics.in_flight.set(self._in_flight)
-        self._metrics.assigned.set(len(self._parts))
+        self._metrics.assigned.set(len(self._partitions))
 
     # --- subscription changes ---
 
@@ -253,75 +216,33 @@ class Router:
                 affected.add(live.sub.topic)
             if old_topic is not None:
                 affected.add(old_topic)
-        for tp, part in self._parts.items():
-            if tp.topic in affected:
-                part.routes = None
-        await self._join([tp for tp in self._parts if tp.topic in affected])
+        await self._partitions.join(self._reader, self._partitions.replan(affected))
         wanted = self.index.topics()
         if wanted != self._reader.topics:
             await self._drain(self.settings.shutdown_timeout_s)  # the rebalance must not replay work
             await self._commit()
             if not wanted:
-                self._parts.clear()
-                self._owned.clear()
-                self._unpositioned.clear()
+                self._partitions.clear()
             new = wanted - self._reader.topics
             await self._reader.set_topics(wanted)
-            until = self._clock() + UNASSIGNED_WATCH_S
-            self._unassigned = {t: d for t, d in self._unassigned.items() if t in wanted} | dict.fromkeys(new, until)
+            self._partitions.watch(wanted, new)
             log.info("subscribed topics changed", extra=fields(topics=len(wanted)))
         self._metrics.subscriptions.set(len(self.index))
         self._metrics.topics.set(len(wanted))
 
-    def _segments(self, tp: TopicPartition) -> list[SegmentStart]:
-        return [SegmentStart(s.origin, s.start_at(tp.partition))  # type: ignore[arg-type]
-                for live in self.index.on_topic(tp.topic) for s in live.sub.segments]
-
-    async def _join(self, partitions: list[TopicPartition]) -> None:
-        """Join new segments; a catch-up rewinds only after everything routed is acknowledged, so
-        the window it commits never covers a record some other subscription still waits for."""
-        planned: dict[TopicPartition, tuple[PartitionState, int]] = {}
-        for tp in partitions:
-            part = self._parts[tp]
-            state = part.state.copy()
-            target = positions.join(state, part.position, self._segments(tp), self.index.applied)
-            if target is None:
-                part.state, part.routes = state, None
-            else:
-                planned[tp] = (state, target)
-        if not planned:
-            return
-        if await self._drain(None) and self._stopping.is_set():
-            return  # not applied: joined again from the committed state after the restart
-        planned = {tp: plan for tp, plan in planned.items() if tp in self._parts}  # still ours after the wait
-        for tp, (state, target) in planned.items():
-            part = self._parts[tp]
-            part.state, part.position, part.offsets, part.routes = state, target, PartitionOffsets(), None
-        assert self._reader is not None
-        await self._reader.seek({tp: target for tp, (_, target) in planned.items()})
-        self._metrics.catchups.inc(len(planned))
-        log.info("catch-up", extra=fields(partitions={f"{tp.topic}-{tp.partition}": target
-                                                      for tp, (_, target) in planned.items()}))
-
     # --- routing a record ---
 
     def _route(self, record: Record, now: float) -> None:
-        part = self._parts.get((record.topic, record.partition))  # type: ignore[call-overload]
-        offset = record.offset
-        if part is None or offset < part.position:
+        taken = self._partitions.take(record)
+        if taken is None:
             return  # fetched before a revoke or a seek
-        part.position = offset + 1
-        part.offsets.take(offset)
+        part, ref = taken
+        offset = record.offset
         self._in_flight += 1
-        ref: Ref = (part.offsets, offset)
-        routes = part.routes if part.routes is not None else self._plan(part, record.topic, record.partition)
         destinations = 0
         encoded: dict[tuple[bool, bool, bool], bytes | None] = {}
-        for route in routes:
-            for low, stop in route.bounds:
-                if low <= offset and (stop is None or offset < stop):
-                    break
-            else:
+        for route in self._partitions.routes_of(part, record):
+            if not route.delivers(offset):
                 continue
             destinations += 1
             if route.disabled:
@@ -350,24 +271,6 @@ class Router:
             self._outstanding[ref] = destinations
         else:
             self._finish(ref)
-
-    def _plan(self, part: _Partition, topic: str, partition: int) -> list[_Route]:
-        """Who receives this partition's records from where: rebuilt only when the table or the
-        partition's join state changes (``part.routes = None``), not per record."""
-        routes = []
-        for live in self.index.on_topic(topic):
-            sub = live.sub
-            bounds = []
-            for segment in sub.segments:
-                low = part.state.lower_bound(segment.origin, segment.start_at(partition))  # type: ignore[arg-type]
-                if low is not None:
-                    bounds.append((low, segment.stop_at(partition)))
-            if bounds:
-                routes.append(_Route(sub.trigger, live.version, sub.credential, sub.options,
-                                     Limits.of(sub.options, self.settings.max_payload_bytes), tuple(bounds),
-                                     live.disabled))
-        part.routes = routes
-        return routes
 
     def _finish(self, ref: Ref) -> None:
         self._in_flight -= 1
@@ -463,30 +366,17 @@ class Router:
             await asyncio.sleep(0.005)
         return self._in_flight
 
-    # --- commits ---
+    # --- commits and rebalances: kafka-python's IO thread only hands over; the loop does the work ---
 
     async def _commit(self) -> None:
         assert self._reader is not None
-        offsets, rejoin = _offsets_to_commit(self._parts)
-        if offsets:
-            try:
-                await self._reader.commit(offsets)
-                for tp, value in offsets.items():
-                    if tp in self._parts:
-                        self._parts[tp].committed = value
-                self._metrics.commits.inc()
-            except KafkaUnavailable as e:
-                log.warning("commit failed; will retry", extra=fields(error=str(e)))
-        if rejoin and not self._stopping.is_set():
-            await self._join([tp for tp in rejoin if tp in self._parts])
-
-    # --- rebalances: kafka-python's IO thread only hands over; the loop does the work ---
+        await self._partitions.commit(self._reader)
 
     def _on_assigned(self, assigned: list[TopicPartition]) -> None:
-        self._hand_over(self._own, assigned)
+        self._hand_over(self._partitions.own, assigned)
 
     def _on_revoked(self, revoked: list[TopicPartition]) -> None:
-        self._hand_over(self._forget, revoked)
+        self._hand_over(self._partitions.forget, revoked)
 
     def _hand_over(self, fn: Callable[[list[TopicPartition]], object], partitions: list[TopicPartition]) -> None:
         assert self._loop is not None
@@ -495,88 +385,3 @@ class Router:
             self._loop.call_soon_threadsafe(self._wake.set)
         except RuntimeError:  # the loop is gone: the process is exiting
             pass
-
-    def _own(self, assigned: list[TopicPartition]) -> None:
-        self._owned.update(assigned)
-        self._unpositioned.update(assigned)
-
-    def _forget(self, revoked: list[TopicPartition]) -> None:
-        """Stop routing them; the loop commits what was done before it polls again."""
-        for tp in revoked:
-            part = self._parts.pop(tp, None)
-            if part is not None:
-                self._released[tp] = part
-        self._owned.difference_update(revoked)
-        self._unpositioned.difference_update(revoked)
-
-    async def _commit_released(self) -> None:
-        """Cooperative rebalancing keeps this member's generation until it rejoins (at its next
-        poll), so the revoked partitions' last work can still be committed: the new owner starts
-        there. If that fails (fenced, Kafka down), it re-reads from the previous commit:
-        duplicates, never a loss."""
-        assert self._reader is not None
-        await self._drain(min(10.0, self.settings.shutdown_timeout_s))
-        released, self._released = self._released, {}
-        offsets, _ = _offsets_to_commit(released)
-        try:
-            await self._reader.commit(offsets)
-        except KafkaUnavailable as e:
-            log.warning("commit of revoked partitions failed", extra=fields(error=str(e)))
-        log.info("partitions revoked", extra=fields(partitions=sorted(f"{t.topic}-{t.partition}" for t in released)))
-
-    async def _watch_unassigned(self) -> None:
-        """A topic subscribed lately and not assigned here yet: refresh the metadata now and then,
-        so a leader that assigned before it knew the topic rebalances (another member may simply
-        own all of it: the watch ends after a while)."""
-        assert self._reader is not None
-        now = self._clock()
-        mine = {tp.topic for tp in self._owned}
-        self._unassigned = {t: until for t, until in self._unassigned.items() if t not in mine and now < until}
-        if self._unassigned and now - self._metadata_refreshed >= 1.0:
-            self._metadata_refreshed = now
-            try:
-                await self._reader.refresh_metadata()
-            except KafkaUnavailable as e:
-                log.warning("metadata refresh failed", extra=fields(error=str(e)))
-
-    async def _position_assigned(self) -> None:
-        """Place newly assigned (and still paused) partitions from their committed offset and
-        metadata, or at the start of their subscriptions, then let them be fetched."""
-        assert self._reader is not None
-        assigned = sorted(self._unpositioned)
-        self._unpositioned.clear()
-        try:
-            committed, ends = await self._reader.positions_of(assigned)
-        except KafkaUnavailable as e:
-            log.warning("cannot position assigned partitions; will retry", extra=fields(error=str(e)))
-            self._unpositioned.update(assigned)
-            return
-        seeks = {}
-        for tp in assigned:
-            if tp not in self._owned:
-                continue  # revoked while its position was fetched
-            state, position = positions.initial(committed.get(tp), self._segments(tp), self.index.applied)
-            self._parts[tp] = _Partition(state, ends[tp] if position is None else position,
-                                         committed=committed.get(tp))
-            seeks[tp] = self._parts[tp].position
-        await self._reader.start(seeks)
-        log.info("partitions assigned", extra=fields(partitions={f"{t.topic}-{t.partition}": o
-                                                                 for t, o in seeks.items()}))
-
-
-def _offsets_to_commit(parts: dict[TopicPartition, _Partition]) -> tuple[Offsets, list[TopicPartition]]:
-    """What to commit (offset and catch-up metadata) where it changed, and the partitions whose
-    closed catch-up window lets deferred segments join."""
-    offsets: Offsets = {}
-    rejoin = []
-    for tp, part in parts.items():
-        committable = part.committable()
-        window = part.state.window_end
-        if positions.settle(part.state, committable):
-            rejoin.append(tp)
-        if window != part.state.window_end:
-            part.routes = None
-        value = (committable, positions.encode(part.state, committable))
-        if value != part.committed:
-            offsets[tp] = value
-    return offsets, rejoin
