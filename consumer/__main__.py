@@ -20,11 +20,10 @@ from prometheus_client import CollectorRegistry
 
 from consumer import health, logs
 from consumer.firer import Firer
-from consumer.kafka_io import Producer
-from consumer.metrics import FirerMetrics
-from consumer.openwhisk import TriggerClient
-from consumer.router import Router, RouterMetrics
-from consumer.router_io import KafkaLog
+from consumer.kafka_edge import KafkaLog, Producer
+from consumer.metrics import FirerMetrics, RouterMetrics
+from consumer.openwhisk import HttpTriggerClient
+from consumer.router import Router
 from consumer.settings import Settings, load
 from consumer.subscriptions import status_writer
 from messaging_lib.credentials import Sealer
@@ -41,7 +40,7 @@ async def run(settings: Settings) -> None:
     async with AsyncExitStack() as stack:
         if "firer" in settings.role_set:
             client = await stack.enter_async_context(
-                TriggerClient(settings.max_concurrent_fires, settings.fire_timeout_s))
+                HttpTriggerClient(settings.max_concurrent_fires, settings.fire_timeout_s))
 
             async def send_status(key: bytes, value: bytes) -> object:
                 return await producer.send(settings.subscriptions_topic, value, key=key)

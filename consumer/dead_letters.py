@@ -1,7 +1,9 @@
 """Dead-letter records: the original bytes plus headers that say why (DESIGN.md section 5).
 
 A message is dead-lettered when it is bad (it can never fire), when OpenWhisk refused it
-permanently, or when its retries ran past the maximum age. The record keeps the original key,
+permanently, or when its retries ran past the maximum age (firer); a record is, when it is over
+the payload limit or its subscription is disabled (router, with ``trigger`` set). Both loops
+build the record here, so its headers have one format. The record keeps the original key,
 value and headers, so `python -m consumer.replay` can put it back unchanged.
 """
 
@@ -10,7 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from consumer.kafka_io import Producer, Record
+from consumer.kafka_edge import Producer, Record
 from messaging_lib import topics
 from messaging_lib.errors import Reason
 
@@ -24,6 +26,7 @@ class DeadLetter:
     attempts: int = 0
     first_attempt_ms: int | None = None  # None: rejected without an attempt, now
     last_attempt_ms: int | None = None
+    trigger: str | None = None  # the subscription's trigger (dl_trigger), when a router dead-letters
 
 
 def record_headers(dl: DeadLetter) -> list[tuple[str, bytes]]:
@@ -33,7 +36,7 @@ def record_headers(dl: DeadLetter) -> list[tuple[str, bytes]]:
         reason=dl.reason, detail=dl.detail[:1000], source_topic=dl.record.topic,
         source_partition=dl.record.partition, source_offset=dl.record.offset,
         first_attempt_ms=dl.first_attempt_ms or now_ms, last_attempt_ms=dl.last_attempt_ms or now_ms,
-        attempts=dl.attempts, status=dl.status)
+        attempts=dl.attempts, status=dl.status, trigger=dl.trigger)
     return [(k, v) for k, v in dl.record.headers if k not in topics.DEAD_LETTER_HEADERS] + ours
 
 

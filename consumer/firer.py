@@ -21,17 +21,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Protocol
 
 from kafka import TopicPartition
-from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
 
 from consumer import dead_letters
 from consumer.dead_letters import DeadLetter
-from consumer.kafka_io import ConsumerThread, KafkaUnavailable, Producer, Record
+from consumer.kafka_edge import ConsumerThread, KafkaUnavailable, Producer, RebalanceCallback, Record
 from consumer.logs import fields
 from consumer.metrics import FirerMetrics, status_class
 from consumer.offsets import PartitionOffsets
@@ -40,9 +40,19 @@ from consumer.outcomes import TRIGGER_GONE_STATUSES, Attempt, RetryPolicy, Verdi
 from consumer.pacing import Pacer
 from consumer.settings import Settings
 from consumer.subscriptions import RefusalHook
+from consumer.toolkit import (
+    Backpressure,
+    KeyedQueues,
+    Supervisor,
+    hand_over,
+    sleep_while,
+    wait_until,
+    write_until_acknowledged,
+)
 from messaging_lib import envelope
 from messaging_lib.credentials import Credential, Sealer
-from messaging_lib.errors import BadMessage, CredentialError, Reason
+from messaging_lib.errors import BadMessage, Reason
+from messaging_lib.kafka_config import KafkaSettings
 
 log = logging.getLogger("consumer.firer")
 
@@ -50,6 +60,30 @@ log = logging.getLogger("consumer.firer")
 # small: 1 MiB is ~1,500 envelopes, plenty for thousands of fires/s, and a larger single record is
 # still returned whole by the broker.
 FETCH_MAX_BYTES = 1024 * 1024
+
+
+class GroupConsumer(Protocol):
+    """What the firer needs of its group consumer; ``kafka_edge.ConsumerThread`` is the real one,
+    tests pass an in-memory fake. Rebalance callbacks may come from another thread."""
+
+    async def start(self) -> list[str]:
+        """Subscribe; returns the topics whose partitions are not known yet."""
+        ...
+
+    async def poll(self, timeout_ms: int, max_records: int) -> list[Record]: ...
+
+    async def pause(self, pause: bool) -> None:
+        """Pause (or resume) every assigned partition."""
+        ...
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class ConsumerFactory(Protocol):
+    def __call__(self, settings: KafkaSettings, group_id: str, topics: list[str], on_assigned: RebalanceCallback,
+                 on_revoked: RebalanceCallback, **config: object) -> GroupConsumer: ...
 
 
 @dataclass
@@ -70,26 +104,30 @@ class Job:
 
 
 class Firer:
+    """The firer's loop. Its edges come in: the trigger client, the producer, and a factory for
+    its group consumer (built in ``run``, on the loop), so tests run it on fakes."""
+
     def __init__(self, settings: Settings, client: TriggerClient, producer: Producer, sealer: Sealer,
                  metrics: FirerMetrics, clock: Callable[[], float] = time.monotonic,
-                 on_refused: RefusalHook | None = None) -> None:
+                 on_refused: RefusalHook | None = None, consumer_factory: ConsumerFactory = ConsumerThread) -> None:
         self.settings = settings
         self._on_refused = on_refused
         self._client, self._producer, self._metrics, self._clock = client, producer, metrics, clock
-        self._open = lru_cache(maxsize=4096)(sealer.open)
+        self._consumer_factory = consumer_factory
+        # Opening a token is the firer's main CPU cost, and a trigger's messages repeat its token.
+        self._authorize = lru_cache(maxsize=4096)(sealer.authorize)
         self._policy = RetryPolicy(settings.retry_initial_backoff_s, settings.retry_max_backoff_s,
                                    settings.retry_max_age_s)
         self._pacer = Pacer()
         self._fire_slots = asyncio.Semaphore(settings.max_concurrent_fires)
         self._offsets: dict[TopicPartition, PartitionOffsets] = {}  # one per assigned partition
         self._active: Counter[TopicPartition] = Counter()  # messages not finished, per partition
-        self._queues: dict[str, deque[Job]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._supervisor = Supervisor("firer", self.stop)
+        self._queues: KeyedQueues[str, Job] = KeyedQueues(self._supervisor, self._fire_if_owned, self._abandon)
+        self._backpressure = Backpressure(settings.max_in_flight)
         self._in_flight = 0
-        self._paused = False
         self._stopping = asyncio.Event()
-        self.failure: BaseException | None = None
-        self._consumer: ConsumerThread | None = None
+        self._consumer: GroupConsumer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.ready = False
         self.last_poll = clock()
@@ -98,11 +136,11 @@ class Firer:
 
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._consumer = ConsumerThread(
+        self._consumer = self._consumer_factory(
             self.settings.kafka, self.settings.firer_group, [self.settings.trigger_messages_topic],
             self._on_assigned, self._on_revoked, max_poll_records=1000, fetch_max_wait_ms=100,
             max_partition_fetch_bytes=FETCH_MAX_BYTES,
-            fetch_max_bytes=FETCH_MAX_BYTES, partition_assignment_strategy=[CooperativeStickyAssignor])
+            fetch_max_bytes=FETCH_MAX_BYTES)  # cooperative rebalancing: the edge's default
         if await self._consumer.start():
             log.warning("the topic has no partitions yet (does it exist?): waiting for it",
                         extra=fields(topic=self.settings.trigger_messages_topic))
@@ -121,19 +159,20 @@ class Firer:
                 last_commit = now
         await self._shutdown()
 
+    @property
+    def failure(self) -> BaseException | None:
+        """The error of the task that failed and stopped the firer, if any."""
+        return self._supervisor.failure
+
     def stop(self) -> None:
         """Stop taking messages; run() then drains until the shutdown timeout and commits."""
         self.ready = False
         self._stopping.set()
 
     async def _shutdown(self) -> None:
-        deadline = self._clock() + self.settings.shutdown_timeout_s
-        while self._in_flight and self._clock() < deadline:
-            await asyncio.sleep(0.05)
+        await wait_until(lambda: not self._in_flight, self.settings.shutdown_timeout_s, self._clock)
         unfinished = self._in_flight
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._supervisor.cancel_all()
         await self._commit()
         assert self._consumer is not None
         await self._consumer.close()
@@ -143,13 +182,10 @@ class Firer:
 
     async def _apply_backpressure(self) -> None:
         assert self._consumer is not None
-        want_pause = self._in_flight >= self.settings.max_in_flight or (
-            self._paused and self._in_flight > self.settings.max_in_flight // 2)
-        if want_pause != self._paused:
-            log.debug("backpressure", extra=fields(pause=want_pause, in_flight=self._in_flight))
-            await self._consumer.pause(want_pause)
-            self._paused = want_pause
-            self._metrics.paused.set(int(want_pause))
+        if await self._backpressure.apply(self._in_flight, self._consumer.pause):
+            paused = self._backpressure.paused
+            log.debug("backpressure", extra=fields(pause=paused, in_flight=self._in_flight))
+            self._metrics.paused.set(int(paused))
         self._metrics.in_flight.set(self._in_flight)
         self._metrics.assigned.set(len(self._offsets))
         self._metrics.paced_namespaces.set(len(self._pacer))
@@ -183,41 +219,18 @@ class Firer:
         try:
             job = self._job(record)
         except BadMessage as bad:
-            self._spawn(self._dead_letter(DeadLetter(record, bad.reason, bad.detail)))
+            self._supervisor.spawn(self._dead_letter(DeadLetter(record, bad.reason, bad.detail)))
             return
-        queue = self._queues.get(job.trigger)
-        if queue is None:
-            self._queues[job.trigger] = deque([job])
-            self._spawn(self._drain(job.trigger))
-        else:
-            queue.append(job)
+        self._queues.put(job.trigger, job)
 
     def _job(self, record: Record) -> Job:
         env = envelope.parse_record(record.headers, record.value, max_payload_bytes=self.settings.max_payload_bytes)
         apihost = (env.apihost or self.settings.openwhisk_apihost).rstrip("/")
         if apihost not in self.settings.allowed_apihosts:
             raise BadMessage(Reason.APIHOST_NOT_ALLOWED, f"{apihost} is not on the firer's allow-list")
-        try:
-            credential: Credential = self._open(env.credential)
-        except CredentialError as e:
-            raise BadMessage(e.reason, e.detail) from None
-        if not credential.allows(env.trigger):
-            raise BadMessage(Reason.CREDENTIAL_OUT_OF_SCOPE, f"the credential does not cover {env.trigger}")
+        credential: Credential = self._authorize(env.credential, env.trigger)
         namespace, name = env.trigger_name
         return Job(record, apihost, namespace, name, credential.key, env.payload, env.source)
-
-    def _spawn(self, coro: object) -> None:
-        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        """A task that failed is a bug: stop (uncommitted messages are read again on restart)."""
-        self._tasks.discard(task)
-        if not task.cancelled() and (error := task.exception()) is not None and self.failure is None:
-            log.error("firer task failed; stopping", exc_info=error)
-            self.failure = error
-            self.stop()
 
     def _finish(self, record: Record, done: bool) -> None:
         """done=False: abandoned (partition revoked, shutdown), so its offset is never committed here."""
@@ -230,22 +243,15 @@ class Firer:
 
     # --- firing ---
 
-    async def _drain(self, trigger: str) -> None:
-        queue = self._queues[trigger]
-        try:
-            while queue:
-                job = queue[0]
-                if job.record.tp in self._offsets:
-                    await self._fire(job)
-                else:
-                    self._finish(job.record, done=False)
-                queue.popleft()
-        except asyncio.CancelledError:
-            for job in queue:
-                self._finish(job.record, done=False)
-            raise
-        finally:
-            del self._queues[trigger]
+    async def _fire_if_owned(self, job: Job) -> None:
+        """A trigger queue's handler: a job of a revoked partition is skipped (its new owner has it)."""
+        if job.record.tp in self._offsets:
+            await self._fire(job)
+        else:
+            self._abandon(job)
+
+    def _abandon(self, job: Job) -> None:
+        self._finish(job.record, done=False)
 
     async def _fire(self, job: Job) -> None:
         first_ms = _now_ms()
@@ -294,24 +300,16 @@ class Firer:
 
     async def _sleep_unless_revoked(self, seconds: float, tp: TopicPartition) -> bool:
         """Sleep; False as soon as the partition is revoked (its new owner takes the message over)."""
-        deadline = self._clock() + seconds
-        while tp in self._offsets and (left := deadline - self._clock()) > 0:
-            await asyncio.sleep(min(left, 0.1))
-        return tp in self._offsets
+        return await sleep_while(seconds, lambda: tp in self._offsets, self._clock)
 
     async def _dead_letter(self, dl: DeadLetter, trigger: str = "") -> None:
         """Write until acknowledged; only then is the message finished."""
-        backoff = 0.1
-        while True:
-            try:
-                await dead_letters.write(self._producer, self.settings.dead_letter_topic, dl)
-                break
-            except KafkaUnavailable as e:
-                log.warning("dead-letter write failed; retrying", extra=fields(error=str(e)))
-                if not await self._sleep_unless_revoked(backoff, dl.record.tp):
-                    self._finish(dl.record, done=False)
-                    return
-                backoff = min(5.0, backoff * 2)
+        topic = self.settings.dead_letter_topic
+        if not await write_until_acknowledged(
+                lambda: dead_letters.write(self._producer, topic, dl), KafkaUnavailable, what=topic,
+                wait=lambda seconds: self._sleep_unless_revoked(seconds, dl.record.tp)):
+            self._finish(dl.record, done=False)
+            return
         self._metrics.dead_lettered.labels(dl.reason).inc()
         log.info("message dead-lettered", extra=fields(
             reason=dl.reason, status=dl.status, trigger=trigger or None, topic=dl.record.topic,
@@ -327,7 +325,7 @@ class Firer:
 
     def _on_assigned(self, assigned: list[TopicPartition]) -> None:
         assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._assign, assigned)
+        hand_over(self._loop, self._assign, assigned)
 
     def _assign(self, assigned: list[TopicPartition]) -> None:
         for tp in assigned:
@@ -337,14 +335,14 @@ class Firer:
     def _on_revoked(self, revoked: list[TopicPartition]) -> None:
         """kafka-python 3 runs this on its IO thread, where nothing may block: only hand over."""
         assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._release, revoked)
+        hand_over(self._loop, self._release, revoked)
 
     def _release(self, revoked: list[TopicPartition]) -> None:
         """Commit what is done on revoked partitions, then forget them: their queued messages are
         skipped and retrying ones abandoned, uncommitted. The new owner reads them again from the
         last commit, so a rebalance repeats at most the in-flight window (at-least-once)."""
         if not self._stopping.is_set():  # a stopping firer has committed already
-            self._spawn(self._commit(self._committable(revoked)))
+            self._supervisor.spawn(self._commit(self._committable(revoked)))
         for tp in revoked:
             self._offsets.pop(tp, None)
         log.info("partitions revoked", extra=fields(partitions=sorted(f"{t.topic}-{t.partition}" for t in revoked)))

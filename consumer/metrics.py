@@ -28,5 +28,23 @@ class FirerMetrics:
         self.commits = Counter("firer_commits", "Offset commits", registry=registry)
 
 
+class RouterMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.consumed = Counter("router_records_consumed", "Records read from subscribed topics", registry=registry)
+        self.envelopes = Counter("router_envelopes_written", "Envelopes (batched fires) acknowledged",
+                                 registry=registry)
+        self.messages = Counter("router_messages_batched", "Messages delivered inside envelopes", registry=registry)
+        self.dead_lettered = Counter("router_messages_dead_lettered", "Records written to the dead-letter topic",
+                                     ["reason"], registry=registry)
+        self.catchups = Counter("router_catchups", "Partitions rewound for a subscription's catch-up",
+                                registry=registry)
+        self.subscriptions = Gauge("router_subscriptions", "Subscriptions in the table", registry=registry)
+        self.topics = Gauge("router_topics", "Topics subscribed", registry=registry)
+        self.assigned = Gauge("router_assigned_partitions", "Partitions of subscribed topics held",
+                              registry=registry)
+        self.in_flight = Gauge("router_in_flight", "Records routed and not yet acknowledged", registry=registry)
+        self.commits = Counter("router_commits", "Offset commits", registry=registry)
+
+
 def status_class(status: int | None) -> str:
     return "none" if status is None else f"{status // 100}xx" if status not in (429,) else "429"

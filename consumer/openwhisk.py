@@ -9,6 +9,7 @@ without a status here, so nothing above this module knows about aiohttp.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Protocol
 
 import aiohttp
 
@@ -16,13 +17,22 @@ from consumer.outcomes import Attempt
 from messaging_lib.topics import trigger_url
 
 
-class TriggerClient:
+class TriggerClient(Protocol):
+    """What the firer needs of OpenWhisk: one fire, its outcome as an ``Attempt`` (never an
+    exception for a failed request). Tests pass a function-backed client."""
+
+    async def fire(self, apihost: str, namespace: str, name: str, api_key: str, payload: bytes) -> Attempt: ...
+
+
+class HttpTriggerClient:
+    """The real ``TriggerClient``: aiohttp with pooled connections; an async context manager."""
+
     def __init__(self, max_connections: int, timeout_s: float) -> None:
         self._connector_limit = max_connections
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session: aiohttp.ClientSession | None = None
 
-    async def __aenter__(self) -> TriggerClient:
+    async def __aenter__(self) -> HttpTriggerClient:
         connector = aiohttp.TCPConnector(limit=self._connector_limit, limit_per_host=self._connector_limit,
                                          keepalive_timeout=60)
         self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
@@ -34,7 +44,7 @@ class TriggerClient:
 
     async def fire(self, apihost: str, namespace: str, name: str, api_key: str, payload: bytes) -> Attempt:
         """POST the payload (a JSON object, already serialized) to the trigger with the owner's key."""
-        assert self._session is not None, "use TriggerClient as an async context manager"
+        assert self._session is not None, "use HttpTriggerClient as an async context manager"
         try:
             async with self._session.post(trigger_url(apihost, namespace, name), data=payload,
                                           headers=_headers(api_key)) as response:

@@ -34,13 +34,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from kafka import TopicPartition
-from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from consumer import batching
 from consumer.batching import Batch, Batcher
-from consumer.kafka_io import KafkaUnavailable, Producer, Record
+from consumer.kafka_edge import GroupReader, KafkaUnavailable, Producer, Record
 from consumer.logs import fields
-from consumer.router_io import GroupReader
+from consumer.metrics import RouterMetrics
 from consumer.router_partitions import Partitions, Ref
 from consumer.settings import Settings
 from consumer.subscriptions import SubscriptionIndex
@@ -52,24 +51,6 @@ from messaging_lib.subscriptions import feed_source
 log = logging.getLogger("consumer.router")
 
 ReaderFactory = Callable[..., GroupReader]
-
-
-class RouterMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.consumed = Counter("router_records_consumed", "Records read from subscribed topics", registry=registry)
-        self.envelopes = Counter("router_envelopes_written", "Envelopes (batched fires) acknowledged",
-                                 registry=registry)
-        self.messages = Counter("router_messages_batched", "Messages delivered inside envelopes", registry=registry)
-        self.dead_lettered = Counter("router_messages_dead_lettered", "Records written to the dead-letter topic",
-                                     ["reason"], registry=registry)
-        self.catchups = Counter("router_catchups", "Partitions rewound for a subscription's catch-up",
-                                registry=registry)
-        self.subscriptions = Gauge("router_subscriptions", "Subscriptions in the table", registry=registry)
-        self.topics = Gauge("router_topics", "Topics subscribed", registry=registry)
-        self.assigned = Gauge("router_assigned_partitions", "Partitions of subscribed topics held",
-                              registry=registry)
-        self.in_flight = Gauge("router_in_flight", "Records routed and not yet acknowledged", registry=registry)
-        self.commits = Counter("router_commits", "Offset commits", registry=registry)
 
 
 class Router:

@@ -25,23 +25,19 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from kafka import TopicPartition
 
 from consumer import positions
 from consumer.batching import Limits
-from consumer.kafka_io import KafkaUnavailable, Record
+from consumer.kafka_edge import GroupReader, KafkaUnavailable, Offsets, Record
 from consumer.logs import fields
+from consumer.metrics import RouterMetrics
 from consumer.offsets import PartitionOffsets
 from consumer.positions import PartitionState, SegmentStart
-from consumer.router_io import GroupReader, Offsets
 from consumer.settings import Settings
 from consumer.subscriptions import SubscriptionIndex
 from messaging_lib.subscriptions import Options
-
-if TYPE_CHECKING:
-    from consumer.router import RouterMetrics
 
 log = logging.getLogger("consumer.router")
 

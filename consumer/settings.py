@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 
 from messaging_lib import topics
 from messaging_lib.credentials import parse_key_list
@@ -71,8 +72,9 @@ class Settings:
     def role_set(self) -> set[str]:
         return {r.strip() for r in self.roles.split(",") if r.strip()}
 
-    @property
+    @cached_property
     def allowed_apihosts(self) -> frozenset[str]:
+        """Parsed once (the firer checks every message against it)."""
         listed = [h.strip().rstrip("/") for h in self.openwhisk_apihost_allowlist.split(",") if h.strip()]
         return frozenset(listed or [self.openwhisk_apihost.rstrip("/")])
 

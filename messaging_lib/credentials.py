@@ -211,7 +211,5 @@ class Sealer:
         except CredentialError as exc:
             raise BadMessage(exc.reason, exc.detail) from None
         if not credential.allows(trigger_fqn):
-            raise BadMessage(
-                Reason.CREDENTIAL_OUT_OF_SCOPE, f"trigger {trigger_fqn!r} is outside the credential's scope"
-            )
+            raise BadMessage(Reason.CREDENTIAL_OUT_OF_SCOPE, f"the credential does not cover {trigger_fqn}")
         return credential

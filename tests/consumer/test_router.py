@@ -19,9 +19,9 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType
 from prometheus_client import CollectorRegistry
 
-from consumer.kafka_io import Producer
-from consumer.router import Router, RouterMetrics
-from consumer.router_io import KafkaLog
+from consumer.kafka_edge import KafkaLog, Producer
+from consumer.metrics import RouterMetrics
+from consumer.router import Router
 from consumer.settings import Settings
 from consumer.table import MemoryLog
 from messaging_lib import envelope, topics

@@ -22,8 +22,9 @@ from kafka import TopicPartition
 from prometheus_client import CollectorRegistry
 
 from consumer import batching, positions
-from consumer.kafka_io import KafkaUnavailable, Record
-from consumer.router import Router, RouterMetrics
+from consumer.kafka_edge import KafkaUnavailable, Record
+from consumer.metrics import RouterMetrics
+from consumer.router import Router
 from consumer.settings import Settings
 from consumer.table import Change, LogSource, MemoryLog
 from messaging_lib import envelope, topics

@@ -1,0 +1,429 @@
+"""The Kafka edge: kafka-python clients made usable from one asyncio loop, for both roles.
+
+kafka-python (3.x: 2.0.2 drops fetched records of a partition paused mid-batch, and advances its
+position past them, which this service's backpressure would turn into loss) is not thread-safe,
+so every call on a consumer runs on that consumer's own thread (``_KafkaThread``) and the loop
+awaits it. Rebalance callbacks fire during poll on kafka-python's IO thread, where nothing may
+block; ``_Listener`` hands them to the owner as plain functions. The producer is thread-safe;
+``Producer.send`` turns its delivery future into an awaitable, so a write is known to be
+acknowledged before the offsets behind it are committed.
+
+Errors: ``_unavailable`` is the one place a kafka-python error becomes the project's
+``KafkaUnavailable``; every public method here goes through it (``_KafkaThread.call`` for
+consumers), so nothing above this module knows kafka-python's exception tree.
+
+- ``ConsumerThread``: the firer's group consumer of one fixed topic list.
+- ``GroupReader``: the router's group consumer whose topics change (``set_topics``); commits carry
+  metadata (the catch-up state of consumer/positions.py); new partitions stay paused until the
+  owner positions them (``positions_of``, then ``start``).
+- ``KafkaLog``: the subscriptions topic as a ``table.LogSource``: partition 0 assigned directly
+  (no group), read from the beginning; created when missing (compacted, one partition, the spec
+  of messaging_lib.topics) and refused with several partitions, since record order is the contract.
+- ``Producer``: one shared producer, sends awaited until acknowledged.
+
+Both group consumers use cooperative rebalancing (KIP-429): a new topic or member adds partitions
+without revoking the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Collection, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.structs import OffsetAndMetadata
+
+from consumer.table import Change
+from messaging_lib import topics
+from messaging_lib.errors import ConfigError
+from messaging_lib.kafka_config import KafkaSettings
+
+log = logging.getLogger("consumer.kafka")
+
+RebalanceCallback = Callable[[list[TopicPartition]], None]
+Offsets = dict[TopicPartition, tuple[int, str]]  # offset and metadata
+
+
+class KafkaUnavailable(RuntimeError):
+    """Kafka did not accept a request (after the client's own retries)."""
+
+
+@dataclass(frozen=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+    timestamp_ms: int
+
+    @property
+    def tp(self) -> TopicPartition:
+        return TopicPartition(self.topic, self.partition)
+
+
+# --- the one error mapping and the one consumer thread -------------------------------------------
+
+
+def _unavailable(what: str, error: BaseException) -> KafkaUnavailable:
+    return KafkaUnavailable(f"{what}: {error}")
+
+
+@contextmanager
+def _mapped(what: str) -> Iterator[None]:
+    """Turn any kafka-python error raised inside into ``KafkaUnavailable`` (the cause kept)."""
+    try:
+        yield
+    except KafkaError as e:
+        raise _unavailable(what, e) from e
+
+
+class _KafkaThread:
+    """The one thread every call on one consumer runs on (kafka-python is not thread-safe)."""
+
+    def __init__(self, name: str) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+
+    async def call(self, what: str, fn: Callable[..., Any], *args: Any) -> Any:
+        with _mapped(what):
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=True)
+
+
+def _records(batches: dict[Any, list[Any]]) -> list[Record]:
+    return [Record(m.topic, m.partition, m.offset, m.key, m.value, list(m.headers or []), m.timestamp)
+            for msgs in batches.values() for m in msgs]
+
+
+class _Listener(ConsumerRebalanceListener):
+    """Runs on kafka-python's IO thread, where nothing may block or call the network: it only
+    hands over. ``before_assigned`` runs first, for a local change such as pausing."""
+
+    def __init__(self, on_assigned: RebalanceCallback, on_revoked: RebalanceCallback,
+                 before_assigned: RebalanceCallback | None = None) -> None:
+        self._assigned, self._revoked, self._before_assigned = on_assigned, on_revoked, before_assigned
+
+    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        self._revoked(list(revoked))
+
+    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        if self._before_assigned is not None and assigned:
+            self._before_assigned(list(assigned))
+        self._assigned(list(assigned))
+
+
+def learn_partitions(consumer: KafkaConsumer, topic_names: Collection[str], wait_s: float = 5.0) -> list[str]:
+    """Call before subscribing; returns the topics still without partitions. The group leader
+    assigns only the partitions its metadata knows, and kafka-python 3 does not rejoin by itself
+    when a just-created topic shows up later (until metadata_max_age_ms, 5 minutes), so a consumer
+    started right after its topic was made would sit idle."""
+    deadline = time.monotonic() + wait_s
+    for topic in topic_names:
+        while not consumer.partitions_for_topic(topic) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    return [topic for topic in topic_names if not consumer.partitions_for_topic(topic)]
+
+
+def _group_config(settings: KafkaSettings, group_id: str, config: dict[str, Any]) -> dict[str, Any]:
+    return dict(settings.client_kwargs(), group_id=group_id, enable_auto_commit=False, auto_offset_reset="earliest",
+                partition_assignment_strategy=[CooperativeStickyAssignor]) | config
+
+
+# --- the firer's group consumer --------------------------------------------------------------------
+
+
+class ConsumerThread:
+    """A group consumer of a fixed topic list (the firer's). The rebalance callbacks run on
+    kafka-python's IO thread and must only hand over."""
+
+    def __init__(self, settings: KafkaSettings, group_id: str, topic_names: Sequence[str],
+                 on_assigned: RebalanceCallback, on_revoked: RebalanceCallback, **config: Any) -> None:
+        self._thread = _KafkaThread(f"kafka-{group_id}")
+        self._topics = list(topic_names)
+        self._listener = _Listener(on_assigned, on_revoked)
+        self._consumer: KafkaConsumer | None = None
+        self._config = _group_config(settings, group_id, config)
+
+    async def start(self) -> list[str]:
+        """Create the consumer and subscribe; returns the topics whose partitions are not known yet."""
+        def create() -> list[str]:
+            self._consumer = KafkaConsumer(**self._config)
+            missing = learn_partitions(self._consumer, self._topics)
+            self._consumer.subscribe(self._topics, listener=self._listener)
+            return missing
+        return await self._thread.call("cannot create the consumer", create)
+
+    async def poll(self, timeout_ms: int, max_records: int) -> list[Record]:
+        def poll() -> list[Record]:
+            assert self._consumer is not None
+            return _records(self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records))
+        return await self._thread.call("poll failed", poll)
+
+    async def pause(self, pause: bool) -> None:
+        """Pause (or resume) every assigned partition."""
+        def apply() -> None:
+            assert self._consumer is not None
+            assigned = list(self._consumer.assignment())
+            if pause:
+                self._consumer.pause(*assigned)
+            else:
+                self._consumer.resume(*assigned)
+        await self._thread.call("pause failed", apply)
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        def commit() -> None:
+            assert self._consumer is not None
+            self._consumer.commit({tp: OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()})
+        if offsets:
+            await self._thread.call("commit failed", commit)
+
+    async def close(self) -> None:
+        def close() -> None:
+            if self._consumer is not None:
+                self._consumer.close(autocommit=False)
+        try:
+            await self._thread.call("close failed", close)
+        finally:
+            self._thread.shutdown()
+
+
+# --- the router's group consumer -------------------------------------------------------------------
+
+
+class GroupReader:
+    """The subscribed topics, in one consumer group with cooperative rebalancing (adding a topic
+    revokes nothing). ``on_assigned``/``on_revoked`` are called on kafka-python's IO thread and
+    must only hand over; assigned partitions stay paused until ``start`` positions them.
+    ``set_topics`` re-subscribes without a restart; with no topic at all the consumer is closed
+    and the group left, and a new one is made when topics come back."""
+
+    def __init__(self, settings: KafkaSettings, group_id: str, on_assigned: RebalanceCallback,
+                 on_revoked: RebalanceCallback, **config: Any) -> None:
+        self.on_assigned, self.on_revoked = on_assigned, on_revoked
+        self._config = _group_config(settings, group_id,
+                                     {"session_timeout_ms": 10_000, "heartbeat_interval_ms": 3_000} | config)
+        self._thread = _KafkaThread(f"kafka-{group_id}")
+        self._consumer: KafkaConsumer | None = None
+        self._listener = _Listener(lambda tps: self.on_assigned(tps), lambda tps: self.on_revoked(tps),
+                                   before_assigned=self._pause_new)
+        self.topics: frozenset[str] = frozenset()
+
+    def _pause_new(self, assigned: list[TopicPartition]) -> None:
+        """On the IO thread: a local change only, so new partitions fetch nothing until placed."""
+        if self._consumer is not None:
+            self._consumer.pause(*assigned)
+
+    async def set_topics(self, topic_names: Collection[str]) -> None:
+        """Subscribe to exactly ``topic_names``; none closes the consumer (the caller commits first)."""
+        wanted = frozenset(topic_names)
+
+        def apply() -> None:
+            if not wanted:
+                if self._consumer is not None:
+                    self._consumer.close(autocommit=False)
+                    self._consumer = None
+                return
+            if self._consumer is None:
+                self._consumer = KafkaConsumer(**self._config)
+            learn_partitions(self._consumer, wanted - self.topics)
+            self._consumer.subscribe(sorted(wanted), listener=self._listener)
+        if wanted != self.topics:
+            await self._thread.call("subscribing failed", apply)
+            self.topics = wanted
+
+    async def refresh_metadata(self) -> None:
+        """Fetch the cluster's metadata now: a leader that assigned without some topic's
+        partitions sees them change, and rejoins at the next poll."""
+        def refresh() -> None:
+            if self._consumer is not None:
+                self._consumer.topics()
+        await self._thread.call("metadata refresh failed", refresh)
+
+    async def poll(self, timeout_s: float, max_records: int) -> list[Record]:
+        def poll() -> list[Record]:
+            if self._consumer is None:
+                return []
+            return _records(self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records))
+        if self._consumer is None:
+            await asyncio.sleep(timeout_s)
+            return []
+        return await self._thread.call("poll failed", poll)
+
+    async def positions_of(self, partitions: list[TopicPartition]
+                           ) -> tuple[dict[TopicPartition, tuple[int, str] | None], dict[TopicPartition, int]]:
+        """Committed offset and metadata (None if never committed), and end offset, per partition."""
+        def fetch() -> tuple[dict[TopicPartition, tuple[int, str] | None], dict[TopicPartition, int]]:
+            assert self._consumer is not None
+            committed: dict[TopicPartition, tuple[int, str] | None] = {}
+            for tp in partitions:
+                found = self._consumer.committed(tp, metadata=True)
+                committed[tp] = None if found is None or found.offset < 0 else (found.offset, found.metadata or "")
+            return committed, dict(self._consumer.end_offsets(partitions))
+        return await self._thread.call("fetching positions failed", fetch)
+
+    async def start(self, positions: dict[TopicPartition, int]) -> None:
+        """Seek newly assigned partitions and let them be fetched."""
+        def apply() -> None:
+            assert self._consumer is not None
+            owned = self._consumer.assignment()
+            mine = {tp: o for tp, o in positions.items() if tp in owned}
+            for tp, offset in mine.items():
+                self._consumer.seek(tp, offset)
+            if mine:
+                self._consumer.resume(*mine)
+        if positions and self._consumer is not None:
+            await self._thread.call("positioning failed", apply)
+
+    async def seek(self, positions: dict[TopicPartition, int]) -> None:
+        def apply() -> None:
+            assert self._consumer is not None
+            owned = self._consumer.assignment()
+            for tp, offset in positions.items():
+                if tp in owned:
+                    self._consumer.seek(tp, offset)
+        if positions and self._consumer is not None:
+            await self._thread.call("seek failed", apply)
+
+    async def pause(self, partitions: Collection[TopicPartition], pause: bool) -> None:
+        def apply() -> None:
+            if self._consumer is None:
+                return
+            owned = [tp for tp in partitions if tp in self._consumer.assignment()]
+            if owned and pause:
+                self._consumer.pause(*owned)
+            elif owned:
+                self._consumer.resume(*owned)
+        if partitions:
+            await self._thread.call("pause failed", apply)
+
+    async def commit(self, offsets: Offsets) -> None:
+        def commit() -> None:
+            assert self._consumer is not None
+            self._consumer.commit({tp: OffsetAndMetadata(o, meta, -1) for tp, (o, meta) in offsets.items()})
+        if offsets and self._consumer is not None:
+            await self._thread.call("commit failed", commit)
+
+    async def close(self) -> None:
+        try:
+            await self.set_topics(())
+        finally:
+            self._thread.shutdown()
+
+
+# --- the subscriptions log -------------------------------------------------------------------------
+
+
+class KafkaLog:
+    """The subscriptions topic as a ``LogSource``."""
+
+    def __init__(self, settings: KafkaSettings, topic: str, variable: str = "SUBSCRIPTIONS_TOPIC") -> None:
+        self._settings, self._topic, self._variable = settings, topic, variable
+        self._thread = _KafkaThread("kafka-subscriptions")
+        self._consumer: KafkaConsumer | None = None
+        self._tp = TopicPartition(topic, 0)
+
+    async def open(self) -> int:
+        return await self._thread.call(f"cannot read {self._topic}", self._open)
+
+    def _open(self) -> int:
+        self._consumer = KafkaConsumer(**self._settings.client_kwargs(), group_id=None, enable_auto_commit=False,
+                                       max_partition_fetch_bytes=4 * 1024 * 1024)
+        self._ensure_topic(self._consumer)
+        self._consumer.assign([self._tp])
+        self._consumer.seek_to_beginning(self._tp)
+        return self._consumer.end_offsets([self._tp])[self._tp]
+
+    def _ensure_topic(self, consumer: KafkaConsumer) -> None:
+        """Create the topic when missing (compacted, one partition, the broker's replication)."""
+        consumer.topics()  # fresh metadata
+        partitions = consumer.partitions_for_topic(self._topic)
+        if partitions:
+            if len(partitions) != 1:
+                raise ConfigError(self._variable, f"topic {self._topic!r} must have exactly one partition")
+            return
+        admin = KafkaAdminClient(**self._settings.client_kwargs())
+        try:
+            admin.create_topics({self._topic: {"num_partitions": topics.SUBSCRIPTIONS_TOPIC_PARTITIONS,
+                                                "configs": topics.SUBSCRIPTIONS_TOPIC_CONFIG}},
+                                wait_for_metadata=True)
+            log.info("created the subscriptions topic", extra={"fields": {"topic": self._topic}})
+        except TopicAlreadyExistsError:
+            pass
+        finally:
+            admin.close()
+        consumer.topics()
+
+    async def read(self, timeout_s: float) -> list[Change]:
+        def poll() -> list[Change]:
+            assert self._consumer is not None
+            batches = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=5000)
+            return [Change(m.offset, m.key, m.value) for msgs in batches.values() for m in msgs]
+        return await self._thread.call(f"reading {self._topic} failed", poll)
+
+    async def close(self) -> None:
+        def close() -> None:
+            if self._consumer is not None:
+                self._consumer.close(autocommit=False)
+        try:
+            await self._thread.call(f"closing {self._topic} failed", close)
+        finally:
+            self._thread.shutdown()
+
+
+# --- the producer ----------------------------------------------------------------------------------
+
+
+class Producer:
+    """A shared, thread-safe kafka-python producer whose sends can be awaited."""
+
+    def __init__(self, settings: KafkaSettings, **config: Any) -> None:
+        with _mapped("cannot create the producer"):
+            self._producer = KafkaProducer(**settings.client_kwargs(), acks="all", linger_ms=2,
+                                           max_request_size=4 * 1024 * 1024, **config)
+
+    async def send(self, topic: str, value: bytes | None, key: bytes | None = None,
+                   headers: list[tuple[str, bytes]] | None = None) -> tuple[int, int]:
+        """Send and wait for the broker's acknowledgement; returns (partition, offset)."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[tuple[int, int]] = loop.create_future()
+        what = f"send to {topic} failed"
+
+        def ok(md: Any) -> None:
+            loop.call_soon_threadsafe(_settle, done, (md.partition, md.offset), None)
+
+        def failed(exc: BaseException) -> None:
+            loop.call_soon_threadsafe(_settle, done, None, _unavailable(what, exc))
+
+        with _mapped(what):
+            future = self._producer.send(topic, value=value, key=key, headers=headers or [])
+        future.add_callback(ok)
+        future.add_errback(failed)
+        return await done
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        with _mapped("closing the producer failed"):
+            try:
+                self._producer.flush(timeout=timeout_s)
+            finally:
+                self._producer.close(timeout=timeout_s)
+
+
+def _settle(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(value)

@@ -1,0 +1,169 @@
+"""No kafka-python exception escapes the Kafka edge: every public method of every client there
+maps the library's errors to ``KafkaUnavailable`` (consumer/kafka_edge.py, ``_unavailable``).
+
+The kafka-python objects under the edge are replaced by stubs whose every call raises a
+``KafkaError`` subclass, so each method's error path runs without a broker. A method added to
+the edge without a case here fails ``test_every_public_method_is_covered``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from kafka import TopicPartition
+from kafka.errors import (
+    CommitFailedError,
+    IllegalStateError,
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    UnknownTopicOrPartitionError,
+)
+
+from consumer import kafka_edge
+from consumer.kafka_edge import ConsumerThread, GroupReader, KafkaLog, KafkaUnavailable, Producer
+from messaging_lib.kafka_config import KafkaSettings
+
+pytestmark = pytest.mark.timeout(30)
+
+SETTINGS = KafkaSettings(bootstrap_servers=("127.0.0.1:1",))
+TP = TopicPartition("t", 0)
+ERRORS = [KafkaTimeoutError, CommitFailedError, IllegalStateError, KafkaConnectionError,
+          UnknownTopicOrPartitionError]
+
+
+class Raising:
+    """A kafka-python client whose every method raises ``error``."""
+
+    def __init__(self, error: type[KafkaError], *_: Any, **__: Any) -> None:
+        self._error = error
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        def call(*_: Any, **__: Any) -> Any:
+            raise self._error(f"{name} failed")
+        return call
+
+
+class FailingFuture:
+    """A send future that fails (the errback path)."""
+
+    def __init__(self, error: type[KafkaError]) -> None:
+        self._error = error
+
+    def add_callback(self, _: Callable[..., Any]) -> None:
+        pass
+
+    def add_errback(self, errback: Callable[[BaseException], None]) -> None:
+        errback(self._error("not acknowledged"))
+
+
+def _nothing(_: list[TopicPartition]) -> None:
+    pass
+
+
+def consumer_thread(error: type[KafkaError]) -> ConsumerThread:
+    edge = ConsumerThread(SETTINGS, "g", ["t"], _nothing, _nothing)
+    edge._consumer = Raising(error)  # type: ignore[assignment]
+    return edge
+
+
+def group_reader(error: type[KafkaError]) -> GroupReader:
+    edge = GroupReader(SETTINGS, "g", _nothing, _nothing)
+    edge._consumer = Raising(error)  # type: ignore[assignment]
+    return edge
+
+
+def subscribed_reader(error: type[KafkaError]) -> GroupReader:
+    edge = group_reader(error)
+    edge.topics = frozenset({"t"})
+    return edge
+
+
+def kafka_log(error: type[KafkaError]) -> KafkaLog:
+    edge = KafkaLog(SETTINGS, "subs")
+    edge._consumer = Raising(error)  # type: ignore[assignment]
+    return edge
+
+
+def producer(error: type[KafkaError]) -> Producer:
+    edge = Producer.__new__(Producer)
+    edge._producer = Raising(error)  # type: ignore[assignment]
+    return edge
+
+
+async def maybe(result: object) -> None:
+    if inspect.isawaitable(result):
+        await result
+
+
+# (class, method) -> how to call it with the stubs in place
+CASES: dict[tuple[type, str], Callable[[type[KafkaError]], Awaitable[object] | object]] = {
+    (ConsumerThread, "start"): lambda e: ConsumerThread(SETTINGS, "g", ["t"], _nothing, _nothing).start(),
+    (ConsumerThread, "poll"): lambda e: consumer_thread(e).poll(10, 10),
+    (ConsumerThread, "pause"): lambda e: consumer_thread(e).pause(True),
+    (ConsumerThread, "commit"): lambda e: consumer_thread(e).commit({TP: 1}),
+    (ConsumerThread, "close"): lambda e: consumer_thread(e).close(),
+    (GroupReader, "set_topics"): lambda e: GroupReader(SETTINGS, "g", _nothing, _nothing).set_topics(["t"]),
+    (GroupReader, "refresh_metadata"): lambda e: group_reader(e).refresh_metadata(),
+    (GroupReader, "poll"): lambda e: group_reader(e).poll(0.01, 10),
+    (GroupReader, "positions_of"): lambda e: group_reader(e).positions_of([TP]),
+    (GroupReader, "start"): lambda e: group_reader(e).start({TP: 1}),
+    (GroupReader, "seek"): lambda e: group_reader(e).seek({TP: 1}),
+    (GroupReader, "pause"): lambda e: group_reader(e).pause([TP], True),
+    (GroupReader, "commit"): lambda e: group_reader(e).commit({TP: (1, "")}),
+    (GroupReader, "close"): lambda e: subscribed_reader(e).close(),
+    (KafkaLog, "open"): lambda e: KafkaLog(SETTINGS, "subs").open(),
+    (KafkaLog, "read"): lambda e: kafka_log(e).read(0.01),
+    (KafkaLog, "close"): lambda e: kafka_log(e).close(),
+    (Producer, "__init__"): lambda e: Producer(SETTINGS),
+    (Producer, "send"): lambda e: producer(e).send("t", b"v"),
+    (Producer, "close"): lambda e: producer(e).close(),
+}
+
+
+@pytest.fixture
+def raising_constructors(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> type[KafkaError]:
+    error: type[KafkaError] = request.param
+
+    def construct(*_: Any, **__: Any) -> Any:
+        raise error("cannot connect")
+
+    for name in ("KafkaConsumer", "KafkaProducer", "KafkaAdminClient"):
+        monkeypatch.setattr(kafka_edge, name, construct)
+    return error
+
+
+@pytest.mark.parametrize("raising_constructors", ERRORS, indirect=True, ids=lambda e: e.__name__)
+@pytest.mark.parametrize("case", list(CASES), ids=lambda c: f"{c[0].__name__}.{c[1]}")
+def test_library_errors_come_out_as_kafka_unavailable(case: tuple[type, str],
+                                                      raising_constructors: type[KafkaError]) -> None:
+    error = raising_constructors
+
+    async def scenario() -> None:
+        with pytest.raises(KafkaUnavailable) as info:
+            await maybe(CASES[case](error))
+        assert isinstance(info.value.__cause__, error)  # the library's error is kept as the cause
+
+    asyncio.run(scenario())
+
+
+def test_a_failed_delivery_comes_out_as_kafka_unavailable() -> None:
+    async def scenario() -> None:
+        edge = producer(KafkaTimeoutError)
+        edge._producer.send = lambda *a, **kw: FailingFuture(KafkaTimeoutError)  # type: ignore[attr-defined]
+        with pytest.raises(KafkaUnavailable, match="send to t failed"):
+            await edge.send("t", b"v")
+
+    asyncio.run(scenario())
+
+
+def test_every_public_method_is_covered() -> None:
+    public = {(cls, name) for cls in (ConsumerThread, GroupReader, KafkaLog, Producer)
+              for name, member in vars(cls).items()
+              if callable(member) and (not name.startswith("_") or name == "__init__")}
+    public -= {(ConsumerThread, "__init__"), (GroupReader, "__init__"), (KafkaLog, "__init__")}  # no I/O
+    assert public == set(CASES)
