@@ -14,7 +14,9 @@ stage work for it. What is kept, and where:
   a count of outstanding destinations per record).
 - **partitions** (consumer/router_partitions.py): ownership through rebalances, where each
   partition reads and for which subscriptions (catch-up), and what is committed; this module
-  keeps the loop, subscription changes, routing and sending.
+  keeps the loop, subscription changes, routing and sending. The machinery shared with the firer
+  (task supervision, per-trigger queues, pause hysteresis, writes retried until acknowledged,
+  dead-letter records) is consumer/toolkit.py and consumer/dead_letters.py.
 - **order per trigger**: one send queue per trigger, drained in order by one task; envelopes are
   keyed by the trigger, so the firer keeps that order.
 - **limits**: batches per trigger under its bytes/count/window limits (consumer/batching.py); a
@@ -29,14 +31,14 @@ import contextlib
 import logging
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 from kafka import TopicPartition
 
-from consumer import batching
+from consumer import batching, dead_letters
 from consumer.batching import Batch, Batcher
+from consumer.dead_letters import DeadLetter
 from consumer.kafka_edge import GroupReader, KafkaUnavailable, Producer, Record
 from consumer.logs import fields
 from consumer.metrics import RouterMetrics
@@ -44,7 +46,8 @@ from consumer.router_partitions import Partitions, Ref
 from consumer.settings import Settings
 from consumer.subscriptions import SubscriptionIndex
 from consumer.table import Change, CompactedTable, LogSource
-from messaging_lib import envelope, topics
+from consumer.toolkit import Backpressure, KeyedQueues, Supervisor, hand_over, wait_until, write_until_acknowledged
+from messaging_lib import envelope
 from messaging_lib.errors import Reason
 from messaging_lib.subscriptions import feed_source
 
@@ -67,12 +70,11 @@ class Router:
         self._outstanding: dict[Ref, int] = {}  # routed records -> destinations not yet acknowledged
         self._in_flight = 0
         self._batcher = Batcher()
-        self._queues: dict[str, deque[Batch]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._paused = False
+        self._supervisor = Supervisor("router", self.stop)
+        self._queues: KeyedQueues[str, Batch] = KeyedQueues(self._supervisor, self._write_batch)
+        self._backpressure = Backpressure(settings.router_max_in_flight)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._reader: GroupReader | None = None
-        self.failure: BaseException | None = None
         self.ready = False
         self.last_poll = clock()
 
@@ -145,6 +147,11 @@ class Router:
         self._stopping.set()
         self._wake.set()
 
+    @property
+    def failure(self) -> BaseException | None:
+        """The error of the task that failed and stopped the router, if any."""
+        return self._supervisor.failure
+
     def _poll_timeout_s(self) -> float:
         due = self._batcher.next_due_s()
         if due is None:
@@ -155,25 +162,22 @@ class Router:
         unfinished = 0
         if self._reader is not None:
             unfinished = await self._drain(self.settings.shutdown_timeout_s)
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._supervisor.cancel_all()
         if self._reader is not None:
             await self._commit()
             await self._reader.close()
         log.info("router stopped", extra=fields(unfinished=unfinished))
 
     async def _apply_backpressure(self) -> None:
-        assert self._reader is not None
-        limit = self.settings.router_max_in_flight
-        want = self._in_flight >= limit or (self._paused and self._in_flight > limit // 2)
-        if want != self._paused:
-            await self._reader.pause(self._partitions.placed(), want)
-            self._paused = want
-        elif want and self._partitions:
-            await self._reader.pause(self._partitions.placed(), True)  # partitions placed since the pause
+        flipped = await self._backpressure.apply(self._in_flight, self._pause)
+        if not flipped and self._backpressure.paused and self._partitions:
+            await self._pause(True)  # partitions placed since the pause
         self._metrics.in_flight.set(self._in_flight)
         self._metrics.assigned.set(len(self._partitions))
+
+    async def _pause(self, pause: bool) -> None:
+        assert self._reader is not None
+        await self._reader.pause(self._partitions.placed(), pause)
 
     # --- subscription changes ---
 
@@ -227,8 +231,8 @@ class Router:
                 continue
             destinations += 1
             if route.disabled:
-                self._spawn(self._dead_letter(record, ref, route.trigger, Reason.SUBSCRIPTION_DISABLED,
-                                              f"the subscription of {route.trigger} is disabled"))
+                self._spawn_dead_letter(record, ref, route.trigger, Reason.SUBSCRIPTION_DISABLED,
+                                        f"the subscription of {route.trigger} is disabled")
                 continue
             key = route.options.encoding
             if key in encoded:
@@ -240,9 +244,9 @@ class Router:
                 if not batching.fits_alone(message, self.settings.max_payload_bytes):
                     encoded[key] = message = None
             if message is None:
-                self._spawn(self._dead_letter(record, ref, route.trigger, Reason.PAYLOAD_TOO_LARGE,
-                                              f"the message is over the payload limit of "
-                                              f"{self.settings.max_payload_bytes} bytes as JSON"))
+                self._spawn_dead_letter(record, ref, route.trigger, Reason.PAYLOAD_TOO_LARGE,
+                                        f"the message is over the payload limit of "
+                                        f"{self.settings.max_payload_bytes} bytes as JSON")
                 continue
             closed = self._batcher.add(route.trigger, route.version, route.credential, route.limits, message, ref,
                                        now)
@@ -269,82 +273,46 @@ class Router:
     # --- writing ---
 
     def _send(self, batches: list[Batch]) -> None:
+        """Into the trigger's queue: one task per trigger writes its envelopes in order."""
         for batch in batches:
-            queue = self._queues.get(batch.trigger)
-            if queue is None:
-                self._queues[batch.trigger] = deque([batch])
-                self._spawn(self._drain_queue(batch.trigger))
-            else:
-                queue.append(batch)
+            self._queues.put(batch.trigger, batch)
 
-    async def _drain_queue(self, trigger: str) -> None:
-        queue = self._queues[trigger]
-        try:
-            while queue:
-                batch = queue[0]
-                await self._write_envelope(batch)
-                queue.popleft()
-                for ref in batch.refs:
-                    self._acknowledged(ref)  # type: ignore[arg-type]
-        finally:
-            del self._queues[trigger]
+    async def _write_batch(self, batch: Batch) -> None:
+        await self._write_envelope(batch)
+        for ref in batch.refs:
+            self._acknowledged(ref)  # type: ignore[arg-type]
 
     async def _write_envelope(self, batch: Batch) -> None:
         env = envelope.Envelope(id=str(uuid.uuid4()), source=feed_source(batch.version), trigger=batch.trigger,
                                 credential=batch.credential, time=envelope.format_time(datetime.now(UTC)))
         headers, _ = envelope.to_binary(env)  # binary mode: the batch's bytes are the value, as built
-        await self._write(self.settings.trigger_messages_topic, batching.payload(batch.messages),
-                          batch.trigger.encode("utf-8"), headers)
+        topic, payload = self.settings.trigger_messages_topic, batching.payload(batch.messages)
+        await write_until_acknowledged(
+            lambda: self._producer.send(topic, payload, key=batch.trigger.encode("utf-8"), headers=headers),
+            KafkaUnavailable, what=topic)
         self._metrics.envelopes.inc()
         self._metrics.messages.inc(len(batch.messages))
 
-    async def _dead_letter(self, record: Record, ref: Ref, trigger: str, reason: Reason, detail: str) -> None:
-        now_ms = int(time.time() * 1000)
-        headers = [(k, v) for k, v in record.headers if k not in topics.DEAD_LETTER_HEADERS]
-        headers += topics.dead_letter_headers(
-            reason=reason, detail=detail, source_topic=record.topic, source_partition=record.partition,
-            source_offset=record.offset, first_attempt_ms=now_ms, last_attempt_ms=now_ms, trigger=trigger)
-        await self._write(self.settings.dead_letter_topic, record.value, record.key, headers)
-        self._metrics.dead_lettered.labels(reason.value).inc()
-        log.info("message dead-lettered", extra=fields(reason=reason.value, trigger=trigger, topic=record.topic,
-                                                       partition=record.partition, offset=record.offset))
+    def _spawn_dead_letter(self, record: Record, ref: Ref, trigger: str, reason: Reason, detail: str) -> None:
+        self._supervisor.spawn(self._dead_letter(DeadLetter(record, reason, detail, trigger=trigger), ref))
+
+    async def _dead_letter(self, dl: DeadLetter, ref: Ref) -> None:
+        """Until the broker acknowledges: the offset behind the record waits for it."""
+        topic = self.settings.dead_letter_topic
+        await write_until_acknowledged(lambda: dead_letters.write(self._producer, topic, dl), KafkaUnavailable,
+                                       what=topic)
+        self._metrics.dead_lettered.labels(dl.reason.value).inc()
+        log.info("message dead-lettered", extra=fields(reason=dl.reason.value, trigger=dl.trigger,
+                                                       topic=dl.record.topic, partition=dl.record.partition,
+                                                       offset=dl.record.offset))
         self._acknowledged(ref)
-
-    async def _write(self, topic: str, value: bytes | None, key: bytes | None,
-                     headers: list[tuple[str, bytes]]) -> None:
-        """Until the broker acknowledges: the offsets behind the record wait for it."""
-        backoff = 0.1
-        while True:
-            try:
-                await self._producer.send(topic, value, key=key, headers=headers)
-                return
-            except KafkaUnavailable as e:
-                log.warning("write failed; retrying", extra=fields(topic=topic, error=str(e)))
-                await asyncio.sleep(backoff)
-                backoff = min(5.0, backoff * 2)
-
-    def _spawn(self, coro: object) -> None:
-        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        """A task that failed is a bug: stop (uncommitted records are read again on restart)."""
-        self._tasks.discard(task)
-        if not task.cancelled() and (error := task.exception()) is not None and self.failure is None:
-            log.error("router task failed; stopping", exc_info=error)
-            self.failure = error
-            self.stop()
 
     async def _drain(self, timeout_s: float | None) -> int:
         """Send every open batch and wait until all routed records are acknowledged (or the
         timeout, or a stop); returns how many are still outstanding."""
         self._send(self._batcher.close_all())
-        deadline = None if timeout_s is None else self._clock() + timeout_s
-        while self._in_flight and (deadline is None or self._clock() < deadline):
-            if deadline is None and self._stopping.is_set():
-                break
-            await asyncio.sleep(0.005)
+        await wait_until(lambda: not self._in_flight or (timeout_s is None and self._stopping.is_set()),
+                         timeout_s, self._clock, step_s=0.005)
         return self._in_flight
 
     # --- commits and rebalances: kafka-python's IO thread only hands over; the loop does the work ---
@@ -361,8 +329,5 @@ class Router:
 
     def _hand_over(self, fn: Callable[[list[TopicPartition]], object], partitions: list[TopicPartition]) -> None:
         assert self._loop is not None
-        try:
-            self._loop.call_soon_threadsafe(fn, partitions)
-            self._loop.call_soon_threadsafe(self._wake.set)
-        except RuntimeError:  # the loop is gone: the process is exiting
-            pass
+        hand_over(self._loop, fn, partitions)
+        hand_over(self._loop, self._wake.set)
