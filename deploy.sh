@@ -71,7 +71,22 @@ die() {  # die MESSAGE [HINT]
   [ -z "${2:-}" ] || printf '  what to do: %s\n' "$2" >&2
   exit 1
 }
-tool() { "$PY" -m deploy.tool "$@"; }
+# Python steps run in the background and are waited for: a Ctrl-C then reaches this shell alone (its trap
+# stops the stack in order) and never the Python process (so no KeyboardInterrupt traceback is printed).
+fg_child=""
+py_step() { "$@" & fg_child=$!; local rc=0; wait "$fg_child" || rc=$?; fg_child=""; return "$rc"; }
+py_out() {  # py_out VAR COMMAND...: COMMAND's stdout into VAR, run as py_step in this shell (not a subshell)
+  local __var="$1" __out __rc=0; shift
+  __out="$(mktemp)"; py_step "$@" > "$__out" || __rc=$?
+  printf -v "$__var" '%s' "$(cat "$__out")"; rm -f "$__out"; return "$__rc"
+}
+finish_step() {  # on Ctrl-C: let the Python step under way end (a broker half started would be left behind)
+  if [ -n "$fg_child" ] && kill -0 "$fg_child" 2>/dev/null; then
+    info "(letting the current step finish first)"; wait "$fg_child" 2>/dev/null || true
+  fi
+  fg_child=""
+}
+tool() { py_step "$PY" -m deploy.tool "$@"; }
 absolute() { case "$1" in /*) echo "$1" ;; *) echo "$CALLER_PWD/$1" ;; esac; }  # paths as the caller meant them
 
 # ---- arguments ---------------------------------------------------------------------------------
@@ -136,7 +151,7 @@ ensure_python() {
   want="$(sha256sum requirements-dev.txt | cut -d' ' -f1)"
   [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && return 0
   command -v python3.11 >/dev/null || die "python3.11 not found" "install Python 3.11 (deploy.sh keeps its packages in .venv)"
-  step "Python packages into .venv (requirements-dev.txt)"
+  step "Python packages into .venv (requirements-dev.txt; about 75 s on a first run)"
   python3.11 -m venv .venv
   .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt \
     || die "pip could not install requirements-dev.txt" "check the network access to PyPI and retry"
@@ -150,7 +165,11 @@ ensure_ow_tools() {  # sets WSKDEPLOY and WSK
     done
     return 0
   fi
-  step "wskdeploy and wsk (local_stack/build_tools.sh: built once from their Go modules)"
+  if [ -x .cache/tools/bin/wskdeploy ] && [ -x .cache/tools/bin/wsk ]; then
+    step "wskdeploy and wsk (local_stack/build_tools.sh: already built)"
+  else
+    step "wskdeploy and wsk (local_stack/build_tools.sh: built once from their Go modules, about 100 s on a first run)"
+  fi
   local out
   out="$(bash local_stack/build_tools.sh wskdeploy wsk)" \
     || die "wskdeploy and wsk could not be built" "install Go (>= 1.21), or set WSKDEPLOY and WSK to the binaries"
@@ -322,7 +341,8 @@ undeploy_package() {
 }
 
 STATE_FILES=(consumer.env consumer-secrets.env wskprops guest.wskprops wskdeploy.log demo_action.py topics.created
-  emulator.pid emulator.url emulator.log consumer.pid consumer.url consumer.log runtime-venv.log kafka.name)
+  emulator.pid emulator.url emulator.log consumer.pid consumer.url consumer.log runtime-venv.log kafka.name kafka.port
+  emulator-state.json)
 remove_state_dir() {  # only what deploy.sh writes: a --state-dir pointing at a busy folder loses nothing else
   local file
   for file in "${STATE_FILES[@]}"; do rm -f "${state_dir:?}/$file"; done
@@ -352,22 +372,37 @@ resolve_port() {  # resolve_port PORT WHAT FLAG: 0 -> a free port; a busy port -
   echo "$1"
 }
 
+kafka_running() { py_step "$PY" -m local_stack.kafka status --name "$(kafka_name)" >/dev/null 2>&1; }
+
 start_kafka() {
-  step "Apache Kafka (real broker, KRaft; python -m local_stack.kafka)"
-  "$PY" -m local_stack.kafka resolve >/dev/null \
-    || die "the Kafka jars could not be resolved" "install Java 17+ and Maven (they fetch Apache Kafka from Maven Central)"
-  local status
-  if status="$("$PY" -m local_stack.kafka status --name "$(kafka_name)" 2>/dev/null)"; then
+  local status port
+  if py_out status "$PY" -m local_stack.kafka status --name "$(kafka_name)" 2>/dev/null; then
+    step "Apache Kafka (real broker, KRaft; python -m local_stack.kafka)"
     KAFKA_BOOTSTRAP_SERVERS="$(sed -n 's/.*"bootstrap": "\([^"]*\)".*/\1/p' <<<"$status")"
     info "already running on $KAFKA_BOOTSTRAP_SERVERS"
-  else
-    local port
-    if [ "$kafka_port" = 0 ]; then port=0; else port="$(resolve_port "$kafka_port" Kafka --kafka-port)"; fi
-    rm -rf "$state_dir/kafka-data"  # a fresh KRaft cluster each start (the runner cannot reopen an old one)
-    KAFKA_BOOTSTRAP_SERVERS="$("$PY" -m local_stack.kafka start --name "$(kafka_name)" --port "$port" \
-      --partitions 4 --data-dir "$state_dir/kafka-data")" || die "Kafka did not start" "see the lines above"
-    kafka_name > "$state_dir/kafka.name"
+    export KAFKA_BOOTSTRAP_SERVERS
+    return
   fi
+  if compgen -G "${LOCAL_STACK_CACHE:-$ROOT/.cache}/kafka-*/libs/.complete" >/dev/null; then
+    step "Apache Kafka (real broker, KRaft; python -m local_stack.kafka; about 15 s)"
+  else
+    step "Apache Kafka (real broker, KRaft; mvn fetches its jars once, about 45 s on a first run, then about 15 s)"
+  fi
+  py_step "$PY" -m local_stack.kafka resolve >/dev/null \
+    || die "the Kafka jars could not be resolved" "install Java 17+ and Maven (they fetch Apache Kafka from Maven Central)"
+  if [ "$kafka_port" != 0 ]; then
+    port="$(resolve_port "$kafka_port" Kafka --kafka-port)"
+  elif [ -f "$state_dir/kafka.port" ] && tool port-free "$(cat "$state_dir/kafka.port")" 2>/dev/null; then
+    port="$(cat "$state_dir/kafka.port")"  # the port of the last run: what the kept settings name
+  else
+    port=0
+  fi
+  # the data of the last run (topics, queued messages, committed offsets) is kept: the broker reopens it
+  [ ! -d "$state_dir/kafka-data/log" ] || info "reopening the kept Kafka data in $state_dir/kafka-data"
+  py_out KAFKA_BOOTSTRAP_SERVERS "$PY" -m local_stack.kafka start --name "$(kafka_name)" --port "$port" \
+    --partitions 4 --data-dir "$state_dir/kafka-data" || die "Kafka did not start" "see the lines above"
+  kafka_name > "$state_dir/kafka.name"
+  echo "${KAFKA_BOOTSTRAP_SERVERS##*:}" > "$state_dir/kafka.port"
   export KAFKA_BOOTSTRAP_SERVERS
 }
 
@@ -378,20 +413,22 @@ start_emulator() {
   fi
   local port runtime
   port="$(resolve_port "$apihost_port" "the OpenWhisk emulator" --apihost-port)"
-  runtime="$("$PY" -m local_stack.action_runtime.venv 2>"$state_dir/runtime-venv.log")" \
+  [ -d .cache/runtime-venv ] || info "building the python:3.11 action runtime venv once (about 35 s on a first run)"
+  py_out runtime "$PY" -m local_stack.action_runtime.venv 2>"$state_dir/runtime-venv.log" \
     || die "the action runtime venv could not be built: $(tail -n 5 "$state_dir/runtime-venv.log")" \
       "it is built from PyPI (local_stack/runtime/requirements.txt): check the network and retry"
   : > "$state_dir/emulator.log"
   tool spawn --pidfile "$state_dir/emulator.pid" --log "$state_dir/emulator.log" -- \
-    "$PY" -m local_stack.emulator --host 127.0.0.1 --port "$port" --runtime-python "$runtime" >/dev/null
-  apihost="$(tool wait-line --log "$state_dir/emulator.log" --prefix "emulator listening on " \
-    --pidfile "$state_dir/emulator.pid" --timeout 120)" || exit 1
+    "$PY" -m local_stack.emulator --host 127.0.0.1 --port "$port" --runtime-python "$runtime" \
+    --state-file "$state_dir/emulator-state.json" >/dev/null
+  py_out apihost "$PY" -m deploy.tool wait-line --log "$state_dir/emulator.log" --prefix "emulator listening on " \
+    --pidfile "$state_dir/emulator.pid" --timeout 120 || exit 1
   echo "$apihost" > "$state_dir/emulator.url"
-  info "listening at $apihost"
+  info "listening at $apihost; $(sed -n 's/^emulator state: //p' "$state_dir/emulator.log" | tail -n 1)"
 }
 
 start_consumer() {
-  step "The consumer (python -m consumer: firer and router)"
+  step "The consumer (python -m consumer: firer and router; ready in about 10 s)"
   if running consumer; then info "already running: $(cat "$state_dir/consumer.url")"; return; fi
   local port line
   port="$(resolve_port "$consumer_port" "the consumer's health and metrics" --consumer-port)"
@@ -415,9 +452,9 @@ stop_local() {
   if [ -f "$state_dir/consumer.pid" ]; then tool stop --pidfile "$state_dir/consumer.pid" --timeout 40; info "consumer stopped"; fi
   if [ -f "$state_dir/emulator.pid" ]; then tool stop --pidfile "$state_dir/emulator.pid" --timeout 20; info "emulator stopped"; fi
   if [ -f "$state_dir/kafka.name" ]; then
-    "$PY" -m local_stack.kafka stop --name "$(cat "$state_dir/kafka.name")" 2>/dev/null || true
-    rm -rf "$state_dir/kafka-data" "$state_dir/kafka.name"
-    info "Kafka stopped (its data removed: the next start creates the topics again)"
+    py_step "$PY" -m local_stack.kafka stop --name "$(cat "$state_dir/kafka.name")" 2>/dev/null || true
+    rm -f "$state_dir/kafka.name"
+    info "Kafka stopped (its data is kept in $state_dir/kafka-data: the next --local reopens it)"
   fi
 }
 
@@ -433,6 +470,16 @@ quoted() {  # the arguments as one would type them
 shown() { info "\$ wsk $(quoted "$@")"; as_guest "$@" 2>&1 | sed 's/^/      /' >&2; return "${PIPESTATUS[0]}"; }
 now_ms() { "$PY" -c 'import time; print(int(time.time() * 1000))'; }
 
+exists() {  # exists KIND NAME: the guest's entity is there (then the demo leaves it as it is)
+  if as_guest "$1" get "$2" >/dev/null 2>&1; then info "$1 $2 exists: left as it is"; return 0; fi
+  return 1
+}
+rule_active() {  # a rule the user disabled (or whose trigger was recreated) runs nothing: say so, skip that fire
+  as_guest rule status "$1" 2>/dev/null | grep -q ' is active$' && return 0
+  info "rule $1 is inactive, so the demo fire would run nothing: skipped (wsk rule enable $1 turns it on again)"
+  return 1
+}
+
 show_activation_of() {  # show_activation_of ACTION SINCE_MS
   local id
   id="$(OW_AUTH="$GUEST_AUTH" tool wait-activation --apihost "$apihost" --name "$1" --since "$2" --timeout 60)" \
@@ -442,16 +489,17 @@ show_activation_of() {  # show_activation_of ACTION SINCE_MS
 
 run_demo() {
   step "Demo: produce -> trigger -> rule -> action (as the user guest)"
-  write_wskprops "$state_dir/guest.wskprops" "$apihost" "$GUEST_AUTH"
   cat > "$state_dir/demo_action.py" <<'EOF'
 def main(params):
     received = {k: v for k, v in params.items() if not k.startswith("__")}
     print("demo-action got", received)
     return {"received": received}
 EOF
-  shown trigger update demo-trigger >/dev/null
-  shown action update demo-action "$state_dir/demo_action.py" --kind python:3.11
-  shown rule update demo-rule demo-trigger demo-action
+  # what exists is left as it is (the user may have changed it); only what is missing is created
+  exists trigger demo-trigger || shown trigger create demo-trigger >/dev/null
+  exists action demo-action || shown action create demo-action "$state_dir/demo_action.py" --kind python:3.11
+  exists rule demo-rule || shown rule create demo-rule demo-trigger demo-action
+  rule_active demo-rule || return 0
   local since; since="$(now_ms)"
   shown action invoke /whisk.system/messaging/produce -p trigger demo-trigger -p payload '{"hello": "world"}' --result \
     || die "produce failed" "see the answer above and $state_dir/emulator.log"
@@ -461,10 +509,12 @@ EOF
   grep -q '^ *kafkaFeed:' manifest.yaml || { info "(no kafkaFeed in manifest.yaml yet: feed demo left out)"; return; }
   step "Demo: kafkaProduce -> topic -> kafkaFeed trigger -> rule -> action"
   tool create-topic demo-topic || exit 1
-  as_guest trigger delete demo-feed-trigger >/dev/null 2>&1 || true  # a feed trigger is recreated, not updated
-  shown trigger create demo-feed-trigger --feed /whisk.system/messaging/kafkaFeed -p topic demo-topic \
-    -p isJSONData true || die "the feed trigger could not be created" "see the answer above and $state_dir/emulator.log"
-  shown rule update demo-feed-rule demo-feed-trigger demo-action
+  if ! exists trigger demo-feed-trigger; then
+    shown trigger create demo-feed-trigger --feed /whisk.system/messaging/kafkaFeed -p topic demo-topic \
+      -p isJSONData true || die "the feed trigger could not be created" "see the answer above and $state_dir/emulator.log"
+  fi
+  exists rule demo-feed-rule || shown rule create demo-feed-rule demo-feed-trigger demo-action
+  rule_active demo-feed-rule || return 0
   since="$(now_ms)"
   shown action invoke /whisk.system/messaging/kafkaProduce -p brokers "$KAFKA_BOOTSTRAP_SERVERS" \
     -p topic demo-topic -p value '{"from": "kafka"}' --result || die "kafkaProduce failed" "see the answer above"
@@ -478,8 +528,15 @@ local_deploy() {
   mkdir -p "$state_dir"; chmod 700 "$state_dir"
   partitions="${partitions:-4}"
   default_topics
-  trap 'stop_local; exit 130' INT TERM
-  trap '[ "$?" = 0 ] || stop_local' EXIT  # a failed --local leaves nothing running
+  # a stack already up (another terminal's --local, or --detach) is reused and never stopped from here
+  owner=1
+  if running emulator || running consumer || kafka_running; then
+    owner=0
+    step "The local stack in $state_dir is up: this run reuses it and stops nothing"
+  else
+    trap 'finish_step; stop_local; step "Stopped (the data is kept in $state_dir)"; exit 130' INT TERM
+    trap '[ "$?" = 0 ] || stop_local' EXIT  # a failed --local leaves nothing running (and keeps the data)
+  fi
   ensure_ow_tools
   start_kafka
   start_emulator
@@ -487,23 +544,30 @@ local_deploy() {
   export OW_AUTH="$auth"
   deploy_package
   start_consumer
+  write_wskprops "$state_dir/guest.wskprops" "$apihost" "$GUEST_AUTH"
   [ "$demo" = 0 ] || run_demo
   step "The local stack is up"
   cat >&2 <<EOF
-    OpenWhisk (emulator)  $apihost    as a user: export WSK_CONFIG_FILE=$state_dir/guest.wskprops; $WSK list
+    OpenWhisk (emulator)  $apihost    as a user: export WSK_CONFIG_FILE=$(cd "$state_dir" && pwd)/guest.wskprops; $WSK list
     Kafka                 $KAFKA_BOOTSTRAP_SERVERS
     consumer              $(cat "$state_dir/consumer.url")/metrics
     logs                  $state_dir/{emulator,consumer}.log, $state_dir/kafka-data/server.log
     try                   $WSK action invoke /whisk.system/messaging/produce -p trigger demo-trigger -p payload '{"n": 2}'
 EOF
+  if [ "$owner" = 0 ]; then
+    info "the stack was up before this run and is left up: it stops where it was started (Ctrl-C there),"
+    info "or with ./deploy.sh undeploy --local (which also removes its data)"
+    return
+  fi
   if [ "$detach" = 1 ]; then
     trap - INT TERM EXIT
     info "left running (--detach); stop and remove it with: ./deploy.sh undeploy --local"
     return
   fi
-  trap 'stop_local; step "Stopped"; exit 0' INT TERM
-  info "Press Ctrl-C to stop (the state stays in $state_dir; ./deploy.sh undeploy --local removes it)."
-  while running consumer && running emulator && "$PY" -m local_stack.kafka status --name "$(kafka_name)" >/dev/null; do
+  trap 'finish_step; stop_local; step "Stopped (the data is kept in $state_dir: the next --local resumes with it)"; exit 0' INT TERM
+  info "Press Ctrl-C to stop (Kafka's data, the emulator's entities and the key stay in $state_dir;"
+  info "the next ./deploy.sh --local resumes with them; ./deploy.sh undeploy --local removes them)."
+  while running consumer && running emulator && kafka_running; do
     sleep 2
   done
   if ! running consumer && ! running emulator; then info "the local stack was stopped elsewhere"; exit 0; fi
@@ -521,6 +585,7 @@ local_undeploy() {
     export OW_AUTH="$auth"
     write_wskprops "$state_dir/wskprops" "$apihost" "$auth"
     step "Removing the demo entities and the packages"
+    write_wskprops "$state_dir/guest.wskprops" "$apihost" "$GUEST_AUTH"
     for entity in "rule demo-feed-rule" "rule demo-rule" "trigger demo-feed-trigger" "trigger demo-trigger" \
                   "action demo-action"; do
       as_guest "${entity% *}" delete "${entity#* }" >/dev/null 2>&1 || true
@@ -528,7 +593,7 @@ local_undeploy() {
     run_wskdeploy undeploy
   fi
   stop_local
-  step "Removing $state_dir (the sealing key, the Kafka data, the logs)"
+  step "Removing $state_dir (the sealing key, the Kafka data, the emulator's entities, the logs)"
   remove_state_dir
 }
 

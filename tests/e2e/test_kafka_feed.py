@@ -151,7 +151,7 @@ def fired(control: Emulator, trigger: str) -> list[dict]:
     return [m for f in control.accepted(f"/{USER}/{trigger}") for m in f["payload"]["messages"]]
 
 
-def wait_fired(control: Emulator, trigger: str, count: int, timeout_s: float = 60) -> list[dict]:
+def wait_fired(control: Emulator, trigger: str, count: int, timeout_s: float = 120) -> list[dict]:
     return wait_for(lambda: len(m := fired(control, trigger)) >= count and m, timeout_s=timeout_s,
                     what=f"{count} messages fired to {trigger}")
 
