@@ -232,7 +232,8 @@ def list_topics() -> list[tuple[str, int]]:
         names = sorted(n for n in admin.list_topics() if not n.startswith("__"))
         if not names:
             return []
-        described = {t["topic"]: len(t["partitions"]) for t in admin.describe_topics(names)}
+        described = {t.get("name", t.get("topic")): len(t["partitions"])  # kafka-python 3 | 2
+                     for t in admin.describe_topics(names)}
         return [(name, described.get(name, 0)) for name in names]
 
 
