@@ -3,6 +3,7 @@
 # topics, and says how to run the consumer with the same settings. With --local it runs everything on
 # this machine instead: real Kafka, the OpenWhisk emulator and the consumer, then a demo fire.
 #   ./deploy.sh [deploy] [flags]     ./deploy.sh undeploy [flags]     ./deploy.sh --help
+#   ./deploy.sh topic create NAME [--partitions N] [flags]     ./deploy.sh topic list [flags]
 # The steps that talk to Kafka or the OpenWhisk API are in deploy/tool.py (python -m deploy.tool).
 set -euo pipefail
 
@@ -19,6 +20,10 @@ Usage:
   ./deploy.sh [deploy] [options]        deploy to an OpenWhisk host
   ./deploy.sh --local [options]         run it all here: Kafka, the OpenWhisk emulator, the consumer, a demo
   ./deploy.sh undeploy [--local] [...]  remove what deploy created (packages, topics, kept state)
+  ./deploy.sh topic create NAME [--partitions N] [--local | Kafka options]
+                                        a topic for kafkaFeed/kafkaProduce (default 1 partition; an existing
+                                        topic is left as it is); --local: the running local stack's Kafka
+  ./deploy.sh topic list [--local | Kafka options]   the topics and their partitions
   ./deploy.sh -h | --help               this text
 
 OpenWhisk (deploy/undeploy; flag, else environment, else $WSK_CONFIG_FILE or ~/.wskprops):
@@ -43,13 +48,20 @@ Topics (created if missing, checked if present; never changed):
   --subscriptions-topic T     env SUBSCRIPTIONS_TOPIC    (default openwhisk-trigger-subscriptions, compacted)
   --dead-letter-topic T       env DEAD_LETTER_TOPIC      (default openwhisk-trigger-dead-letters)
   --partitions N              partitions of the trigger-messages topic: the most consumers that share work
-                              env TRIGGER_MESSAGES_PARTITIONS (default 12; 4 with --local)
+                              env TRIGGER_MESSAGES_PARTITIONS (default 12; 4 with --local);
+                              with topic create: that topic's partitions (default 1)
   --replication-factor N      env REPLICATION_FACTOR (default min(3, brokers))
   --retention-hours N         trigger messages kept (default 168); dead letters are kept 14 days
   --keep-topics               undeploy: leave the topics and the sealing key (and so the queued messages)
 
 Sealing key (seals the callers' OpenWhisk keys; the consumer opens them with the same key):
   --sealing-keys K1[,K2]      env SEALING_KEYS; else the kept one, else the deployed package's, else a new one
+                              Its fingerprint (never the key) is recorded in the subscriptions topic: all
+                              deployments on one Kafka share its consumers, so they must share the key. A deploy
+                              whose key does not match (or that would generate one) is refused; pass the other
+                              deployment's SEALING_KEYS (from its consumer-secrets.env), or list the recorded
+                              key after a new first one to rotate.
+  --force-new-sealing-key     replace the recorded fingerprint (the consumers must get the new key)
   --state-dir DIR             where the key and consumer settings are kept (0700), env MESSAGING_STATE_DIR
                               (default .cache/deploy/<apihost>, or .cache/local with --local)
 
@@ -90,20 +102,22 @@ tool() { py_step "$PY" -m deploy.tool "$@"; }
 absolute() { case "$1" in /*) echo "$1" ;; *) echo "$CALLER_PWD/$1" ;; esac; }  # paths as the caller meant them
 
 # ---- arguments ---------------------------------------------------------------------------------
-command="deploy"; local_mode=0; detach=0; demo=1; keep_topics=0; insecure=0
+command="deploy"; local_mode=0; detach=0; demo=1; keep_topics=0; insecure=0; force_new_key=0; topic_args=()
 apihost=""; auth=""; namespace=""; deployment_file=""; state_dir="${MESSAGING_STATE_DIR:-}"
 kafka_port=9092; apihost_port=3233; consumer_port=8080
 partitions="${TRIGGER_MESSAGES_PARTITIONS:-}"; replication="${REPLICATION_FACTOR:-0}"; retention_hours=168
 
 while [ "$#" -gt 0 ]; do
+  if [ "$command" = topic ] && [[ "$1" != -* ]]; then topic_args+=("$1"); shift; continue; fi  # create NAME | list
   case "$1" in
-    deploy|undeploy) command="$1"; shift; continue ;;
+    deploy|undeploy|topic) command="$1"; shift; continue ;;
     -h|--help) usage; exit 0 ;;
     --local) local_mode=1; shift; continue ;;
     --detach) detach=1; shift; continue ;;
     --no-demo) demo=0; shift; continue ;;
     --keep-topics) keep_topics=1; shift; continue ;;
     --insecure) insecure=1; shift; continue ;;
+    --force-new-sealing-key) force_new_key=1; shift; continue ;;
   esac
   v="${2-}"  # every option below takes a value
   case "$1" in
@@ -121,7 +135,7 @@ while [ "$#" -gt 0 ]; do
     --trigger-messages-topic) export TRIGGER_MESSAGES_TOPIC="$v" ;;
     --subscriptions-topic) export SUBSCRIPTIONS_TOPIC="$v" ;;
     --dead-letter-topic) export DEAD_LETTER_TOPIC="$v" ;;
-    --partitions) partitions="$v" ;;
+    --partitions) partitions="$v"; topic_partitions="$v" ;;
     --replication-factor) replication="$v" ;;
     --retention-hours) retention_hours="$v" ;;
     --sealing-keys) export SEALING_KEYS="$v" ;;
@@ -209,18 +223,30 @@ write_wskprops() {  # write_wskprops FILE APIHOST AUTH [NAMESPACE]
 # ---- deploy ------------------------------------------------------------------------------------
 env_file_line() { [ -z "${2:-}" ] || printf '%s=%s\n' "$1" "$2"; }
 
-choose_sealing_key() {
-  local secrets="$state_dir/consumer-secrets.env" kept deployed
-  if [ -n "${SEALING_KEYS:-}" ]; then info "sealing key: from --sealing-keys / SEALING_KEYS"; return; fi
-  kept="$(sed -n 's/^SEALING_KEYS=//p' "$secrets" 2>/dev/null || true)"
-  if [ -n "$kept" ]; then export SEALING_KEYS="$kept"; info "sealing key: the one kept in $secrets"; return; fi
-  # shellcheck disable=SC2046
-  deployed="$(tool deployed-keys --apihost "$apihost" --namespace "${namespace:-_}" $(insecure_flag))" || exit 1
-  if [ -n "$deployed" ]; then
-    export SEALING_KEYS="$deployed"; info "sealing key: the one of the package already deployed"; return
+choose_sealing_key() {  # the key (given, kept, deployed, else new) checked against the cluster's fingerprint
+  local secrets="$state_dir/consumer-secrets.env" kept deployed source="" chosen
+  if [ -n "${SEALING_KEYS:-}" ]; then
+    source="the key of --sealing-keys / SEALING_KEYS"; info "sealing key: from --sealing-keys / SEALING_KEYS"
   fi
-  SEALING_KEYS="$(tool new-key)"; export SEALING_KEYS
-  info "sealing key: generated a new one (kept in $secrets)"
+  kept="$(sed -n 's/^SEALING_KEYS=//p' "$secrets" 2>/dev/null || true)"
+  if [ -z "$source" ] && [ -n "$kept" ]; then
+    export SEALING_KEYS="$kept"; source="the key kept in $secrets"; info "sealing key: the one kept in $secrets"
+  fi
+  if [ -z "$source" ]; then
+    # shellcheck disable=SC2046
+    deployed="$(tool deployed-keys --apihost "$apihost" --namespace "${namespace:-_}" $(insecure_flag))" || exit 1
+    if [ -n "$deployed" ]; then
+      export SEALING_KEYS="$deployed"; source="the key of the package already deployed"
+      info "sealing key: the one of the package already deployed"
+    fi
+  fi
+  [ -n "$source" ] || unset SEALING_KEYS  # none: a new one, unless this Kafka's consumers use one already
+  # shellcheck disable=SC2046
+  chosen="$(tool sealing-key --subscriptions-topic "$SUBSCRIPTIONS_TOPIC" --source "${source:-a new key}" \
+    --deployment "$apihost namespace ${namespace_shown:-${namespace:-_}}" $([ "$force_new_key" = 0 ] || echo --force))" \
+    || exit 1
+  export SEALING_KEYS="$chosen"
+  [ -n "$source" ] || info "sealing key: generated a new one (kept in $secrets)"
 }
 
 write_consumer_settings() {
@@ -597,8 +623,35 @@ local_undeploy() {
   remove_state_dir
 }
 
+# ---- topic create | list -----------------------------------------------------------------------
+topic_command() {  # the Kafka of the flags and environment (or of --state-dir's deployment), or --local's broker
+  local status
+  case "${topic_args[0]:-}:${#topic_args[@]}" in
+    create:2|list:1) ;;
+    *) die "usage: ./deploy.sh topic create NAME [--partitions N] | ./deploy.sh topic list" "see ./deploy.sh --help" ;;
+  esac
+  if [ "$local_mode" = 1 ]; then
+    state_dir="${state_dir:-$ROOT/.cache/local}"
+    status="$("$PY" -m local_stack.kafka status --name "$(kafka_name)" 2>/dev/null)" \
+      || die "the local stack's Kafka is not running (state: $state_dir)" "start it with ./deploy.sh --local --detach"
+    KAFKA_BOOTSTRAP_SERVERS="$(sed -n 's/.*"bootstrap": "\([^"]*\)".*/\1/p' <<<"$status")"; export KAFKA_BOOTSTRAP_SERVERS
+  else
+    [ -z "$state_dir" ] || load_kept_settings
+    [ -n "${KAFKA_BOOTSTRAP_SERVERS:-}" ] || die "no Kafka brokers" \
+      "pass --kafka-bootstrap host:port (and the security flags), --state-dir of a deployment, or --local"
+  fi
+  if [ "${topic_args[0]}" = list ]; then
+    step "Topics at $KAFKA_BOOTSTRAP_SERVERS (name, partitions)"
+    tool list-topics || exit 1
+    return
+  fi
+  step "Topic ${topic_args[1]} at $KAFKA_BOOTSTRAP_SERVERS"
+  tool create-topic "${topic_args[1]}" --partitions "${topic_partitions:-1}" --replication-factor "$replication" || exit 1
+}
+
 ensure_python
 case "$command:$local_mode" in
+  topic:*) topic_command ;;
   deploy:1) local_deploy ;;
   undeploy:1) local_undeploy ;;
   deploy:0)
