@@ -3,6 +3,7 @@
 # topics, and says how to run the consumer with the same settings. With --local it runs everything on
 # this machine instead: real Kafka, the OpenWhisk emulator and the consumer, then a demo fire.
 #   ./deploy.sh [deploy] [flags]     ./deploy.sh undeploy [flags]     ./deploy.sh --help
+#   ./deploy.sh topic create NAME [--partitions N] [flags]     ./deploy.sh topic list [flags]
 # The steps that talk to Kafka or the OpenWhisk API are in deploy/tool.py (python -m deploy.tool).
 set -euo pipefail
 
@@ -19,6 +20,10 @@ Usage:
   ./deploy.sh [deploy] [options]        deploy to an OpenWhisk host
   ./deploy.sh --local [options]         run it all here: Kafka, the OpenWhisk emulator, the consumer, a demo
   ./deploy.sh undeploy [--local] [...]  remove what deploy created (packages, topics, kept state)
+  ./deploy.sh topic create NAME [--partitions N] [--local | Kafka options]
+                                        a topic for kafkaFeed/kafkaProduce (default 1 partition; an existing
+                                        topic is left as it is); --local: the running local stack's Kafka
+  ./deploy.sh topic list [--local | Kafka options]   the topics and their partitions
   ./deploy.sh -h | --help               this text
 
 OpenWhisk (deploy/undeploy; flag, else environment, else $WSK_CONFIG_FILE or ~/.wskprops):
@@ -46,13 +51,20 @@ Topics (created if missing, checked if present; never changed):
   --subscriptions-topic T     env SUBSCRIPTIONS_TOPIC    (default openwhisk-trigger-subscriptions, compacted)
   --dead-letter-topic T       env DEAD_LETTER_TOPIC      (default openwhisk-trigger-dead-letters)
   --partitions N              partitions of the trigger-messages topic: the most consumers that share work
-                              env TRIGGER_MESSAGES_PARTITIONS (default 12; 4 with --local)
+                              env TRIGGER_MESSAGES_PARTITIONS (default 12; 4 with --local);
+                              with topic create: that topic's partitions (default 1)
   --replication-factor N      env REPLICATION_FACTOR (default min(3, brokers))
   --retention-hours N         trigger messages kept (default 168); dead letters are kept 14 days
   --keep-topics               undeploy: leave the topics and the sealing key (and so the queued messages)
 
 Sealing key (seals the callers' OpenWhisk keys; the consumer opens them with the same key):
   --sealing-keys K1[,K2]      env SEALING_KEYS; else the kept one, else the deployed package's, else a new one
+                              Its fingerprint (never the key) is recorded in the subscriptions topic: all
+                              deployments on one Kafka share its consumers, so they must share the key. A deploy
+                              whose key does not match (or that would generate one) is refused; pass the other
+                              deployment's SEALING_KEYS (from its consumer-secrets.env), or list the recorded
+                              key after a new first one to rotate.
+  --force-new-sealing-key     replace the recorded fingerprint (the consumers must get the new key)
   --state-dir DIR             where the key and consumer settings are kept (0700), env MESSAGING_STATE_DIR
                               (default .cache/deploy/<apihost>, or .cache/local with --local)
 
@@ -74,25 +86,42 @@ die() {  # die MESSAGE [HINT]
   [ -z "${2:-}" ] || printf '  what to do: %s\n' "$2" >&2
   exit 1
 }
-tool() { "$PY" -m deploy.tool "$@"; }
+# Python steps run in the background and are waited for: a Ctrl-C then reaches this shell alone (its trap
+# stops the stack in order) and never the Python process (so no KeyboardInterrupt traceback is printed).
+fg_child=""
+py_step() { "$@" & fg_child=$!; local rc=0; wait "$fg_child" || rc=$?; fg_child=""; return "$rc"; }
+py_out() {  # py_out VAR COMMAND...: COMMAND's stdout into VAR, run as py_step in this shell (not a subshell)
+  local __var="$1" __out __rc=0; shift
+  __out="$(mktemp)"; py_step "$@" > "$__out" || __rc=$?
+  printf -v "$__var" '%s' "$(cat "$__out")"; rm -f "$__out"; return "$__rc"
+}
+finish_step() {  # on Ctrl-C: let the Python step under way end (a broker half started would be left behind)
+  if [ -n "$fg_child" ] && kill -0 "$fg_child" 2>/dev/null; then
+    info "(letting the current step finish first)"; wait "$fg_child" 2>/dev/null || true
+  fi
+  fg_child=""
+}
+tool() { py_step "$PY" -m deploy.tool "$@"; }
 absolute() { case "$1" in /*) echo "$1" ;; *) echo "$CALLER_PWD/$1" ;; esac; }  # paths as the caller meant them
 
 # ---- arguments ---------------------------------------------------------------------------------
-command="deploy"; local_mode=0; detach=0; demo=1; keep_topics=0; insecure=0
+command="deploy"; local_mode=0; detach=0; demo=1; keep_topics=0; insecure=0; force_new_key=0; topic_args=()
 apihost=""; auth=""; namespace=""; deployment_file=""; state_dir="${MESSAGING_STATE_DIR:-}"
 kafka_port=9092; apihost_port=3233; consumer_port=8080
 partitions="${TRIGGER_MESSAGES_PARTITIONS:-}"; replication="${REPLICATION_FACTOR:-0}"; retention_hours=168
 service_principal=""; producer_principals=""
 
 while [ "$#" -gt 0 ]; do
+  if [ "$command" = topic ] && [[ "$1" != -* ]]; then topic_args+=("$1"); shift; continue; fi  # create NAME | list
   case "$1" in
-    deploy|undeploy) command="$1"; shift; continue ;;
+    deploy|undeploy|topic) command="$1"; shift; continue ;;
     -h|--help) usage; exit 0 ;;
     --local) local_mode=1; shift; continue ;;
     --detach) detach=1; shift; continue ;;
     --no-demo) demo=0; shift; continue ;;
     --keep-topics) keep_topics=1; shift; continue ;;
     --insecure) insecure=1; shift; continue ;;
+    --force-new-sealing-key) force_new_key=1; shift; continue ;;
   esac
   v="${2-}"  # every option below takes a value
   case "$1" in
@@ -112,7 +141,7 @@ while [ "$#" -gt 0 ]; do
     --trigger-messages-topic) export TRIGGER_MESSAGES_TOPIC="$v" ;;
     --subscriptions-topic) export SUBSCRIPTIONS_TOPIC="$v" ;;
     --dead-letter-topic) export DEAD_LETTER_TOPIC="$v" ;;
-    --partitions) partitions="$v" ;;
+    --partitions) partitions="$v"; topic_partitions="$v" ;;
     --replication-factor) replication="$v" ;;
     --retention-hours) retention_hours="$v" ;;
     --sealing-keys) export SEALING_KEYS="$v" ;;
@@ -142,7 +171,7 @@ ensure_python() {
   want="$(sha256sum requirements-dev.txt | cut -d' ' -f1)"
   [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && return 0
   command -v python3.11 >/dev/null || die "python3.11 not found" "install Python 3.11 (deploy.sh keeps its packages in .venv)"
-  step "Python packages into .venv (requirements-dev.txt)"
+  step "Python packages into .venv (requirements-dev.txt; about 75 s on a first run)"
   python3.11 -m venv .venv
   .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt \
     || die "pip could not install requirements-dev.txt" "check the network access to PyPI and retry"
@@ -156,7 +185,11 @@ ensure_ow_tools() {  # sets WSKDEPLOY and WSK
     done
     return 0
   fi
-  step "wskdeploy and wsk (local_stack/build_tools.sh: built once from their Go modules)"
+  if [ -x .cache/tools/bin/wskdeploy ] && [ -x .cache/tools/bin/wsk ]; then
+    step "wskdeploy and wsk (local_stack/build_tools.sh: already built)"
+  else
+    step "wskdeploy and wsk (local_stack/build_tools.sh: built once from their Go modules, about 100 s on a first run)"
+  fi
   local out
   out="$(bash local_stack/build_tools.sh wskdeploy wsk)" \
     || die "wskdeploy and wsk could not be built" "install Go (>= 1.21), or set WSKDEPLOY and WSK to the binaries"
@@ -196,18 +229,30 @@ write_wskprops() {  # write_wskprops FILE APIHOST AUTH [NAMESPACE]
 # ---- deploy ------------------------------------------------------------------------------------
 env_file_line() { [ -z "${2:-}" ] || printf '%s=%s\n' "$1" "$2"; }
 
-choose_sealing_key() {
-  local secrets="$state_dir/consumer-secrets.env" kept deployed
-  if [ -n "${SEALING_KEYS:-}" ]; then info "sealing key: from --sealing-keys / SEALING_KEYS"; return; fi
-  kept="$(sed -n 's/^SEALING_KEYS=//p' "$secrets" 2>/dev/null || true)"
-  if [ -n "$kept" ]; then export SEALING_KEYS="$kept"; info "sealing key: the one kept in $secrets"; return; fi
-  # shellcheck disable=SC2046
-  deployed="$(tool deployed-keys --apihost "$apihost" --namespace "${namespace:-_}" $(insecure_flag))" || exit 1
-  if [ -n "$deployed" ]; then
-    export SEALING_KEYS="$deployed"; info "sealing key: the one of the package already deployed"; return
+choose_sealing_key() {  # the key (given, kept, deployed, else new) checked against the cluster's fingerprint
+  local secrets="$state_dir/consumer-secrets.env" kept deployed source="" chosen
+  if [ -n "${SEALING_KEYS:-}" ]; then
+    source="the key of --sealing-keys / SEALING_KEYS"; info "sealing key: from --sealing-keys / SEALING_KEYS"
   fi
-  SEALING_KEYS="$(tool new-key)"; export SEALING_KEYS
-  info "sealing key: generated a new one (kept in $secrets)"
+  kept="$(sed -n 's/^SEALING_KEYS=//p' "$secrets" 2>/dev/null || true)"
+  if [ -z "$source" ] && [ -n "$kept" ]; then
+    export SEALING_KEYS="$kept"; source="the key kept in $secrets"; info "sealing key: the one kept in $secrets"
+  fi
+  if [ -z "$source" ]; then
+    # shellcheck disable=SC2046
+    deployed="$(tool deployed-keys --apihost "$apihost" --namespace "${namespace:-_}" $(insecure_flag))" || exit 1
+    if [ -n "$deployed" ]; then
+      export SEALING_KEYS="$deployed"; source="the key of the package already deployed"
+      info "sealing key: the one of the package already deployed"
+    fi
+  fi
+  [ -n "$source" ] || unset SEALING_KEYS  # none: a new one, unless this Kafka's consumers use one already
+  # shellcheck disable=SC2046
+  chosen="$(tool sealing-key --subscriptions-topic "$SUBSCRIPTIONS_TOPIC" --source "${source:-a new key}" \
+    --deployment "$apihost namespace ${namespace_shown:-${namespace:-_}}" $([ "$force_new_key" = 0 ] || echo --force))" \
+    || exit 1
+  export SEALING_KEYS="$chosen"
+  [ -n "$source" ] || info "sealing key: generated a new one (kept in $secrets)"
 }
 
 write_consumer_settings() {
@@ -332,7 +377,8 @@ undeploy_package() {
 }
 
 STATE_FILES=(consumer.env consumer-secrets.env wskprops guest.wskprops wskdeploy.log demo_action.py topics.created
-  emulator.pid emulator.url emulator.log consumer.pid consumer.url consumer.log runtime-venv.log kafka.name)
+  emulator.pid emulator.url emulator.log consumer.pid consumer.url consumer.log runtime-venv.log kafka.name kafka.port
+  emulator-state.json)
 remove_state_dir() {  # only what deploy.sh writes: a --state-dir pointing at a busy folder loses nothing else
   local file
   for file in "${STATE_FILES[@]}"; do rm -f "${state_dir:?}/$file"; done
@@ -362,22 +408,37 @@ resolve_port() {  # resolve_port PORT WHAT FLAG: 0 -> a free port; a busy port -
   echo "$1"
 }
 
+kafka_running() { py_step "$PY" -m local_stack.kafka status --name "$(kafka_name)" >/dev/null 2>&1; }
+
 start_kafka() {
-  step "Apache Kafka (real broker, KRaft; python -m local_stack.kafka)"
-  "$PY" -m local_stack.kafka resolve >/dev/null \
-    || die "the Kafka jars could not be resolved" "install Java 17+ and Maven (they fetch Apache Kafka from Maven Central)"
-  local status
-  if status="$("$PY" -m local_stack.kafka status --name "$(kafka_name)" 2>/dev/null)"; then
+  local status port
+  if py_out status "$PY" -m local_stack.kafka status --name "$(kafka_name)" 2>/dev/null; then
+    step "Apache Kafka (real broker, KRaft; python -m local_stack.kafka)"
     KAFKA_BOOTSTRAP_SERVERS="$(sed -n 's/.*"bootstrap": "\([^"]*\)".*/\1/p' <<<"$status")"
     info "already running on $KAFKA_BOOTSTRAP_SERVERS"
-  else
-    local port
-    if [ "$kafka_port" = 0 ]; then port=0; else port="$(resolve_port "$kafka_port" Kafka --kafka-port)"; fi
-    rm -rf "$state_dir/kafka-data"  # a fresh KRaft cluster each start (the runner cannot reopen an old one)
-    KAFKA_BOOTSTRAP_SERVERS="$("$PY" -m local_stack.kafka start --name "$(kafka_name)" --port "$port" \
-      --partitions 4 --data-dir "$state_dir/kafka-data")" || die "Kafka did not start" "see the lines above"
-    kafka_name > "$state_dir/kafka.name"
+    export KAFKA_BOOTSTRAP_SERVERS
+    return
   fi
+  if compgen -G "${LOCAL_STACK_CACHE:-$ROOT/.cache}/kafka-*/libs/.complete" >/dev/null; then
+    step "Apache Kafka (real broker, KRaft; python -m local_stack.kafka; about 15 s)"
+  else
+    step "Apache Kafka (real broker, KRaft; mvn fetches its jars once, about 45 s on a first run, then about 15 s)"
+  fi
+  py_step "$PY" -m local_stack.kafka resolve >/dev/null \
+    || die "the Kafka jars could not be resolved" "install Java 17+ and Maven (they fetch Apache Kafka from Maven Central)"
+  if [ "$kafka_port" != 0 ]; then
+    port="$(resolve_port "$kafka_port" Kafka --kafka-port)"
+  elif [ -f "$state_dir/kafka.port" ] && tool port-free "$(cat "$state_dir/kafka.port")" 2>/dev/null; then
+    port="$(cat "$state_dir/kafka.port")"  # the port of the last run: what the kept settings name
+  else
+    port=0
+  fi
+  # the data of the last run (topics, queued messages, committed offsets) is kept: the broker reopens it
+  [ ! -d "$state_dir/kafka-data/log" ] || info "reopening the kept Kafka data in $state_dir/kafka-data"
+  py_out KAFKA_BOOTSTRAP_SERVERS "$PY" -m local_stack.kafka start --name "$(kafka_name)" --port "$port" \
+    --partitions 4 --data-dir "$state_dir/kafka-data" || die "Kafka did not start" "see the lines above"
+  kafka_name > "$state_dir/kafka.name"
+  echo "${KAFKA_BOOTSTRAP_SERVERS##*:}" > "$state_dir/kafka.port"
   export KAFKA_BOOTSTRAP_SERVERS
 }
 
@@ -388,20 +449,22 @@ start_emulator() {
   fi
   local port runtime
   port="$(resolve_port "$apihost_port" "the OpenWhisk emulator" --apihost-port)"
-  runtime="$("$PY" -m local_stack.action_runtime.venv 2>"$state_dir/runtime-venv.log")" \
+  [ -d .cache/runtime-venv ] || info "building the python:3.11 action runtime venv once (about 35 s on a first run)"
+  py_out runtime "$PY" -m local_stack.action_runtime.venv 2>"$state_dir/runtime-venv.log" \
     || die "the action runtime venv could not be built: $(tail -n 5 "$state_dir/runtime-venv.log")" \
       "it is built from PyPI (local_stack/runtime/requirements.txt): check the network and retry"
   : > "$state_dir/emulator.log"
   tool spawn --pidfile "$state_dir/emulator.pid" --log "$state_dir/emulator.log" -- \
-    "$PY" -m local_stack.emulator --host 127.0.0.1 --port "$port" --runtime-python "$runtime" >/dev/null
-  apihost="$(tool wait-line --log "$state_dir/emulator.log" --prefix "emulator listening on " \
-    --pidfile "$state_dir/emulator.pid" --timeout 120)" || exit 1
+    "$PY" -m local_stack.emulator --host 127.0.0.1 --port "$port" --runtime-python "$runtime" \
+    --state-file "$state_dir/emulator-state.json" >/dev/null
+  py_out apihost "$PY" -m deploy.tool wait-line --log "$state_dir/emulator.log" --prefix "emulator listening on " \
+    --pidfile "$state_dir/emulator.pid" --timeout 120 || exit 1
   echo "$apihost" > "$state_dir/emulator.url"
-  info "listening at $apihost"
+  info "listening at $apihost; $(sed -n 's/^emulator state: //p' "$state_dir/emulator.log" | tail -n 1)"
 }
 
 start_consumer() {
-  step "The consumer (python -m consumer: firer and router)"
+  step "The consumer (python -m consumer: firer and router; ready in about 10 s)"
   if running consumer; then info "already running: $(cat "$state_dir/consumer.url")"; return; fi
   local port line
   port="$(resolve_port "$consumer_port" "the consumer's health and metrics" --consumer-port)"
@@ -425,9 +488,9 @@ stop_local() {
   if [ -f "$state_dir/consumer.pid" ]; then tool stop --pidfile "$state_dir/consumer.pid" --timeout 40; info "consumer stopped"; fi
   if [ -f "$state_dir/emulator.pid" ]; then tool stop --pidfile "$state_dir/emulator.pid" --timeout 20; info "emulator stopped"; fi
   if [ -f "$state_dir/kafka.name" ]; then
-    "$PY" -m local_stack.kafka stop --name "$(cat "$state_dir/kafka.name")" 2>/dev/null || true
-    rm -rf "$state_dir/kafka-data" "$state_dir/kafka.name"
-    info "Kafka stopped (its data removed: the next start creates the topics again)"
+    py_step "$PY" -m local_stack.kafka stop --name "$(cat "$state_dir/kafka.name")" 2>/dev/null || true
+    rm -f "$state_dir/kafka.name"
+    info "Kafka stopped (its data is kept in $state_dir/kafka-data: the next --local reopens it)"
   fi
 }
 
@@ -443,6 +506,16 @@ quoted() {  # the arguments as one would type them
 shown() { info "\$ wsk $(quoted "$@")"; as_guest "$@" 2>&1 | sed 's/^/      /' >&2; return "${PIPESTATUS[0]}"; }
 now_ms() { "$PY" -c 'import time; print(int(time.time() * 1000))'; }
 
+exists() {  # exists KIND NAME: the guest's entity is there (then the demo leaves it as it is)
+  if as_guest "$1" get "$2" >/dev/null 2>&1; then info "$1 $2 exists: left as it is"; return 0; fi
+  return 1
+}
+rule_active() {  # a rule the user disabled (or whose trigger was recreated) runs nothing: say so, skip that fire
+  as_guest rule status "$1" 2>/dev/null | grep -q ' is active$' && return 0
+  info "rule $1 is inactive, so the demo fire would run nothing: skipped (wsk rule enable $1 turns it on again)"
+  return 1
+}
+
 show_activation_of() {  # show_activation_of ACTION SINCE_MS
   local id
   id="$(OW_AUTH="$GUEST_AUTH" tool wait-activation --apihost "$apihost" --name "$1" --since "$2" --timeout 60)" \
@@ -452,16 +525,17 @@ show_activation_of() {  # show_activation_of ACTION SINCE_MS
 
 run_demo() {
   step "Demo: produce -> trigger -> rule -> action (as the user guest)"
-  write_wskprops "$state_dir/guest.wskprops" "$apihost" "$GUEST_AUTH"
   cat > "$state_dir/demo_action.py" <<'EOF'
 def main(params):
     received = {k: v for k, v in params.items() if not k.startswith("__")}
     print("demo-action got", received)
     return {"received": received}
 EOF
-  shown trigger update demo-trigger >/dev/null
-  shown action update demo-action "$state_dir/demo_action.py" --kind python:3.11
-  shown rule update demo-rule demo-trigger demo-action
+  # what exists is left as it is (the user may have changed it); only what is missing is created
+  exists trigger demo-trigger || shown trigger create demo-trigger >/dev/null
+  exists action demo-action || shown action create demo-action "$state_dir/demo_action.py" --kind python:3.11
+  exists rule demo-rule || shown rule create demo-rule demo-trigger demo-action
+  rule_active demo-rule || return 0
   local since; since="$(now_ms)"
   shown action invoke /whisk.system/messaging/produce -p trigger demo-trigger -p payload '{"hello": "world"}' --result \
     || die "produce failed" "see the answer above and $state_dir/emulator.log"
@@ -471,10 +545,12 @@ EOF
   grep -q '^ *kafkaFeed:' manifest.yaml || { info "(no kafkaFeed in manifest.yaml yet: feed demo left out)"; return; }
   step "Demo: kafkaProduce -> topic -> kafkaFeed trigger -> rule -> action"
   tool create-topic demo-topic || exit 1
-  as_guest trigger delete demo-feed-trigger >/dev/null 2>&1 || true  # a feed trigger is recreated, not updated
-  shown trigger create demo-feed-trigger --feed /whisk.system/messaging/kafkaFeed -p topic demo-topic \
-    -p isJSONData true || die "the feed trigger could not be created" "see the answer above and $state_dir/emulator.log"
-  shown rule update demo-feed-rule demo-feed-trigger demo-action
+  if ! exists trigger demo-feed-trigger; then
+    shown trigger create demo-feed-trigger --feed /whisk.system/messaging/kafkaFeed -p topic demo-topic \
+      -p isJSONData true || die "the feed trigger could not be created" "see the answer above and $state_dir/emulator.log"
+  fi
+  exists rule demo-feed-rule || shown rule create demo-feed-rule demo-feed-trigger demo-action
+  rule_active demo-feed-rule || return 0
   since="$(now_ms)"
   shown action invoke /whisk.system/messaging/kafkaProduce -p brokers "$KAFKA_BOOTSTRAP_SERVERS" \
     -p topic demo-topic -p value '{"from": "kafka"}' --result || die "kafkaProduce failed" "see the answer above"
@@ -488,8 +564,15 @@ local_deploy() {
   mkdir -p "$state_dir"; chmod 700 "$state_dir"
   partitions="${partitions:-4}"
   default_topics
-  trap 'stop_local; exit 130' INT TERM
-  trap '[ "$?" = 0 ] || stop_local' EXIT  # a failed --local leaves nothing running
+  # a stack already up (another terminal's --local, or --detach) is reused and never stopped from here
+  owner=1
+  if running emulator || running consumer || kafka_running; then
+    owner=0
+    step "The local stack in $state_dir is up: this run reuses it and stops nothing"
+  else
+    trap 'finish_step; stop_local; step "Stopped (the data is kept in $state_dir)"; exit 130' INT TERM
+    trap '[ "$?" = 0 ] || stop_local' EXIT  # a failed --local leaves nothing running (and keeps the data)
+  fi
   ensure_ow_tools
   start_kafka
   start_emulator
@@ -497,23 +580,30 @@ local_deploy() {
   export OW_AUTH="$auth"
   deploy_package
   start_consumer
+  write_wskprops "$state_dir/guest.wskprops" "$apihost" "$GUEST_AUTH"
   [ "$demo" = 0 ] || run_demo
   step "The local stack is up"
   cat >&2 <<EOF
-    OpenWhisk (emulator)  $apihost    as a user: export WSK_CONFIG_FILE=$state_dir/guest.wskprops; $WSK list
+    OpenWhisk (emulator)  $apihost    as a user: export WSK_CONFIG_FILE=$(cd "$state_dir" && pwd)/guest.wskprops; $WSK list
     Kafka                 $KAFKA_BOOTSTRAP_SERVERS
     consumer              $(cat "$state_dir/consumer.url")/metrics
     logs                  $state_dir/{emulator,consumer}.log, $state_dir/kafka-data/server.log
     try                   $WSK action invoke /whisk.system/messaging/produce -p trigger demo-trigger -p payload '{"n": 2}'
 EOF
+  if [ "$owner" = 0 ]; then
+    info "the stack was up before this run and is left up: it stops where it was started (Ctrl-C there),"
+    info "or with ./deploy.sh undeploy --local (which also removes its data)"
+    return
+  fi
   if [ "$detach" = 1 ]; then
     trap - INT TERM EXIT
     info "left running (--detach); stop and remove it with: ./deploy.sh undeploy --local"
     return
   fi
-  trap 'stop_local; step "Stopped"; exit 0' INT TERM
-  info "Press Ctrl-C to stop (the state stays in $state_dir; ./deploy.sh undeploy --local removes it)."
-  while running consumer && running emulator && "$PY" -m local_stack.kafka status --name "$(kafka_name)" >/dev/null; do
+  trap 'finish_step; stop_local; step "Stopped (the data is kept in $state_dir: the next --local resumes with it)"; exit 0' INT TERM
+  info "Press Ctrl-C to stop (Kafka's data, the emulator's entities and the key stay in $state_dir;"
+  info "the next ./deploy.sh --local resumes with them; ./deploy.sh undeploy --local removes them)."
+  while running consumer && running emulator && kafka_running; do
     sleep 2
   done
   if ! running consumer && ! running emulator; then info "the local stack was stopped elsewhere"; exit 0; fi
@@ -531,6 +621,7 @@ local_undeploy() {
     export OW_AUTH="$auth"
     write_wskprops "$state_dir/wskprops" "$apihost" "$auth"
     step "Removing the demo entities and the packages"
+    write_wskprops "$state_dir/guest.wskprops" "$apihost" "$GUEST_AUTH"
     for entity in "rule demo-feed-rule" "rule demo-rule" "trigger demo-feed-trigger" "trigger demo-trigger" \
                   "action demo-action"; do
       as_guest "${entity% *}" delete "${entity#* }" >/dev/null 2>&1 || true
@@ -538,12 +629,39 @@ local_undeploy() {
     run_wskdeploy undeploy
   fi
   stop_local
-  step "Removing $state_dir (the sealing key, the Kafka data, the logs)"
+  step "Removing $state_dir (the sealing key, the Kafka data, the emulator's entities, the logs)"
   remove_state_dir
+}
+
+# ---- topic create | list -----------------------------------------------------------------------
+topic_command() {  # the Kafka of the flags and environment (or of --state-dir's deployment), or --local's broker
+  local status
+  case "${topic_args[0]:-}:${#topic_args[@]}" in
+    create:2|list:1) ;;
+    *) die "usage: ./deploy.sh topic create NAME [--partitions N] | ./deploy.sh topic list" "see ./deploy.sh --help" ;;
+  esac
+  if [ "$local_mode" = 1 ]; then
+    state_dir="${state_dir:-$ROOT/.cache/local}"
+    status="$("$PY" -m local_stack.kafka status --name "$(kafka_name)" 2>/dev/null)" \
+      || die "the local stack's Kafka is not running (state: $state_dir)" "start it with ./deploy.sh --local --detach"
+    KAFKA_BOOTSTRAP_SERVERS="$(sed -n 's/.*"bootstrap": "\([^"]*\)".*/\1/p' <<<"$status")"; export KAFKA_BOOTSTRAP_SERVERS
+  else
+    [ -z "$state_dir" ] || load_kept_settings
+    [ -n "${KAFKA_BOOTSTRAP_SERVERS:-}" ] || die "no Kafka brokers" \
+      "pass --kafka-bootstrap host:port (and the security flags), --state-dir of a deployment, or --local"
+  fi
+  if [ "${topic_args[0]}" = list ]; then
+    step "Topics at $KAFKA_BOOTSTRAP_SERVERS (name, partitions)"
+    tool list-topics || exit 1
+    return
+  fi
+  step "Topic ${topic_args[1]} at $KAFKA_BOOTSTRAP_SERVERS"
+  tool create-topic "${topic_args[1]}" --partitions "${topic_partitions:-1}" --replication-factor "$replication" || exit 1
 }
 
 ensure_python
 case "$command:$local_mode" in
+  topic:*) topic_command ;;
   deploy:1) local_deploy ;;
   undeploy:1) local_undeploy ;;
   deploy:0)

@@ -31,6 +31,11 @@ $py -m local_stack.kafka resolve
 step "wsk, wskdeploy and kubeconform (Go modules)"
 bash local_stack/build_tools.sh
 
+step "kcat for the README's examples (Debian's kcat, installed as root when absent)"
+command -v kcat >/dev/null || { [ "$(id -u)" -eq 0 ] && export DEBIAN_FRONTEND=noninteractive &&
+  { apt-get install -y -qq kcat || { apt-get update -qq && apt-get install -y -qq kcat; }; } >/dev/null 2>&1; } \
+  || echo "test.sh: kcat not installed (needs root apt-get); tests/docs fails saying so" >&2
+
 step "Action runtime venv (the python:3.11 runtime image's packages)"
 $py -m local_stack.action_runtime.venv
 

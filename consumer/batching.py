@@ -24,6 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from feed.options import BatchLimits
 from feed.records import Options
 
 _HEAD = b'{"messages":['
@@ -95,18 +96,6 @@ def fits_alone(encoded: bytes, max_bytes: int) -> bool:
     return _OVERHEAD + len(encoded) <= max_bytes
 
 
-@dataclass(frozen=True)
-class Limits:
-    max_bytes: int
-    max_messages: int
-    window_s: float
-
-    @classmethod
-    def of(cls, options: Options, cap_bytes: int) -> Limits:
-        return cls(min(options.max_batch_bytes, cap_bytes), options.max_batch_messages,
-                   options.batch_window_ms / 1000)
-
-
 @dataclass(slots=True)
 class Batch:
     """Messages for one trigger under one configuration version, and the records behind them."""
@@ -114,7 +103,7 @@ class Batch:
     trigger: str
     version: int
     credential: str = field(repr=False)
-    limits: Limits
+    limits: BatchLimits
     opened_s: float
     messages: list[bytes] = field(default_factory=list, repr=False)
     refs: list[object] = field(default_factory=list, repr=False)
@@ -134,7 +123,7 @@ class Batcher:
     def __len__(self) -> int:
         return len(self._open)
 
-    def add(self, trigger: str, version: int, credential: str, limits: Limits, encoded: bytes, ref: object,
+    def add(self, trigger: str, version: int, credential: str, limits: BatchLimits, encoded: bytes, ref: object,
             now_s: float) -> list[Batch]:
         """Add a message that fits alone (see ``fits_alone``). A batch closes before a message
         would take it over its byte limit (an empty batch takes any message: one over the batch

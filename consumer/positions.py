@@ -1,7 +1,7 @@
 """Where each subscription reads, per partition, when one consumer group reads for all of them.
 
 The router reads a subscribed topic once, with one position per partition, for every
-subscription on it. Each subscription segment (messaging_lib.subscriptions) receives the
+subscription on it. Each subscription segment (feed.records) receives the
 records at offsets in ``[lower bound, stop)`` of each partition. Pure logic, no I/O; one
 ``PartitionState`` per assigned partition, owned by the router's loop.
 

@@ -4,7 +4,7 @@ Built only from the changes of the compacted subscriptions topic (consumer.table
 rebuilt identically on every start; applying a change is pure and synchronous. A record that
 cannot be read is skipped with a warning (a newer writer's format, or garbage) and never stops
 the router. A status applies only to the configuration version it names, so a newer CREATE or
-UPDATE re-enables a disabled subscription (messaging_lib.subscriptions).
+UPDATE re-enables a disabled subscription (feed.records).
 
 ``status_writer`` is the firer's hook: on a permanent 401/403/404 for an envelope the router
 built, it records the subscription as disabled for that configuration version.

@@ -7,7 +7,7 @@ and wake its owner's loop (the owner applies changes between its own steps, so o
 state). A null value is a delete; interpreting keys and values is the owner's business.
 
 ``LogSource`` is the one-method-per-need interface; ``MemoryLog`` implements it for unit tests,
-``consumer.router_io.KafkaLog`` for Kafka.
+``consumer.kafka_edge.KafkaLog`` for Kafka.
 """
 
 from __future__ import annotations

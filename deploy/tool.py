@@ -11,9 +11,11 @@ OW_AUTH, Kafka settings from the consumer's own KAFKA_* variables (messaging_lib
     python -m deploy.tool check-openwhisk --apihost URL            # prints the key's namespace
     python -m deploy.tool deployed-keys --apihost URL              # sealing keys of a deployed messagingWeb
     python -m deploy.tool new-key                                  # a fresh Fernet sealing key
+    python -m deploy.tool sealing-key --subscriptions-topic T ...  # check/record SEALING_KEYS (or a new key) on Kafka
     python -m deploy.tool topics --trigger-messages-topic T ...    # create or check the three topics
     python -m deploy.tool acls --trigger-messages-topic T ...      # create (or print) the Kafka ACLs
-    python -m deploy.tool create-topic NAME                        # one plain topic (the demo's)
+    python -m deploy.tool create-topic NAME [--partitions N]       # one plain topic (the demo's, a user's)
+    python -m deploy.tool list-topics                              # name and partitions, internal ones left out
     python -m deploy.tool delete-topics NAME...                    # those that exist
     python -m deploy.tool spawn --pidfile F --log L -- CMD...      # start a detached process
     python -m deploy.tool stop --pidfile F                         # SIGTERM its process group, then SIGKILL
@@ -35,7 +37,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
-from deploy import acls, openwhisk, processes, topics
+from deploy import acls, openwhisk, processes, sealing, topics
 from deploy.errors import DeployError
 from deploy.ports import free_port, port_is_free
 
@@ -59,6 +61,11 @@ def _parser() -> argparse.ArgumentParser:
             c.add_argument("--since", type=int, required=True)
             c.add_argument("--timeout", type=float, default=60)
     sub.add_parser("new-key")
+    k = sub.add_parser("sealing-key", help="the keys of SEALING_KEYS (empty: a new one) checked against the cluster")
+    k.add_argument("--subscriptions-topic", required=True)
+    k.add_argument("--deployment", default="", help="who records it, e.g. 'https://host namespace ns'")
+    k.add_argument("--source", default="the sealing key given", help="where the keys come from (for a refusal)")
+    k.add_argument("--force", action="store_true", help="replace a recorded fingerprint that does not match")
     t = sub.add_parser("topics")
     t.add_argument("--trigger-messages-topic", required=True)
     t.add_argument("--subscriptions-topic", required=True)
@@ -73,6 +80,8 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("create-topic")
     c.add_argument("name")
     c.add_argument("--partitions", type=int, default=1)
+    c.add_argument("--replication-factor", type=int, default=0, help="0: min(3, brokers)")
+    sub.add_parser("list-topics")
     d = sub.add_parser("delete-topics")
     d.add_argument("names", nargs="+")
     s = sub.add_parser("spawn")
@@ -156,8 +165,21 @@ def _acls(args: argparse.Namespace) -> int:
 
 
 def _create_topic(args: argparse.Namespace) -> int:
-    topics.create_topic(args.name, args.partitions, _say)
+    topics.create_topic(args.name, args.partitions, _say, args.replication_factor)
     return 0
+
+
+def _list_topics(args: argparse.Namespace) -> int:
+    for name, partitions in topics.list_topics():
+        print(f"{name}\t{partitions}")
+    return 0
+
+
+def _sealing_key(args: argparse.Namespace) -> int:
+    """SEALING_KEYS from the environment (never a command line), checked and recorded; printed for deploy.sh."""
+    store = sealing.kafka_store(args.subscriptions_topic)
+    return _printed(sealing.choose(store, os.environ.get("SEALING_KEYS", ""), args.source, args.deployment,
+                                   args.force, args.subscriptions_topic, _say))
 
 
 def _delete_topics(args: argparse.Namespace) -> int:
@@ -185,9 +207,11 @@ COMMANDS: dict[str, Command] = {
     "deployed-keys": lambda a: _printed(openwhisk.deployed_keys(_api(a), a.namespace)),
     "wait-activation": lambda a: _printed(openwhisk.wait_activation(_api(a), a.name, a.since, a.timeout)),
     "new-key": lambda a: _printed(Fernet.generate_key().decode()),
+    "sealing-key": _sealing_key,
     "topics": _topics,
     "acls": _acls,
     "create-topic": _create_topic,
+    "list-topics": _list_topics,
     "delete-topics": _delete_topics,
     "spawn": _spawn,
     "stop": _stop,

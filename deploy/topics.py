@@ -202,15 +202,39 @@ def ensure_topics(specs: Sequence[TopicSpec], replication_factor: int, out: Call
             raise DeployError("\n".join(problems))
 
 
-def create_topic(name: str, partitions: int, out: Callable[[str], None]) -> None:
-    """One plain topic with the broker's defaults (the demo's), unless it exists."""
+def create_topic(name: str, partitions: int, out: Callable[[str], None], replication_factor: int = 0) -> None:
+    """One plain topic with the broker's defaults (the demo's, or `./deploy.sh topic create`), unless
+    it exists: an existing topic is never changed, only described."""
+    if partitions < 1:
+        raise DeployError(f"--partitions {partitions}: a topic needs at least one partition")
     with kafka_admin() as admin:
-        if name in set(admin.list_topics()):
-            out(f"topic {name} exists")
-            return
-        with contextlib.suppress(TopicAlreadyExistsError):
-            admin.create_topics([NewTopic(name, partitions, _replication(admin, 0))])
-        out(f"created topic {name}")
+        if name not in set(admin.list_topics()):
+            replicas = _replication(admin, replication_factor)
+            try:
+                admin.create_topics([NewTopic(name, partitions, replicas)])
+            except TopicAlreadyExistsError:
+                pass  # made meanwhile by someone else: described below like any existing topic
+            else:
+                out(f"created topic {name}: {_partitions(partitions)}, replication {replicas}")
+                return
+        found = len(admin.describe_topics([name])[0]["partitions"])
+        note = "" if found == partitions else f" (not {partitions}: an existing topic is never changed)"
+        out(f"topic {name} exists with {_partitions(found)}{note}, left as it is")
+
+
+def _partitions(count: int) -> str:
+    return f"{count} partition{'' if count == 1 else 's'}"
+
+
+def list_topics() -> list[tuple[str, int]]:
+    """(name, partitions) of every topic but Kafka's internal ones (`__consumer_offsets`, ...), sorted."""
+    with kafka_admin() as admin:
+        names = sorted(n for n in admin.list_topics() if not n.startswith("__"))
+        if not names:
+            return []
+        described = {t.get("name", t.get("topic")): len(t["partitions"])  # kafka-python 3 | 2
+                     for t in admin.describe_topics(names)}
+        return [(name, described.get(name, 0)) for name in names]
 
 
 def delete_topics(names: Sequence[str], out: Callable[[str], None]) -> None:

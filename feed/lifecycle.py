@@ -7,7 +7,8 @@ record (and waiting for the acknowledgement) is all an event does:
 
     CREATE    validate, resolve startFrom into per-partition offsets now, write (replaces any
               earlier registration of the trigger)
-    READ      {config, status}; the credential never appears
+    READ      {config, status}; config names the cluster (brokers) as the old READ did; the
+              credential never appears
     UPDATE    change any option of the table (feed.options); re-seals the key and re-enables a
               disabled subscription
     DELETE    tombstones for the subscription and its status; succeeds for unknown triggers
@@ -22,7 +23,7 @@ exact wording.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -41,6 +42,7 @@ NOT_AUTHORIZED = "You are not authorized for this trigger."
 NEEDS_TOPIC = "You must supply a 'topic' parameter."
 TOPIC_IS_FIXED = ("The topic of a subscription cannot be changed: delete the trigger and create it again with the "
                   "new topic.")
+NEEDS_BROKERS = "You must supply a 'brokers' parameter."
 BROKERS_SHAPE = "You must supply a 'brokers' parameter as an array of Message Hub brokers."
 BROKERS_ELSEWHERE = ("The 'brokers' parameter must name this messaging service's Kafka cluster: kafkaFeed "
                      "subscribes triggers to topics of that cluster only.")
@@ -100,7 +102,8 @@ class Lifecycle:
     def read(self, fqn: str, params: Mapping[str, object]) -> dict:
         self._check_owner(fqn)
         version, sub, status = self._current(fqn)
-        return {"config": config_view(sub), "status": status_view(sub, version, status)}
+        return {"config": config_view(sub, self.store().bootstrap_servers),
+                "status": status_view(sub, version, status)}
 
     def update(self, fqn: str, params: Mapping[str, object]) -> dict:
         changes = feed_options.given(params)
@@ -155,14 +158,19 @@ class Lifecycle:
             raise
 
     def _check_brokers(self, params: Mapping[str, object]) -> None:
-        """``brokers`` (required by the old feed) may be given, but only naming this service's cluster."""
+        """``brokers`` (required by the old feed) may be left out; given, it must name this service's
+        cluster. A value that names no broker is refused with the old feed's texts: an empty or blank
+        string as missing, an empty array (or one of blanks) as not an array of brokers."""
         raw = params.get("brokers")
-        if raw is None or raw == "":
+        if raw is None:
             return
         given = raw.split(",") if isinstance(raw, str) else raw if isinstance(raw, list) else None
         if given is None or not all(isinstance(b, str) for b in given):
             raise FeedError(BROKERS_SHAPE)
-        if not {b.strip() for b in given if b.strip()} <= self.store().bootstrap_servers:
+        named = {b.strip() for b in given if b.strip()}
+        if not named:
+            raise FeedError(NEEDS_BROKERS if isinstance(raw, str) else BROKERS_SHAPE)
+        if not named <= self.store().bootstrap_servers:
             raise FeedError(BROKERS_ELSEWHERE)
 
     def _current(self, fqn: str) -> tuple[int, Subscription, Status | None]:
@@ -197,10 +205,12 @@ def _at(start_from: str) -> At:
     return start_from if start_from in (LATEST, EARLIEST) else feed_options.timestamp_ms(start_from)
 
 
-def config_view(sub: Subscription) -> dict:
-    """READ's config: the old package's keys first, then this feed's."""
+def config_view(sub: Subscription, brokers: Iterable[str]) -> dict:
+    """READ's config: the old package's keys first, then this feed's. ``brokers`` is the cluster the
+    subscription reads (this service's), as an array a CREATE would accept, as the old READ showed it."""
     return {"triggerName": sub.trigger, "topic": sub.topic, **feed_options.read_view(sub.options, legacy=True),
-            "startFrom": sub.start_from, **feed_options.read_view(sub.options, legacy=False)}
+            "brokers": sorted(brokers), "startFrom": sub.start_from,
+            **feed_options.read_view(sub.options, legacy=False)}
 
 
 def status_view(sub: Subscription, version: int, status: Status | None) -> dict:

@@ -15,7 +15,8 @@ WSKDEPLOY_MODULE=github.com/apache/openwhisk-wskdeploy
 WSKDEPLOY_VERSION=v0.0.0-20241212232442-16acc805fe2c  # master 2024-12-12
 WSK_MODULE=github.com/apache/openwhisk-cli
 WSK_VERSION=v0.0.0-20240924142310-23f3cf73b812        # master 2024-09-24
-GO_BINDATA=github.com/jteeuwen/go-bindata/go-bindata@v3.0.7+incompatible
+GO_BINDATA_MODULE=github.com/jteeuwen/go-bindata
+GO_BINDATA_VERSION=v3.0.7+incompatible               # the i18n step of the real CLI's build
 KUBECONFORM_MODULE=github.com/yannh/kubeconform
 KUBECONFORM_VERSION=v0.7.0  # 2025-05; needs go >= 1.24
 
@@ -51,16 +52,28 @@ if wants wskdeploy && ! built wskdeploy "$WSKDEPLOY_VERSION"; then
   echo "$WSKDEPLOY_VERSION" > "$bin/wskdeploy.version"
 fi
 
+# The real CLI: its module and go-bindata's both from module source (`go install MOD@VERSION` asks the proxy for
+# version lists, which it refuses), then its i18n step and the build. Any failure returns non-zero, its last
+# stderr line saying why; the caller then builds the stand-in.
+build_real_wsk() {
+  local dir bindata
+  dir="$(module_source "$WSK_MODULE" "$WSK_VERSION" openwhisk-cli 2>/dev/null)" \
+    || { echo "the Go module proxy refuses $WSK_MODULE@$WSK_VERSION" >&2; return 1; }
+  bindata="$(module_source "$GO_BINDATA_MODULE" "$GO_BINDATA_VERSION" go-bindata 2>/dev/null)" \
+    || { echo "the Go module proxy refuses $GO_BINDATA_MODULE@$GO_BINDATA_VERSION" >&2; return 1; }
+  echo "build_tools: building the real wsk CLI $WSK_VERSION ..." >&2
+  (cd "$bindata" && { [ -f go.mod ] || go mod init "$GO_BINDATA_MODULE" >/dev/null 2>&1; } \
+    && go build -o "$bin/go-bindata" ./go-bindata) || { echo "go-bindata did not build" >&2; return 1; }
+  (cd "$dir" && "$bin/go-bindata" -pkg wski18n -o wski18n/i18n_resources.go wski18n/resources \
+    && go build -o "$bin/wsk" .) || { echo "the real CLI did not build" >&2; return 1; }
+}
+
 stand_in_version="stand-in:$(cd "$root/local_stack/wsk" && cat go.mod go.sum ./*.go | sha256sum | cut -c1-16)"
 if wants wsk && ! built wsk "$WSK_VERSION" && ! built wsk "$stand_in_version"; then
-  if dir="$(module_source "$WSK_MODULE" "$WSK_VERSION" openwhisk-cli 2>/dev/null)"; then
-    echo "build_tools: building the real wsk CLI $WSK_VERSION ..." >&2
-    GOBIN="$bin" go install "$GO_BINDATA"
-    (cd "$dir" && "$bin/go-bindata" -pkg wski18n -o wski18n/i18n_resources.go wski18n/resources \
-      && go build -o "$bin/wsk" .)
+  if why="$(build_real_wsk 2>&1 >/dev/null)"; then
     echo "$WSK_VERSION" > "$bin/wsk.version"
   else
-    echo "build_tools: the Go module proxy refuses $WSK_MODULE; building the wsk-compatible CLI of local_stack/wsk ..." >&2
+    echo "build_tools: the real wsk CLI could not be built ($(tail -n 1 <<<"$why")); building the wsk-compatible CLI of local_stack/wsk ..." >&2
     (cd "$root/local_stack/wsk" && go build -o "$bin/wsk" .)
     echo "$stand_in_version" > "$bin/wsk.version"
   fi

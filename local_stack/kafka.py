@@ -233,6 +233,8 @@ def start(cfg: BrokerConfig = BrokerConfig(), timeout_s: float = 90.0) -> Broker
         if fmt.returncode != 0:
             raise KafkaStackError(f"formatting KRaft storage in {data} failed:\n{fmt.stdout}{fmt.stderr}")
     log_path = data / "broker.out"
+    server_log = data / "server.log"
+    seen = server_log.stat().st_size if server_log.exists() else 0  # a reopened data dir: an old log
     with open(log_path, "ab") as out:
         proc = subprocess.Popen(
             _java_cmd(libs, data, cfg.heap, ["kafka.Kafka", str(data / "server.properties")]),
@@ -240,21 +242,31 @@ def start(cfg: BrokerConfig = BrokerConfig(), timeout_s: float = 90.0) -> Broker
         )
     state = BrokerState(proc.pid, port, cport, sasl_port, cfg.sasl_user, cfg.sasl_password, str(data), str(log_path),
                         authorizer=cfg.authorizer)
-    _wait_ready(proc, state, timeout_s)
+    _wait_ready(proc, state, timeout_s, seen)
     return state
 
 
-def _wait_ready(proc: subprocess.Popen[bytes], state: BrokerState, timeout_s: float) -> None:
+def _wait_ready(proc: subprocess.Popen[bytes], state: BrokerState, timeout_s: float, log_offset: int = 0) -> None:
+    """Until the broker logs READY_LINE (after `log_offset`: a restart's log holds the last run's) and accepts."""
     server_log = Path(state.data_dir) / "server.log"
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise KafkaStackError(f"the broker exited with {proc.returncode}:\n{_tail(state)}")
-        if server_log.exists() and READY_LINE in server_log.read_text(errors="replace") and _accepts(state.port):
+        if _logged_since(server_log, log_offset) and _accepts(state.port):
             return
         time.sleep(0.2)
     stop(state)
     raise KafkaStackError(f"the broker did not start within {timeout_s:.0f}s:\n{_tail(state)}")
+
+
+def _logged_since(server_log: Path, offset: int) -> bool:
+    try:
+        with open(server_log, "rb") as f:
+            f.seek(offset)
+            return READY_LINE.encode() in f.read()
+    except OSError:
+        return False
 
 
 def _accepts(port: int) -> bool:

@@ -1,8 +1,14 @@
 """messagingWeb/token: a sealed credential for producers outside OpenWhisk (DESIGN.md section 4).
 
 `trigger` names one trigger, or `*` (or `/ns/*`) for every trigger of the caller's namespace.
-The caller's key must own what it asks for. Answers the credential, its scope, the topic, and an
-example envelope to copy into any Kafka producer.
+The caller's key must own what it asks for. Answers the credential, its scope, where to produce
+(the bootstrap servers and the topic), the record key, and an example envelope to copy into any
+Kafka producer. Nothing else of the service's Kafka settings is shown: its credentials are not the
+producer's, and the answer is meant to be pasted.
+
+The bootstrap servers are the ones external producers use: the operator binds them as
+``external_kafka_bootstrap_servers`` when the web actions reach Kafka under another name (an
+internal listener); unset or empty, they are the web actions' own ``kafka_bootstrap_servers``.
 """
 
 from __future__ import annotations
@@ -37,7 +43,20 @@ def token(params: dict) -> dict:
     return {
         "credential": credential,
         "scope": [scope],
+        "bootstrap_servers": external_bootstrap_servers(params),
         "topic": support.topic(params, "trigger_messages_topic", topics.TRIGGER_MESSAGES_TOPIC),
         "key": example_trigger,
         "envelope": json.loads(envelope.to_structured(example)),
     }
+
+
+def external_bootstrap_servers(params: dict) -> str:
+    """``host:port,...`` as producers outside OpenWhisk reach the cluster (kcat ``-b`` and kafka-python's
+    ``bootstrap_servers`` take it as it is)."""
+    bound = params.get("external_kafka_bootstrap_servers")
+    if bound is None or bound == "":
+        return ",".join(support.kafka_settings(params).bootstrap_servers)
+    if not isinstance(bound, str) or not [s for s in bound.split(",") if s.strip()]:
+        raise support.ActionError("the messaging service is misconfigured: external_kafka_bootstrap_servers must be "
+                                  "host:port,...", 503)
+    return ",".join(s.strip() for s in bound.split(",") if s.strip())

@@ -3,10 +3,11 @@
     python -m local_stack.emulator --host 127.0.0.1 --port 3233 --runtime-python PATH
         [--namespaces-file F] [--fires-per-minute N --invocations-per-minute N
         --concurrent-invocations N] [--max-payload-bytes N] [--max-blocking-wait-ms N]
-        [--fires-log-max N] [--access-log]
+        [--fires-log-max N] [--access-log] [--state-file PATH]
 
 Prints `emulator listening on http://HOST:PORT` once it accepts requests (`--port 0` picks a
-free port and prints it).
+free port and prints it). With `--state-file` the entities (packages, actions, triggers, rules)
+are loaded from PATH on start and written back to it after every change (persistence.py).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from aiohttp import web
 from .app import build_app, build_emulator
 from .config import DEFAULT_MAX_PAYLOAD_BYTES, EmulatorConfig, ThrottleLimits
 from .identities import IdentityError, default_specs, load_specs
+from .persistence import StateFile, StateFileError
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -48,6 +50,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--public-url", help="base URL actions see as __OW_API_HOST (default http://HOST:PORT)")
     p.add_argument("--access-log", action="store_true", help="log every request (slow)")
     p.add_argument("--log-level", default="WARNING")
+    p.add_argument("--state-file", type=Path,
+                   help="keep the entities in this file across restarts (loaded on start, saved on change)")
     return p.parse_args(argv)
 
 
@@ -77,7 +81,12 @@ async def serve(args: argparse.Namespace) -> None:
     specs = default_specs()
     if config.namespaces_file is not None:
         specs += load_specs(config.namespaces_file)
-    app = build_app(build_emulator(config, specs))
+    emulator = build_emulator(config, specs)
+    state = StateFile(args.state_file, emulator.store) if args.state_file is not None else None
+    if state is not None:
+        count = state.load()
+        print(f"emulator state: {count} entities loaded from {args.state_file}", flush=True)
+    app = build_app(emulator)
     runner = web.AppRunner(app, access_log=logging.getLogger("aiohttp.access") if config.access_log else None,
                            handle_signals=False)
     await runner.setup()
@@ -91,6 +100,8 @@ async def serve(args: argparse.Namespace) -> None:
         await stop.wait()
     finally:
         await runner.cleanup()
+        if state is not None:
+            state.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         asyncio.run(serve(args))
-    except IdentityError as e:
+    except (IdentityError, StateFileError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -144,6 +144,7 @@ async def set_rule_state(request: web.Request) -> web.Response:
     if trigger is None:
         raise ApiError(404, RULE_NEEDS_TRIGGER)
     _link(trigger, rule.docid, RuleLink(rule.action, state))
+    emu.store.changed()
     return web.Response(status=200, text="OK")
 
 

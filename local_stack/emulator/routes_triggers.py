@@ -212,6 +212,8 @@ async def _fire(emu: Emulator, request: web.Request, fire: _Fire, identity: Iden
     if not isinstance(trigger, Trigger):
         raise ApiError(409, CONFORMANCE)
     if not trigger.has_active_rule():
+        # Triggers.scala `activate`: no active rule -> `complete(NoContent)`, no activation record, no
+        # activation-id header (tests/local_stack/test_emulator_no_rule.py)
         return web.Response(status=NO_CONTENT)
     activation_id = uuid.uuid4().hex
     args = params_to_dict(trigger.parameters)

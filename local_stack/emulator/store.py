@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import TypeVar
 
 from .entities import Action, Activation, Entity, Package, Rule, Trigger
@@ -24,6 +25,7 @@ class Store:
         self._writes = itertools.count()
         self._activations: dict[str, OrderedDict[str, Activation]] = {}
         self._activations_max = activations_per_namespace_max
+        self.on_change: Callable[[], None] | None = None  # set by a state file (persistence.py)
 
     # ---- entities ----
 
@@ -43,10 +45,20 @@ class Store:
     def put(self, entity: Entity) -> None:
         self._docs[entity.docid] = entity
         self._written[entity.docid] = next(self._writes)
+        self.changed()
 
     def delete(self, docid: str) -> None:
         self._docs.pop(docid, None)
         self._written.pop(docid, None)
+        self.changed()
+
+    def changed(self) -> None:
+        """An entity changed in place (a rule link on its trigger) or through put/delete: tell the state file."""
+        if self.on_change is not None:
+            self.on_change()
+
+    def entities_in_write_order(self) -> list[Entity]:
+        return sorted(self._docs.values(), key=lambda d: self._written.get(d.docid, 0))
 
     def list(self, kind: type[E], namespace: str, include_nested: bool = False) -> list[E]:
         """Entities of one kind whose namespace is `namespace` (or below it), newest update first."""
@@ -59,6 +71,7 @@ class Store:
     def clear_entities(self) -> None:
         self._docs.clear()
         self._written.clear()
+        self.changed()
 
     # ---- activations ----
 

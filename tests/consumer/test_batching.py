@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from consumer import batching
-from consumer.batching import Batcher, Limits
+from consumer.batching import Batcher
+from feed.options import BatchLimits
 from feed.records import Options
 from messaging_lib import envelope
 
@@ -54,8 +55,8 @@ def test_every_record_encodes_as_json_the_firer_accepts(value: bytes, key: bytes
     assert batching.payload_size([len(encoded)] * 2) == len(payload)
 
 
-def limits(max_bytes: int = 1000, max_messages: int = 100, window_s: float = 1.0) -> Limits:
-    return Limits(max_bytes, max_messages, window_s)
+def limits(max_bytes: int = 1000, max_messages: int = 100, window_s: float = 1.0) -> BatchLimits:
+    return BatchLimits(max_bytes, max_messages, window_s)
 
 
 def test_a_batch_closes_before_it_would_exceed_its_byte_limit_and_never_exceeds_it() -> None:

@@ -29,7 +29,7 @@ from cryptography.fernet import Fernet
 from deploy.ports import free_port
 from deploy.topics import topic_config
 from tests.e2e.helpers import OpenWhisk, unique, wait_for
-from tests.fixtures.emulator import EmulatorHandle, start_emulator, stop_emulator
+from tests.fixtures.emulator import STANDARD_AUTH, EmulatorHandle, start_emulator, stop_emulator
 from tests.fixtures.kafka import KafkaHandle
 from tests.fixtures.tools import REPO_ROOT, Tools
 
@@ -377,6 +377,14 @@ def _wait_for_output(process: subprocess.Popen, log: Path, text: str, timeout_s:
     return wait_for(seen, timeout_s=timeout_s, interval_s=0.5, what=f"'{text}' from deploy.sh --local")
 
 
+def _user_entities(tools: Tools, apihost: str, names: tuple[str, str, str]) -> tuple[str, str]:
+    """The user's trigger (its parameters) and rule (its status), as `wsk` shows them."""
+    trigger, _action, rule = names
+    auth = STANDARD_AUTH[USER]
+    got = json.loads(wsk(tools, apihost, auth, "trigger", "get", trigger).split("\n", 1)[1])
+    return json.dumps(got["parameters"]), wsk(tools, apihost, auth, "rule", "status", rule)
+
+
 def test_local_runs_the_demo_stays_up_is_safe_to_rerun_stops_on_ctrl_c_and_undeploys(
         tools: Tools, tmp_path: Path) -> None:
     state_dir = tmp_path / "local"
@@ -394,6 +402,17 @@ def test_local_runs_the_demo_stays_up_is_safe_to_rerun_stops_on_ctrl_c_and_undep
         assert '"from": "kafka"' in output.split("$ wsk activation get")[2]
         pidfiles = [state_dir / "consumer.pid", state_dir / "emulator.pid"]
         assert all(_pid_alive(p) for p in pidfiles)
+        assert f"export WSK_CONFIG_FILE={state_dir}/guest.wskprops" in output, "an absolute path"
+
+        # the user's own trigger, action and rule
+        apihost = (state_dir / "emulator.url").read_text().strip()
+        guest = OpenWhisk(apihost, STANDARD_AUTH[USER])
+        names = (unique("UT"), unique("UA"), unique("UR"))
+        guest.put(f"triggers/{names[0]}", {"parameters": [{"key": "mine", "value": 1}]})
+        guest.echo_action(names[1])
+        guest.rule(names[2], names[0], names[1])
+        users = _user_entities(tools, apihost, names)
+        assert users[1] == f"ok: rule {names[2]} is active\n"
 
         again = subprocess.run([DEPLOY, "--local", "--detach", "--no-demo", "--state-dir", str(state_dir)],
                                capture_output=True, text=True, timeout=180, cwd=REPO_ROOT,
@@ -401,13 +420,48 @@ def test_local_runs_the_demo_stays_up_is_safe_to_rerun_stops_on_ctrl_c_and_undep
         assert again.returncode == 0, again.stderr
         assert again.stderr.count("already running") == 3 and again.stderr.count("left as it is") == 3
         assert "the one kept in" in again.stderr
+        assert "this run reuses it and stops nothing" in again.stderr and "Stopping" not in again.stderr
 
-        first.send_signal(signal.SIGINT)  # what Ctrl-C sends
-        assert first.wait(timeout=90) == 0, log.read_text()
+        # a second run with the demo: it re-creates nothing and stops nothing
+        with_demo = subprocess.run([DEPLOY, "--local", "--state-dir", str(state_dir)], capture_output=True,
+                                   text=True, timeout=240, cwd=REPO_ROOT, env=deploy_env(tools, tmp_path))
+        assert with_demo.returncode == 0, with_demo.stderr
+        for entity in ("trigger demo-trigger", "action demo-action", "rule demo-rule", "trigger demo-feed-trigger",
+                       "rule demo-feed-rule"):
+            assert f"{entity} exists: left as it is" in with_demo.stderr
+        assert "$ wsk trigger delete" not in with_demo.stderr and "Stopping" not in with_demo.stderr
+        assert all(_pid_alive(p) for p in pidfiles) and first.poll() is None, "the first run's stack is still up"
+        assert _user_entities(tools, apihost, names) == users
+
+        # a message queued in Kafka when the stack stops: its fires fail (retried) until Ctrl-C
+        fault = requests.post(f"{apihost}/_emulator/faults", timeout=30,
+                              json={"scope": "fires", "status": 503, "trigger": f"/{USER}/{names[0]}"})
+        assert fault.ok, fault.text
+        wsk(tools, apihost, STANDARD_AUTH[USER], "action", "invoke", f"/{OWNER}/messaging/produce",
+            "-p", "trigger", names[0], "-p", "payload", '{"queued": true}', "--result")
+        wait_for(lambda: requests.get(f"{apihost}/_emulator/fires", timeout=30,
+                                      params={"trigger": f"/{USER}/{names[0]}", "status": 503}).json()["fires"],
+                 timeout_s=120, what="the queued message's first (refused) fire")
+
+        os.killpg(first.pid, signal.SIGINT)  # what Ctrl-C sends: to the terminal's whole process group
+        assert first.wait(timeout=120) == 0, log.read_text()
         assert "==> Stopped" in log.read_text()
+        assert "Traceback" not in log.read_text()
         assert not any(_pid_alive(p) for p in pidfiles)
-        assert not (state_dir / "kafka-data").exists(), "the broker stopped and its data went with it"
+        assert (state_dir / "kafka-data").is_dir(), "Ctrl-C keeps Kafka's data"
+        assert (state_dir / "emulator-state.json").exists(), "Ctrl-C keeps the emulator's entities"
         assert (state_dir / "consumer-secrets.env").exists(), "Ctrl-C keeps the state"
+
+        # the next --local resumes: the user's entities are back, the queued message fires
+        resumed = subprocess.run([DEPLOY, "--local", "--detach", "--no-demo", *ports], capture_output=True,
+                                 text=True, timeout=240, cwd=REPO_ROOT, env=deploy_env(tools, tmp_path))
+        assert resumed.returncode == 0, resumed.stderr
+        assert "reopening the kept Kafka data" in resumed.stderr
+        apihost = (state_dir / "emulator.url").read_text().strip()
+        assert _user_entities(tools, apihost, names) == users
+        fired = wait_for(lambda: OpenWhisk(apihost, STANDARD_AUTH[USER]).activations(names[1]), timeout_s=120,
+                         what="the queued message fired after the restart")
+        assert fired[0]["response"]["result"]["received"]["queued"] is True
     finally:
         if first.poll() is None:
             os.killpg(first.pid, signal.SIGKILL)

@@ -151,7 +151,7 @@ def fired(control: Emulator, trigger: str) -> list[dict]:
     return [m for f in control.accepted(f"/{USER}/{trigger}") for m in f["payload"]["messages"]]
 
 
-def wait_fired(control: Emulator, trigger: str, count: int, timeout_s: float = 60) -> list[dict]:
+def wait_fired(control: Emulator, trigger: str, count: int, timeout_s: float = 120) -> list[dict]:
     return wait_for(lambda: len(m := fired(control, trigger)) >= count and m, timeout_s=timeout_s,
                     what=f"{count} messages fired to {trigger}")
 
@@ -180,7 +180,8 @@ def test_create_then_plain_kafka_messages_fire_the_trigger_and_delete_stops_them
     assert '"topic": "' + topic in got.stdout and secret not in got.stdout
     view = read_feed(emulator, trigger)
     assert view["config"] == {"triggerName": f"/{USER}/{trigger}", "topic": topic, "isJSONData": False,
-                              "isBinaryKey": False, "isBinaryValue": False, "startFrom": "latest",
+                              "isBinaryKey": False, "isBinaryValue": False, "brokers": [messaging.bootstrap],
+                              "startFrom": "latest",
                               "maxBatchBytes": 900_000, "maxBatchMessages": 10_000, "batchWindowMs": 100}
     assert view["status"]["active"] is True and view["status"]["state"] == "active"
     assert {"dateChanged", "dateChangedISO"} <= view["status"].keys() and "reason" not in view["status"]
@@ -213,7 +214,10 @@ def test_feed_parameters_are_checked_with_the_old_feeds_messages(messaging: Mess
          "Topic does not exist. You must create the topic first: no-such-topic"),
         ({"lifecycleEvent": "CREATE", "topic": topic, "triggerName": f"/{OWNER}/{trigger}"},
          "You are not authorized for this trigger."),
-        ({"lifecycleEvent": "UPDATE"}, "At least one of isJsonData, isBinaryKey, or isBinaryValue must be supplied"),
+        ({"lifecycleEvent": "UPDATE"}, "At least one of isJsonData, isBinaryKey, or isBinaryValue must be supplied."),
+        ({"lifecycleEvent": "CREATE", "topic": topic, "brokers": []},
+         "You must supply a 'brokers' parameter as an array of Message Hub brokers."),
+        ({"lifecycleEvent": "CREATE", "topic": topic, "brokers": ""}, "You must supply a 'brokers' parameter."),
         ({"lifecycleEvent": "FROB"}, "unsupported lifecycleEvent"),
     ]
     for values, expected in cases:

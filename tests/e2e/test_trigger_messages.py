@@ -232,11 +232,14 @@ def test_a_consumer_started_before_its_topic_exists_fires_once_the_topic_is_made
     consumer.wait_ready()
     assert "the topic has no partitions yet" in consumer.log()
     kafka.create_topic(name=topic, partitions=2)
+    # on a busy machine the group's metadata refresh and rebalance take a while: wait for the assignment
+    wait_for(lambda: any("partitions assigned" in line and f"{topic}-" in line for line in consumer.log().splitlines()),
+             timeout_s=120, interval_s=0.5, what=f"a partition of {topic} assigned")
     trigger = guest.trigger(unique("T"))
     fqn = f"/{USER}/{trigger}"
     KafkaProducer(bootstrap_servers=messaging.bootstrap).send(
-        topic, key=fqn.encode(), value=envelope_json(fqn, token_for(tools, emulator, trigger), {"late": 1})).get(10)
-    fires = wait_for(lambda: control.accepted(fqn), timeout_s=30, what="the fire from the new topic")
+        topic, key=fqn.encode(), value=envelope_json(fqn, token_for(tools, emulator, trigger), {"late": 1})).get(60)
+    fires = wait_for(lambda: control.accepted(fqn), timeout_s=120, what="the fire from the new topic")
     assert fires[0]["payload"] == {"late": 1}
 
 
@@ -378,7 +381,7 @@ def test_no_plain_openwhisk_key_in_any_topic_or_consumer_log(messaging: Messagin
     guest.session.delete(f"{emulator.url}/api/v1/namespaces/_/triggers/{gone}").raise_for_status()
     fqn = f"/{USER}/{gone}"
     KafkaProducer(bootstrap_servers=messaging.bootstrap).send(
-        messaging.trigger_messages_topic, key=fqn.encode(), value=envelope_json(fqn, credential, {})).get(10)
+        messaging.trigger_messages_topic, key=fqn.encode(), value=envelope_json(fqn, credential, {})).get(60)
     wait_for(lambda: control.accepted(f"/{USER}/{trigger}") and control.fires(fqn), what="both processed")
     time.sleep(1)
     secret = emulator.auth(USER).split(":", 1)[1].encode()
