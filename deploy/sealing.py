@@ -8,7 +8,7 @@ of its sealing key on the cluster and refuses a key that does not match the reco
 
 **The record.** A compacted record in the deployment's subscriptions topic under the reserved key
 ``deployment:sealing-key`` (the router and the feed action ignore keys without their
-``subscription:``/``status:`` prefixes, messaging_lib.subscriptions.parse_key; a tombstone deletes
+``subscription:``/``status:`` prefixes, feed.records.parse_key; a tombstone deletes
 it; the topic is deleted with the deployment, and the record with it). Its value is versioned
 JSON: the fingerprint, which deployment recorded it (API host and namespace: no secret) and when.
 

@@ -15,7 +15,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from deploy import sealing
 from deploy.sealing import KafkaFingerprintStore, Recorded, fingerprint
-from messaging_lib import subscriptions as records
+from feed import records
 from messaging_lib import topics
 from messaging_lib.kafka_config import KafkaSettings
 from tests.fixtures.kafka import KafkaHandle
