@@ -18,6 +18,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
+import subprocess
 import sys
 import time
 import tracemalloc
@@ -149,7 +151,25 @@ def process_cpu_s(pid: int) -> float:
     return (int(fields_[11]) + int(fields_[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def router_rate(s: Stack, topic: str, count: int, triggers: int) -> tuple[Rate, float, float]:
+@contextmanager
+def profiled(pid: int, out: Path | None) -> Iterator[None]:
+    """py-spy (a path to its binary, pinned in bench/requirements-profile.txt) records `pid` into
+    `out` as collapsed stacks, threads apart, while the block runs."""
+    if out is None:
+        yield
+        return
+    spy = subprocess.Popen([os.environ.get("PY_SPY", "py-spy"), "record", "--pid", str(pid), "--format", "raw",
+                            "--threads", "--rate", "200", "--output", str(out)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(60)
+
+
+def router_rate(s: Stack, topic: str, count: int, triggers: int, profile: Path | None = None
+                ) -> tuple[Rate, float, float]:
     """One router process draining the topic for `triggers` subscriptions: its rate and CPU from the
     first record it consumed until every record was delivered to every trigger and acknowledged;
     also (envelopes, messages per envelope)."""
@@ -161,24 +181,27 @@ def router_rate(s: Stack, topic: str, count: int, triggers: int) -> tuple[Rate, 
         started, cpu_started = time.monotonic(), process_cpu_s(router.proc.pid)
         first = router.metric("router_records_consumed_total")
         deadline = started + 600
-        while (router.metric("router_records_consumed_total") < count
-               or router.metric("router_messages_batched_total") < count * triggers):
-            if time.monotonic() > deadline:
-                raise RuntimeError("the router did not drain the topic in 10 minutes")
-            time.sleep(SAMPLE_S)
-        elapsed, cpu = time.monotonic() - started, process_cpu_s(router.proc.pid) - cpu_started
+        with profiled(router.proc.pid, profile):
+            while (router.metric("router_records_consumed_total") < count
+                   or router.metric("router_messages_batched_total") < count * triggers):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the router did not drain the topic in 10 minutes")
+                time.sleep(SAMPLE_S)
+            elapsed, cpu = time.monotonic() - started, process_cpu_s(router.proc.pid) - cpu_started
         envelopes = router.metric("router_envelopes_written_total")
         return Rate.of(count - first, elapsed, cpu), envelopes, count * triggers / envelopes
     finally:
         router.stop()
 
 
-def throughput_rows(s: Stack, topic: str, backlog: int, triggers: int) -> list[tuple[str, ...]]:
+def throughput_rows(s: Stack, topic: str, backlog: int, triggers: int, profile: Path | None
+                    ) -> list[tuple[str, ...]]:
     """The plain consumer, then the router, on the same topic: one table row pair per case."""
     print(f"plain kafka-python consumer ({triggers} subscription case) ...", file=sys.stderr)
     plain = plain_consumer_rate(s, topic, backlog)
     print(f"router with {triggers} subscribed trigger(s) ...", file=sys.stderr)
-    ours, envelopes, per_envelope = router_rate(s, topic, backlog, triggers)
+    ours, envelopes, per_envelope = router_rate(s, topic, backlog, triggers,
+                                                None if profile is None else profile / f"router-{triggers}.txt")
     case = f"{triggers} subscription{'s' if triggers > 1 else ''}"
     return [
         (f"messages/s, {case}", f"{ours.per_s:,.0f}", f"{plain.per_s:,.0f}", f"{ours.per_s / plain.per_s:.2f}"),
@@ -213,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="smaller counts (a smoke run, numbers are noisier)")
     p.add_argument("--throughput-only", action="store_true", help="skip the memory measurements")
+    p.add_argument("--profile", type=Path, metavar="DIR",
+                   help="py-spy the router while it drains (collapsed stacks into DIR; py-spy on PATH or $PY_SPY)")
     args = p.parse_args(argv)
     backlog = 50_000 if args.quick else 200_000
     subscriptions = 10_000
@@ -224,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"producing a backlog of {backlog:,} messages ...", file=sys.stderr)
         produce_backlog(s, topic, backlog)
         for triggers in (TRIGGERS, 1):
-            rows += throughput_rows(s, topic, backlog, triggers)
+            rows += throughput_rows(s, topic, backlog, triggers, args.profile)
         if args.throughput_only:
             print_table(rows)
             return 0

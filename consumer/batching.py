@@ -29,7 +29,9 @@ import json
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 from json.encoder import encode_basestring as _json_string  # json.dumps' own, for ensure_ascii=False
+from operator import add
 from typing import Any
 
 from feed.options import BatchLimits
@@ -148,13 +150,8 @@ class Sizes:
 
     __slots__ = ("at",)
 
-    def __init__(self, encoded: Sequence[bytes | None]) -> None:
-        at = [0]
-        total = 0
-        for message_ in encoded:
-            total += (0 if message_ is None else len(message_)) + 1
-            at.append(total)
-        self.at = at
+    def __init__(self, encoded: Sequence[bytes]) -> None:
+        self.at = list(map(add, accumulate(map(len, encoded), initial=0), range(len(encoded) + 1)))
 
 
 def payload_size(message_sizes: Iterable[int]) -> int:

@@ -38,6 +38,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import accumulate
 from typing import Any
 
 from kafka import TopicPartition
@@ -78,10 +79,10 @@ Piece = tuple[Routed, int, int]  # records [i, k) of a Routed: one envelope's or
 
 @dataclass(slots=True)
 class _Encoded:
-    """A partition's records under one encoding: the messages (None: over the payload limit),
-    their ``Sizes``, and the indexes of those over the limit."""
+    """A partition's records under one encoding: the messages, their ``Sizes``, and the indexes
+    of those over the payload limit (never batched: dead-lettered)."""
 
-    messages: list[bytes | None]
+    messages: list[bytes]
     sizes: Sizes
     too_large: list[int]
 
@@ -271,23 +272,16 @@ class Router:
                 if enc is None:
                     enc = encoded[route.encoding] = self._encode(fetched, records, route)
                 self._deliver(route, fetched, records, routed, enc, i, k, now)
-        pending, running = routed.pending, 0
-        pending.pop()
-        for j in range(count):  # the differences become counts; nothing was acknowledged yet
-            running += pending[j]
-            pending[j] = running
-            if not running:
+        routed.pending = pending = list(accumulate(routed.pending[:count]))  # differences -> counts
+        if 0 in pending:  # nothing was acknowledged yet: these have no destination
+            for j in [j for j, left in enumerate(pending) if not left]:
                 self._finish_one(routed, j)
 
     def _encode(self, fetched: PartitionRecords, records: Sequence[Any], route: Route) -> _Encoded:
-        messages: list[bytes | None] = list(batching.encode_records(fetched.topic, fetched.partition, records,
-                                                                    route.options))
-        too_large = []
-        if not batching.fits_alone(max(messages, key=len), self.settings.max_payload_bytes):  # type: ignore[arg-type]
-            too_large = [j for j, m in enumerate(messages)
-                         if not batching.fits_alone(m, self.settings.max_payload_bytes)]  # type: ignore[arg-type]
-            for j in too_large:
-                messages[j] = None
+        messages = batching.encode_records(fetched.topic, fetched.partition, records, route.options)
+        too_large, cap = [], self.settings.max_payload_bytes
+        if not batching.fits_alone(max(messages, key=len), cap):
+            too_large = [j for j, m in enumerate(messages) if not batching.fits_alone(m, cap)]
         return _Encoded(messages, Sizes(messages), too_large)
 
     def _deliver(self, route: Route, fetched: PartitionRecords, records: Sequence[Any], routed: Routed,
@@ -297,7 +291,7 @@ class Router:
         for j in [j for j in enc.too_large if i <= j < k] + [k]:
             if start < j:
                 self._send(self._batcher.add_many(route.trigger, route.version, route.credential, route.limits,
-                                                  enc.messages, enc.sizes, start, j,  # type: ignore[arg-type]
+                                                  enc.messages, enc.sizes, start, j,
                                                   lambda a, b: (routed, a, b), now))
             if j < k:
                 self._spawn_dead_letter(fetched, records[j], (routed, j, j + 1), route.trigger,

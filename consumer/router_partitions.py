@@ -26,6 +26,7 @@ import time
 from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from kafka import TopicPartition
@@ -43,6 +44,7 @@ from feed.records import Options
 
 log = logging.getLogger("consumer.router")
 
+_OFFSET = attrgetter("offset")
 Drain = Callable[[float | None], Awaitable[int]]  # wait for acknowledgements (timeout); returns what is left
 UNASSIGNED_WATCH_S = 30.0  # how long a new topic's assignment is watched for (see watch_unassigned)
 
@@ -212,7 +214,7 @@ class Partitions:
         if part is None:
             return None
         records = fetched.records
-        offsets = [r.offset for r in records]
+        offsets = list(map(_OFFSET, records))
         first = bisect_left(offsets, part.position)
         if first == len(offsets):
             return None
