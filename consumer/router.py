@@ -95,6 +95,7 @@ class Router:
         self._reader_factory = reader_factory
         self.index = SubscriptionIndex()
         self._staged: list[Change] = []
+        self._loading = True  # reading the table to its end: changes go straight into the index
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._partitions = Partitions(settings, self.index, self._drain, self._stopping, metrics, clock)
@@ -120,6 +121,7 @@ class Router:
         table_task = asyncio.ensure_future(table.run(table_stop))
         try:
             await self._until_loaded(table, table_task)
+            self._loading = False
             await self._apply_staged()
             self.ready = True
             log.info("router started", extra=fields(subscriptions=len(self.index), topics=len(self.index.topics()),
@@ -214,7 +216,12 @@ class Router:
     # --- subscription changes ---
 
     def _stage(self, change: Change) -> None:
-        """The table's callback: record and wake, nothing else."""
+        """The table's callback: record and wake, nothing else. While the table loads nothing is
+        routed yet (no batch, no partition, no topic), so a change is applied at once: a million
+        records are not held until the end of the load."""
+        if self._loading:
+            self.index.apply(change)
+            return
         self._staged.append(change)
         self._wake.set()
 
