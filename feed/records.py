@@ -139,8 +139,9 @@ class Subscription:
         """This record as read at ``offset``: segments it opened get that offset as their origin."""
         if all(s.origin is not None for s in self.segments):
             return self
-        return replace(self, segments=tuple(s if s.origin is not None else replace(s, origin=offset)
-                                            for s in self.segments))
+        segments = tuple(s if s.origin is not None else Segment(offset, s.start, s.stop) for s in self.segments)
+        return Subscription(self.trigger, self.topic, self.credential, self.options, self.start_from, segments,
+                            self.created_ms, self.updated_ms)  # not replace(): the router does this a million times
 
     def paused_at(self, ends: Positions, now_ms: int) -> Subscription:
         """PAUSE: the open segment stops at ``ends`` (the topic's end offsets now). Idempotent."""
@@ -282,8 +283,20 @@ def decode_subscription(value: bytes) -> Subscription:
 
 
 def _shared_options(value: object) -> Options:
-    options = feed_options.from_record(value)
-    return _shared(options, options)
+    """Records mostly repeat a few option sets: one seen before (the same keys and values, in the
+    same order) is not validated and built again."""
+    try:  # types in the key: true must not pass for 1, nor 1.0 for 1
+        key: Hashable = ("options", *((k, type(v), v) for k, v in value.items())) if isinstance(value, dict) else None
+        hash(key)
+    except TypeError:  # a nested value: validation refuses it below
+        key = None
+    found = None if key is None else _SHARED.get(key)
+    if found is None:
+        options = feed_options.from_record(value)
+        found = _shared(options, options)
+        if key is not None:
+            _shared(key, found)
+    return found  # type: ignore[no-any-return]
 
 
 def decode_status(value: bytes) -> Status:
