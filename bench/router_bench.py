@@ -18,6 +18,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
+import subprocess
 import sys
 import time
 import tracemalloc
@@ -106,35 +108,107 @@ class RouterProcess(ConsumerProcess):
         self.ready_s = time.monotonic()
 
 
-def plain_consumer_rate(s: Stack, topic: str, count: int) -> float:
-    """Messages/s of a plain kafka-python consumer reading the whole topic once, doing nothing else."""
-    consumer = KafkaConsumer(bootstrap_servers=s.bootstrap, enable_auto_commit=False, group_id=None,
-                             max_partition_fetch_bytes=4 * 1024 * 1024)
+# The router's fetch settings (consumer/router.py, consumer/settings.py): the plain consumer uses the same.
+FETCH = {"fetch_max_wait_ms": 100, "max_partition_fetch_bytes": 4 * 1024 * 1024}
+MAX_POLL_RECORDS = 2000
+SAMPLE_S = 0.05  # how often the router's metrics are read while it drains
+
+
+@dataclass(frozen=True)
+class Rate:
+    """Messages/s over a measured span, and the CPU seconds the reader spent per 100,000 messages."""
+
+    per_s: float
+    cpu_per_100k: float
+
+    @classmethod
+    def of(cls, count: float, elapsed_s: float, cpu_s: float) -> Rate:
+        return cls(count / elapsed_s, cpu_s / count * 100_000)
+
+
+def plain_consumer_rate(s: Stack, topic: str, count: int) -> Rate:
+    """A plain kafka-python consumer reading the whole topic once, doing nothing else, with the
+    router's fetch settings; timed (wall and CPU of this process) from its first record to its last."""
+    consumer = KafkaConsumer(bootstrap_servers=s.bootstrap, enable_auto_commit=False, group_id=None, **FETCH)
     partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
     consumer.assign(partitions)
     consumer.seek_to_beginning(*partitions)
-    started, seen = time.monotonic(), 0
+    seen, first = 0, 0
+    started = cpu_started = 0.0
     while seen < count:
-        for batch in consumer.poll(timeout_ms=500, max_records=2000).values():
+        for batch in consumer.poll(timeout_ms=500, max_records=MAX_POLL_RECORDS).values():
+            if not started:
+                started, cpu_started, first = time.monotonic(), time.process_time(), len(batch)
             seen += len(batch)
-    elapsed = time.monotonic() - started
+    elapsed, cpu = time.monotonic() - started, time.process_time() - cpu_started
     consumer.close()
-    return count / elapsed
+    return Rate.of(count - first, elapsed, cpu)
 
 
-def router_rate(s: Stack, topic: str, count: int) -> tuple[float, float, float]:
-    """(messages/s in, envelopes, messages per envelope) of one router process draining the topic."""
-    credential = Sealer([Fernet.generate_key().decode()]).seal(GUEST, ["/guest/*"])
-    subs_topic = write_subscriptions(s, [subscription(f"/guest/busy{i}", topic, credential) for i in range(TRIGGERS)])
-    router = RouterProcess(s, subs_topic, s.topic("envelopes"), "throughput")
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (all its threads) so far."""
+    fields_ = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields_[11]) + int(fields_[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def profiled(pid: int, out: Path | None) -> Iterator[None]:
+    """py-spy (a path to its binary, pinned in bench/requirements-profile.txt) records `pid` into
+    `out` as collapsed stacks, threads apart, while the block runs."""
+    if out is None:
+        yield
+        return
+    spy = subprocess.Popen([os.environ.get("PY_SPY", "py-spy"), "record", "--pid", str(pid), "--format", "raw",
+                            "--threads", "--rate", "200", "--output", str(out)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_until(lambda: router.metric("router_records_consumed_total") >= count
-                   and router.metric("router_messages_batched_total") >= count * TRIGGERS, "the router's drain", 300)
-        elapsed = time.monotonic() - router.ready_s
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(60)
+
+
+def router_rate(s: Stack, topic: str, count: int, triggers: int, profile: Path | None = None
+                ) -> tuple[Rate, float, float]:
+    """One router process draining the topic for `triggers` subscriptions: its rate and CPU from the
+    first record it consumed until every record was delivered to every trigger and acknowledged;
+    also (envelopes, messages per envelope)."""
+    credential = Sealer([Fernet.generate_key().decode()]).seal(GUEST, ["/guest/*"])
+    subs_topic = write_subscriptions(s, [subscription(f"/guest/busy{i}", topic, credential) for i in range(triggers)])
+    router = RouterProcess(s, subs_topic, s.topic("envelopes"), f"throughput-{triggers}")
+    try:
+        wait_until(lambda: router.metric("router_records_consumed_total") > 0, "the router's first record", 120)
+        started, cpu_started = time.monotonic(), process_cpu_s(router.proc.pid)
+        first = router.metric("router_records_consumed_total")
+        deadline = started + 600
+        with profiled(router.proc.pid, profile):
+            while (router.metric("router_records_consumed_total") < count
+                   or router.metric("router_messages_batched_total") < count * triggers):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the router did not drain the topic in 10 minutes")
+                time.sleep(SAMPLE_S)
+            elapsed, cpu = time.monotonic() - started, process_cpu_s(router.proc.pid) - cpu_started
         envelopes = router.metric("router_envelopes_written_total")
-        return count / elapsed, envelopes, count * TRIGGERS / envelopes
+        return Rate.of(count - first, elapsed, cpu), envelopes, count * triggers / envelopes
     finally:
         router.stop()
+
+
+def throughput_rows(s: Stack, topic: str, backlog: int, triggers: int, profile: Path | None
+                    ) -> list[tuple[str, ...]]:
+    """The plain consumer, then the router, on the same topic: one table row pair per case."""
+    print(f"plain kafka-python consumer ({triggers} subscription case) ...", file=sys.stderr)
+    plain = plain_consumer_rate(s, topic, backlog)
+    print(f"router with {triggers} subscribed trigger(s) ...", file=sys.stderr)
+    ours, envelopes, per_envelope = router_rate(s, topic, backlog, triggers,
+                                                None if profile is None else profile / f"router-{triggers}.txt")
+    case = f"{triggers} subscription{'s' if triggers > 1 else ''}"
+    return [
+        (f"messages/s, {case}", f"{ours.per_s:,.0f}", f"{plain.per_s:,.0f}", f"{ours.per_s / plain.per_s:.2f}"),
+        (f"CPU s per 100,000 messages, {case}", f"{ours.cpu_per_100k:.2f}", f"{plain.cpu_per_100k:.2f}",
+         f"{ours.cpu_per_100k / plain.cpu_per_100k:.2f}"),
+        (f"envelopes / messages per envelope, {case}", f"{envelopes:,.0f} / {per_envelope:,.0f}", "", ""),
+    ]
 
 
 def memory_per_subscription(s: Stack, count: int) -> tuple[float, float, float]:
@@ -161,35 +235,38 @@ def memory_per_subscription(s: Stack, count: int) -> tuple[float, float, float]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="smaller counts (a smoke run, numbers are noisier)")
+    p.add_argument("--throughput-only", action="store_true", help="skip the memory measurements")
+    p.add_argument("--profile", type=Path, metavar="DIR",
+                   help="py-spy the router while it drains (collapsed stacks into DIR; py-spy on PATH or $PY_SPY)")
     args = p.parse_args(argv)
     backlog = 50_000 if args.quick else 200_000
     subscriptions = 10_000
     work = Path(os.environ.get("BENCH_WORK", "/tmp")) / f"router-bench-{uuid.uuid4().hex[:6]}"
     work.mkdir(parents=True)
-    rows: list[tuple[str, str, str, str]] = []
+    rows: list[tuple[str, ...]] = []
     with stack(work) as s:
         topic = s.topic("busy")
         print(f"producing a backlog of {backlog:,} messages ...", file=sys.stderr)
         produce_backlog(s, topic, backlog)
-        print("plain kafka-python consumer ...", file=sys.stderr)
-        plain = plain_consumer_rate(s, topic, backlog)
-        print(f"router with {TRIGGERS} subscribed triggers ...", file=sys.stderr)
-        ours, envelopes, per_envelope = router_rate(s, topic, backlog)
-        rows.append((f"Kafka messages/s, 1 topic ({PARTITIONS} partitions), {TRIGGERS} triggers",
-                     f"{ours:,.0f}", f"{plain:,.0f}", f"{ours / plain:.2f}x"))
-        rows.append(("deliveries/s (message x trigger, batched into envelopes)", f"{ours * TRIGGERS:,.0f}", "", ""))
-        rows.append(("envelopes (batched fires) / messages per envelope", f"{envelopes:,.0f} / {per_envelope:,.0f}",
-                     "", ""))
+        for triggers in (TRIGGERS, 1):
+            rows += throughput_rows(s, topic, backlog, triggers, args.profile)
+        if args.throughput_only:
+            print_table(rows)
+            return 0
         print(f"memory with {subscriptions:,} subscriptions ...", file=sys.stderr)
         empty, full, heap = memory_per_subscription(s, subscriptions)
         rows.append((f"router RSS MB, 0 vs {subscriptions:,} subscriptions", f"{empty:.0f} / {full:.0f}", "", ""))
         rows.append(("RSS per subscription (bytes)", f"{(full - empty) * 1024 * 1024 / subscriptions:,.0f}", "", ""))
         rows.append(("table heap per subscription (bytes, tracemalloc)", f"{heap:,.0f}", "", ""))
+    print_table(rows)
+    return 0
+
+
+def print_table(rows: list[tuple[str, ...]]) -> None:
     print()
-    print("| measure | router | plain kafka-python consumer | ratio |\n|---|---|---|---|")
+    print("| measure | router | plain kafka-python consumer | router / plain |\n|---|---|---|---|")
     for row in rows:
         print("| " + " | ".join(row) + " |")
-    return 0
 
 
 if __name__ == "__main__":

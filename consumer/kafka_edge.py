@@ -102,6 +102,22 @@ class _KafkaThread:
         self._executor.shutdown(wait=True)
 
 
+@dataclass(frozen=True, slots=True)
+class PartitionRecords:
+    """One partition's records from one poll, as kafka-python returned them: no per-record copy
+    (the router reads thousands per poll). Each record has ``offset``, ``key``, ``value``,
+    ``headers`` (name, bytes pairs, or None) and ``timestamp`` (epoch ms), ascending by offset."""
+
+    topic: str
+    partition: int
+    records: Sequence[Any]
+
+    @staticmethod
+    def record(topic: str, partition: int, raw: Any) -> Record:
+        """One of ``records`` as a ``Record`` (for the rare record that needs one: a dead letter)."""
+        return Record(topic, partition, raw.offset, raw.key, raw.value, list(raw.headers or []), raw.timestamp)
+
+
 def _records(batches: dict[Any, list[Any]]) -> list[Record]:
     return [Record(m.topic, m.partition, m.offset, m.key, m.value, list(m.headers or []), m.timestamp)
             for msgs in batches.values() for m in msgs]
@@ -251,11 +267,13 @@ class GroupReader:
                 self._consumer.topics()
         await self._thread.call("metadata refresh failed", refresh)
 
-    async def poll(self, timeout_s: float, max_records: int) -> list[Record]:
-        def poll() -> list[Record]:
+    async def poll(self, timeout_s: float, max_records: int) -> list[PartitionRecords]:
+        """One batch per partition, handed over as fetched (see ``PartitionRecords``)."""
+        def poll() -> list[PartitionRecords]:
             if self._consumer is None:
                 return []
-            return _records(self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records))
+            fetched = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+            return [PartitionRecords(tp.topic, tp.partition, records) for tp, records in fetched.items() if records]
         if self._consumer is None:
             await asyncio.sleep(timeout_s)
             return []

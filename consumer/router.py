@@ -11,7 +11,11 @@ stage work for it. What is kept, and where:
   subscription; a change re-subscribes it without a restart.
 - **at-least-once**: an input offset is committed only once every envelope (and dead-letter
   record) built from the records before it was acknowledged (``PartitionOffsets`` per partition,
-  a count of outstanding destinations per record).
+  a count of outstanding destinations per record, kept per poll and partition in ``Routed``).
+- **speed**: a poll's records are routed a partition at a time, as kafka-python fetched them:
+  each record is encoded once per distinct encoding (``batching.encode_records``), and each
+  subscription takes its run of them into its batches in one step (``Batcher.add_many``), so a
+  subscription costs per batch, not per message; an acknowledgement counts down its run.
 - **partitions** (consumer/router_partitions.py): ownership through rebalances, where each
   partition reads and for which subscriptions (catch-up), and what is committed; this module
   keeps the loop, subscription changes, routing and sending. The machinery shared with the firer
@@ -31,18 +35,22 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import accumulate
+from typing import Any
 
 from kafka import TopicPartition
 
 from consumer import batching, dead_letters
-from consumer.batching import Batch, Batcher
+from consumer.batching import Batch, Batcher, Sizes
 from consumer.dead_letters import DeadLetter
-from consumer.kafka_edge import GroupReader, KafkaUnavailable, Producer, Record
+from consumer.kafka_edge import GroupReader, KafkaUnavailable, PartitionRecords, Producer
 from consumer.logs import fields
 from consumer.metrics import RouterMetrics
-from consumer.router_partitions import Partitions, Ref
+from consumer.offsets import PartitionOffsets
+from consumer.router_partitions import Partitions, Route
 from consumer.settings import Settings
 from consumer.subscriptions import SubscriptionIndex
 from consumer.table import Change, CompactedTable, LogSource
@@ -56,6 +64,29 @@ log = logging.getLogger("consumer.router")
 ReaderFactory = Callable[..., GroupReader]
 
 
+@dataclass(slots=True, eq=False)
+class Routed:
+    """One partition's records of one poll, routed: ``pending[i]`` counts the destinations
+    (envelopes, dead letters) of ``offsets[i]`` not yet acknowledged."""
+
+    tracker: PartitionOffsets
+    offsets: list[int]
+    pending: list[int]
+
+
+Piece = tuple[Routed, int, int]  # records [i, k) of a Routed: one envelope's or dead letter's share
+
+
+@dataclass(slots=True)
+class _Encoded:
+    """A partition's records under one encoding: the messages, their ``Sizes``, and the indexes
+    of those over the payload limit (never batched: dead-lettered)."""
+
+    messages: list[bytes]
+    sizes: Sizes
+    too_large: list[int]
+
+
 class Router:
     def __init__(self, settings: Settings, producer: Producer, table_source: LogSource, metrics: RouterMetrics,
                  reader_factory: ReaderFactory = GroupReader, clock: Callable[[], float] = time.monotonic) -> None:
@@ -64,11 +95,11 @@ class Router:
         self._reader_factory = reader_factory
         self.index = SubscriptionIndex()
         self._staged: list[Change] = []
+        self._loading = True  # reading the table to its end: changes go straight into the index
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._partitions = Partitions(settings, self.index, self._drain, self._stopping, metrics, clock)
-        self._outstanding: dict[Ref, int] = {}  # routed records -> destinations not yet acknowledged
-        self._in_flight = 0
+        self._in_flight = 0  # records taken and not finished (every destination acknowledged)
         self._batcher = Batcher()
         self._supervisor = Supervisor("router", self.stop)
         self._queues: KeyedQueues[str, Batch] = KeyedQueues(self._supervisor, self._write_batch)
@@ -90,6 +121,7 @@ class Router:
         table_task = asyncio.ensure_future(table.run(table_stop))
         try:
             await self._until_loaded(table, table_task)
+            self._loading = False
             await self._apply_staged()
             self.ready = True
             log.info("router started", extra=fields(subscriptions=len(self.index), topics=len(self.index.topics()),
@@ -130,11 +162,13 @@ class Router:
                     await asyncio.wait_for(self._wake.wait(), 0.1)
                 self.last_poll = self._clock()
                 continue
-            records = await self._reader.poll(self._poll_timeout_s(), self.settings.router_max_poll_records)
+            fetched = await self._reader.poll(self._poll_timeout_s(), self.settings.router_max_poll_records)
             now = self._clock()
-            for record in records:
-                self._route(record, now)
-            self._metrics.consumed.inc(len(records))
+            consumed = 0
+            for batch in fetched:
+                self._route(batch, now)
+                consumed += len(batch.records)
+            self._metrics.consumed.inc(consumed)
             self._send(self._batcher.due(now))
             self.last_poll = now
             if now - last_commit >= self.settings.commit_interval_s:
@@ -182,7 +216,12 @@ class Router:
     # --- subscription changes ---
 
     def _stage(self, change: Change) -> None:
-        """The table's callback: record and wake, nothing else."""
+        """The table's callback: record and wake, nothing else. While the table loads nothing is
+        routed yet (no batch, no partition, no topic), so a change is applied at once: a million
+        records are not held until the end of the load."""
+        if self._loading:
+            self.index.apply(change)
+            return
         self._staged.append(change)
         self._wake.set()
 
@@ -215,60 +254,74 @@ class Router:
         self._metrics.subscriptions.set(len(self.index))
         self._metrics.topics.set(len(wanted))
 
-    # --- routing a record ---
+    # --- routing a partition's records ---
 
-    def _route(self, record: Record, now: float) -> None:
-        taken = self._partitions.take(record)
+    def _route(self, fetched: PartitionRecords, now: float) -> None:
+        taken = self._partitions.take(fetched)
         if taken is None:
             return  # fetched before a revoke or a seek
-        part, ref = taken
-        offset = record.offset
-        self._in_flight += 1
-        destinations = 0
-        encoded: dict[tuple[bool, bool, bool], bytes | None] = {}
-        for route in self._partitions.routes_of(part, record):
-            if not route.delivers(offset):
-                continue
-            destinations += 1
-            if route.disabled:
-                self._spawn_dead_letter(record, ref, route.trigger, Reason.SUBSCRIPTION_DISABLED,
-                                        f"the subscription of {route.trigger} is disabled")
-                continue
-            key = route.options.encoding
-            if key in encoded:
-                message = encoded[key]
-            else:
-                message = encoded[key] = batching.encode(batching.message(
-                    record.topic, record.partition, offset, record.key, record.value, record.timestamp_ms,
-                    record.headers, route.options))
-                if not batching.fits_alone(message, self.settings.max_payload_bytes):
-                    encoded[key] = message = None
-            if message is None:
-                self._spawn_dead_letter(record, ref, route.trigger, Reason.PAYLOAD_TOO_LARGE,
-                                        f"the message is over the payload limit of "
-                                        f"{self.settings.max_payload_bytes} bytes as JSON")
-                continue
-            closed = self._batcher.add(route.trigger, route.version, route.credential, route.limits, message, ref,
-                                       now)
-            if closed:
-                self._send(closed)
-        if destinations:
-            self._outstanding[ref] = destinations
-        else:
-            self._finish(ref)
+        part, offsets, records = taken
+        count = len(offsets)
+        self._in_flight += count
+        routed = Routed(part.offsets, offsets, [0] * (count + 1))  # first as differences, see below
+        encoded: dict[tuple[object, ...], _Encoded] = {}
+        for route in self._partitions.routes_of(part, fetched.topic, fetched.partition):
+            for i, k in route.spans(offsets):
+                routed.pending[i] += 1
+                routed.pending[k] -= 1
+                if route.disabled:
+                    for j in range(i, k):
+                        self._spawn_dead_letter(fetched, records[j], (routed, j, j + 1), route.trigger,
+                                                Reason.SUBSCRIPTION_DISABLED,
+                                                f"the subscription of {route.trigger} is disabled")
+                    continue
+                enc = encoded.get(route.encoding)
+                if enc is None:
+                    enc = encoded[route.encoding] = self._encode(fetched, records, route)
+                self._deliver(route, fetched, records, routed, enc, i, k, now)
+        routed.pending = pending = list(accumulate(routed.pending[:count]))  # differences -> counts
+        if 0 in pending:  # nothing was acknowledged yet: these have no destination
+            for j in [j for j, left in enumerate(pending) if not left]:
+                self._finish_one(routed, j)
 
-    def _finish(self, ref: Ref) -> None:
+    def _encode(self, fetched: PartitionRecords, records: Sequence[Any], route: Route) -> _Encoded:
+        messages = batching.encode_records(fetched.topic, fetched.partition, records, route.options)
+        too_large, cap = [], self.settings.max_payload_bytes
+        if not batching.fits_alone(max(messages, key=len), cap):
+            too_large = [j for j, m in enumerate(messages) if not batching.fits_alone(m, cap)]
+        return _Encoded(messages, Sizes(messages), too_large)
+
+    def _deliver(self, route: Route, fetched: PartitionRecords, records: Sequence[Any], routed: Routed,
+                 enc: _Encoded, i: int, k: int, now: float) -> None:
+        """Records [i, k) to the route's batches; those over the payload limit to the dead-letter topic."""
+        start = i
+        for j in [j for j in enc.too_large if i <= j < k] + [k]:
+            if start < j:
+                self._send(self._batcher.add_many(route.trigger, route.version, route.credential, route.limits,
+                                                  enc.messages, enc.sizes, start, j,
+                                                  lambda a, b: (routed, a, b), now))
+            if j < k:
+                self._spawn_dead_letter(fetched, records[j], (routed, j, j + 1), route.trigger,
+                                        Reason.PAYLOAD_TOO_LARGE, f"the message is over the payload limit of "
+                                                                  f"{self.settings.max_payload_bytes} bytes as JSON")
+            start = j + 1
+
+    def _finish_one(self, routed: Routed, j: int) -> None:
         self._in_flight -= 1
-        tracker, offset = ref
-        tracker.done(offset)
+        routed.tracker.done(routed.offsets[j])
 
-    def _acknowledged(self, ref: Ref) -> None:
-        left = self._outstanding[ref] - 1
-        if left:
-            self._outstanding[ref] = left
-        else:
-            del self._outstanding[ref]
-            self._finish(ref)
+    def _acknowledged(self, piece: Piece) -> None:
+        """One destination of records [i, k) is acknowledged; a record with none left is done."""
+        routed, i, k = piece
+        pending, offsets, done = routed.pending, routed.offsets, routed.tracker.done
+        finished = 0
+        for j in range(i, k):
+            left = pending[j] - 1
+            pending[j] = left
+            if not left:
+                done(offsets[j])
+                finished += 1
+        self._in_flight -= finished
 
     # --- writing ---
 
@@ -279,8 +332,8 @@ class Router:
 
     async def _write_batch(self, batch: Batch) -> None:
         await self._write_envelope(batch)
-        for ref in batch.refs:
-            self._acknowledged(ref)  # type: ignore[arg-type]
+        for piece in batch.refs:
+            self._acknowledged(piece)  # type: ignore[arg-type]
 
     async def _write_envelope(self, batch: Batch) -> None:
         env = envelope.Envelope(id=str(uuid.uuid4()), source=feed_source(batch.version), trigger=batch.trigger,
@@ -293,10 +346,12 @@ class Router:
         self._metrics.envelopes.inc()
         self._metrics.messages.inc(len(batch.messages))
 
-    def _spawn_dead_letter(self, record: Record, ref: Ref, trigger: str, reason: Reason, detail: str) -> None:
-        self._supervisor.spawn(self._dead_letter(DeadLetter(record, reason, detail, trigger=trigger), ref))
+    def _spawn_dead_letter(self, fetched: PartitionRecords, raw: Any, piece: Piece, trigger: str, reason: Reason,
+                           detail: str) -> None:
+        record = PartitionRecords.record(fetched.topic, fetched.partition, raw)
+        self._supervisor.spawn(self._dead_letter(DeadLetter(record, reason, detail, trigger=trigger), piece))
 
-    async def _dead_letter(self, dl: DeadLetter, ref: Ref) -> None:
+    async def _dead_letter(self, dl: DeadLetter, piece: Piece) -> None:
         """Until the broker acknowledges: the offset behind the record waits for it."""
         topic = self.settings.dead_letter_topic
         await write_until_acknowledged(lambda: dead_letters.write(self._producer, topic, dl), KafkaUnavailable,
@@ -305,7 +360,7 @@ class Router:
         log.info("message dead-lettered", extra=fields(reason=dl.reason.value, trigger=dl.trigger,
                                                        topic=dl.record.topic, partition=dl.record.partition,
                                                        offset=dl.record.offset))
-        self._acknowledged(ref)
+        self._acknowledged(piece)
 
     async def _drain(self, timeout_s: float | None) -> int:
         """Send every open batch and wait until all routed records are acknowledged (or the

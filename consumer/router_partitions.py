@@ -23,13 +23,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection, Iterable
+from bisect import bisect_left
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
+from typing import Any
 
 from kafka import TopicPartition
 
 from consumer import positions
-from consumer.kafka_edge import GroupReader, KafkaUnavailable, Offsets, Record
+from consumer.kafka_edge import GroupReader, KafkaUnavailable, Offsets, PartitionRecords
 from consumer.logs import fields
 from consumer.metrics import RouterMetrics
 from consumer.offsets import PartitionOffsets
@@ -41,14 +44,15 @@ from feed.records import Options
 
 log = logging.getLogger("consumer.router")
 
-Ref = tuple[PartitionOffsets, int]  # a routed record: its partition's tracker and its offset
+_OFFSET = attrgetter("offset")
 Drain = Callable[[float | None], Awaitable[int]]  # wait for acknowledgements (timeout); returns what is left
 UNASSIGNED_WATCH_S = 30.0  # how long a new topic's assignment is watched for (see watch_unassigned)
 
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """One subscription as one partition routes to it: [low, stop) bounds of its joined segments."""
+    """One subscription as one partition routes to it: [low, stop) bounds of its joined segments;
+    ``encoding`` is ``options.encoding``, built once per plan (records sharing it are encoded once)."""
 
     trigger: str
     version: int
@@ -57,9 +61,29 @@ class Route:
     limits: BatchLimits
     bounds: tuple[tuple[int, int | None], ...]
     disabled: bool
+    encoding: tuple[object, ...] = ()
 
     def delivers(self, offset: int) -> bool:
         return any(low <= offset and (stop is None or offset < stop) for low, stop in self.bounds)
+
+    def spans(self, offsets: Sequence[int]) -> list[tuple[int, int]]:
+        """The index ranges [i, k) of ``offsets`` (ascending) this route delivers, in order."""
+        found = []
+        for low, stop in self.bounds:
+            i = bisect_left(offsets, low)
+            k = len(offsets) if stop is None else bisect_left(offsets, stop)
+            if i < k:
+                found.append((i, k))
+        if len(found) < 2:
+            return found
+        found.sort()
+        merged = [found[0]]
+        for i, k in found[1:]:  # segments do not overlap; merged all the same, each record once
+            if i <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(k, merged[-1][1]))
+            else:
+                merged.append((i, k))
+        return merged
 
 
 @dataclass
@@ -182,33 +206,43 @@ class Partitions:
 
     # --- positions: who receives what, from where ---
 
-    def take(self, record: Record) -> tuple[Partition, Ref] | None:
-        """Account for a fetched record about to be routed; None if it is not ours to route (fetched
-        before a revoke or a seek)."""
-        part = self._parts.get((record.topic, record.partition))  # type: ignore[call-overload]
-        if part is None or record.offset < part.position:
+    def take(self, fetched: PartitionRecords) -> tuple[Partition, list[int], Sequence[Any]] | None:
+        """Account for a partition's fetched records about to be routed: the partition, the
+        offsets and the records that are ours to route (not fetched before a revoke or a seek),
+        or None when none is."""
+        part = self._parts.get((fetched.topic, fetched.partition))  # type: ignore[call-overload]
+        if part is None:
             return None
-        part.position = record.offset + 1
-        part.offsets.take(record.offset)
-        return part, (part.offsets, record.offset)
+        records = fetched.records
+        offsets = list(map(_OFFSET, records))
+        first = bisect_left(offsets, part.position)
+        if first == len(offsets):
+            return None
+        if first:
+            offsets, records = offsets[first:], records[first:]
+        part.position = offsets[-1] + 1
+        take = part.offsets.take
+        for offset in offsets:
+            take(offset)
+        return part, offsets, records
 
-    def routes_of(self, part: Partition, record: Record) -> list[Route]:
+    def routes_of(self, part: Partition, topic: str, partition: int) -> list[Route]:
         """Who receives this partition's records from where: rebuilt only when the table or the
         partition's join state changes (``part.routes = None``), not per record."""
         if part.routes is not None:
             return part.routes
         routes = []
-        for live in self._index.on_topic(record.topic):
+        for live in self._index.on_topic(topic):
             sub = live.sub
             bounds = []
             for segment in sub.segments:
-                low = part.state.lower_bound(segment.origin, segment.start_at(record.partition))  # type: ignore[arg-type]
+                low = part.state.lower_bound(segment.origin, segment.start_at(partition))  # type: ignore[arg-type]
                 if low is not None:
-                    bounds.append((low, segment.stop_at(record.partition)))
+                    bounds.append((low, segment.stop_at(partition)))
             if bounds:
                 routes.append(Route(sub.trigger, live.version, sub.credential, sub.options,
                                     batch_limits(sub.options, self._settings.max_payload_bytes), tuple(bounds),
-                                    live.disabled))
+                                    live.disabled, sub.options.encoding))
         part.routes = routes
         return routes
 

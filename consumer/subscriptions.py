@@ -29,7 +29,7 @@ RefusalHook = Callable[[str, str, int], Awaitable[None]]
 DISABLING_STATUSES = frozenset({401, 403, 404})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Live:
     """A subscription as the router serves it: origins resolved, its version, its status."""
 

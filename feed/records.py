@@ -23,14 +23,20 @@ its own offset; readers resolve it with ``resolved``). CREATE opens the first se
 appends one that starts where the paused one stopped, UPDATE and PAUSE keep the origins, so the
 router can tell a segment it already serves from a new one (see consumer/positions.py). A
 partition missing from ``start`` or ``stop`` (created later) counts as offset 0.
+
+**In memory** (the router holds every subscription): the value classes have slots, and decoding
+shares equal topics, options and start/stop positions between records (``_shared``), so a
+million subscriptions cost their credentials and little else. Shared mappings are never
+mutated: every change makes a new one.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import sys
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from feed import options as feed_options
 from feed.options import Options, record_int  # Options: the table of feed.options, named here too
@@ -93,7 +99,7 @@ def disabled_message(status_code: int) -> str:
 # --- values -------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Segment:
     """A stretch of the topic the subscription reads: ``start`` <= offset < ``stop`` per partition."""
 
@@ -108,7 +114,7 @@ class Segment:
         return None if self.stop is None else self.stop.get(partition, 0)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Subscription:
     """One trigger's subscription to one topic. ``credential`` is sealed (never a plain key)."""
 
@@ -133,8 +139,9 @@ class Subscription:
         """This record as read at ``offset``: segments it opened get that offset as their origin."""
         if all(s.origin is not None for s in self.segments):
             return self
-        return replace(self, segments=tuple(s if s.origin is not None else replace(s, origin=offset)
-                                            for s in self.segments))
+        segments = tuple(s if s.origin is not None else Segment(offset, s.start, s.stop) for s in self.segments)
+        return Subscription(self.trigger, self.topic, self.credential, self.options, self.start_from, segments,
+                            self.created_ms, self.updated_ms)  # not replace(): the router does this a million times
 
     def paused_at(self, ends: Positions, now_ms: int) -> Subscription:
         """PAUSE: the open segment stops at ``ends`` (the topic's end offsets now). Idempotent."""
@@ -153,7 +160,7 @@ class Subscription:
         return replace(self, segments=segments, updated_ms=now_ms)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Status:
     """The consumer's verdict on a configuration version: disabled because a fire was refused."""
 
@@ -198,6 +205,20 @@ def encode_status(status: Status) -> bytes:
 
 # --- decoding -----------------------------------------------------------------------------------
 
+_T = TypeVar("_T")
+_SHARED: dict[Hashable, Any] = {}
+_SHARED_MAX = 65_536  # distinct values kept; past it the cache starts over (only sharing is lost)
+
+
+def _shared(key: Hashable, value: _T) -> _T:
+    """The value decoded earlier under an equal ``key``, else ``value`` (kept for the next)."""
+    found = _SHARED.get(key)
+    if found is None:
+        if len(_SHARED) >= _SHARED_MAX:
+            _SHARED.clear()
+        _SHARED[key] = found = value
+    return found  # type: ignore[no-any-return]
+
 
 def _load(value: bytes) -> dict[str, Any]:
     try:
@@ -225,7 +246,7 @@ def _positions(value: object, what: str) -> dict[int, int]:
         if not isinstance(partition, str) or not partition.isdigit():
             raise RecordError(f"{what} has a partition that is not a number")
         out[int(partition)] = record_int(offset, what)
-    return out
+    return _shared(("positions", *out.items()), out)
 
 
 def _segment(value: object) -> Segment:
@@ -251,14 +272,31 @@ def decode_subscription(value: bytes) -> Subscription:
         raise RecordError("segments must be a non-empty list")
     return Subscription(
         trigger=trigger,
-        topic=_text(content.get("topic"), "topic"),
+        topic=sys.intern(_text(content.get("topic"), "topic")),
         credential=_text(content.get("credential"), "credential"),
-        options=feed_options.from_record(content.get("options")),
-        start_from=_text(content.get("startFrom"), "startFrom"),
+        options=_shared_options(content.get("options")),
+        start_from=sys.intern(_text(content.get("startFrom"), "startFrom")),
         segments=tuple(_segment(s) for s in segments),
         created_ms=record_int(content.get("created_ms"), "created_ms"),
         updated_ms=record_int(content.get("updated_ms"), "updated_ms"),
     )
+
+
+def _shared_options(value: object) -> Options:
+    """Records mostly repeat a few option sets: one seen before (the same keys and values, in the
+    same order) is not validated and built again."""
+    try:  # types in the key: true must not pass for 1, nor 1.0 for 1
+        key: Hashable = ("options", *((k, type(v), v) for k, v in value.items())) if isinstance(value, dict) else None
+        hash(key)
+    except TypeError:  # a nested value: validation refuses it below
+        key = None
+    found = None if key is None else _SHARED.get(key)
+    if found is None:
+        options = feed_options.from_record(value)
+        found = _shared(options, options)
+        if key is not None:
+            _shared(key, found)
+    return found  # type: ignore[no-any-return]
 
 
 def decode_status(value: bytes) -> Status:

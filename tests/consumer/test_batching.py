@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import dataclass
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -104,3 +105,69 @@ def test_a_message_bigger_than_the_batch_limit_but_within_the_payload_limit_fire
     [alone] = batcher.close_all()
     assert alone.refs == [2]
     assert batching.fits_alone(b"y" * 500, 900_000) and not batching.fits_alone(b"y" * 900_000, 900_000)
+
+
+# --- the bulk path: the same bytes and the same batches as a message at a time -------------------
+
+
+@dataclass(frozen=True)
+class Raw:
+    """A record as kafka-python hands it over (the attributes the router reads)."""
+
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes | None]]
+    timestamp: int
+
+
+_BYTES = st.one_of(st.none(), st.binary(max_size=60), st.text(max_size=30).map(str.encode),
+                   st.sampled_from([b'{"a": [1, 2.5e-7, "\\u00e9\\n"]}', b"1e400", b"-0.0", b"12345678901234567890123",
+                                    b'"\\ud800"', b"NaN", b"[true, null]", b'"caf\xc3\xa9 \\u2028"']))
+_RAWS = st.lists(st.builds(Raw, st.integers(0, 2**40), _BYTES, _BYTES,
+                           st.lists(st.tuples(st.text(max_size=8), _BYTES), max_size=3),
+                           st.integers(-1, 2**45)), max_size=6)
+
+
+@given(_RAWS, st.booleans(), st.booleans(), st.booleans())
+def test_encode_records_writes_exactly_the_bytes_of_encode_message(raws: list[Raw], as_json: bool, bin_key: bool,
+                                                                   bin_value: bool) -> None:
+    options = Options(is_json_data=as_json and not bin_value, is_binary_key=bin_key, is_binary_value=bin_value)
+    expected = [batching.encode(batching.message("tö\"pic", 3, r.offset, r.key, r.value, r.timestamp, r.headers,
+                                                 options)) for r in raws]
+    assert batching.encode_records("tö\"pic", 3, raws, options) == expected
+
+
+def test_an_out_of_range_number_in_json_data_arrives_as_the_plain_text() -> None:
+    assert msg(b"1e400", is_json_data=True)["value"] == "1e400"  # json.dumps cannot write it back
+
+
+_ADDS = st.lists(st.tuples(st.integers(1, 120), st.sampled_from([1, 1, 1, 2]), st.floats(0, 0.3)), max_size=40)
+
+
+@given(_ADDS, st.integers(20, 400), st.integers(1, 6), st.sampled_from([0.0, 0.1, 1.0]), st.integers(1, 5))
+def test_add_many_builds_the_same_batches_as_add_one_at_a_time(adds: list[tuple[int, int, float]], max_bytes: int,
+                                                               max_messages: int, window_s: float, run: int) -> None:
+    one, bulk = Batcher(), Batcher()
+    got_one: list[batching.Batch] = []
+    got_bulk: list[batching.Batch] = []
+    now = 0.0
+    lim = limits(max_bytes=max_bytes, max_messages=max_messages, window_s=window_s)
+    for start in range(0, len(adds), run):
+        group = adds[start:start + run]
+        version = group[0][1]
+        now += group[0][2]
+        encoded = [bytes([65 + (start + j) % 26]) * size for j, (size, _, _) in enumerate(group)]
+        for j, message_ in enumerate(encoded):
+            got_one += one.add("/ns/T", version, "c", lim, message_, start + j, now)
+        sizes = batching.Sizes(encoded)
+        got_bulk += bulk.add_many("/ns/T", version, "c", lim, encoded, sizes, 0, len(encoded),
+                                  lambda i, k, s=start: list(range(s + i, s + k)), now)
+        got_one += one.due(now)
+        got_bulk += bulk.due(now)
+    got_one += one.close_all()
+    got_bulk += bulk.close_all()
+    assert [(b.version, b.messages, b.size, b.opened_s) for b in got_bulk] == [
+        (b.version, b.messages, b.size, b.opened_s) for b in got_one]
+    assert [[r for piece in b.refs for r in piece] for b in got_bulk] == [b.refs for b in got_one]
+    assert all(b.size == len(batching.payload(b.messages)) for b in got_bulk)

@@ -19,10 +19,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kafka import TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
 from prometheus_client import CollectorRegistry
 
 from consumer import batching, positions
-from consumer.kafka_edge import KafkaUnavailable, Record
+from consumer.kafka_edge import KafkaUnavailable, PartitionRecords, Record
 from consumer.metrics import RouterMetrics
 from consumer.router import Router
 from consumer.settings import Settings
@@ -107,7 +108,7 @@ class FakeReader:
     async def refresh_metadata(self) -> None:
         return None
 
-    async def poll(self, timeout_s: float, max_records: int) -> list[Record]:
+    async def poll(self, timeout_s: float, max_records: int) -> list[PartitionRecords]:
         self.polls += 1
         handed_over = self._hand_over()
         found = self._fetch(max_records)
@@ -132,13 +133,19 @@ class FakeReader:
             self._on_assigned(assigned)
         return bool(revoked or assigned)
 
-    def _fetch(self, max_records: int) -> list[Record]:
-        found: list[Record] = []
+    def _fetch(self, max_records: int) -> list[PartitionRecords]:
+        """Per partition, as kafka-python's records (``GroupReader.poll``)."""
+        found: list[PartitionRecords] = []
+        room = max_records
         for tp in sorted(self.assigned - self.paused):
             log = self._kafka.partitions[tp.topic][tp.partition]
-            taken = log[self.position[tp]:self.position[tp] + max_records - len(found)]
+            taken = log[self.position[tp]:self.position[tp] + room]
             self.position[tp] += len(taken)
-            found += taken
+            room -= len(taken)
+            if taken:
+                found.append(PartitionRecords(tp.topic, tp.partition, [
+                    ConsumerRecord(r.topic, r.partition, -1, r.offset, r.timestamp_ms, 0, r.key, r.value, r.headers,
+                                   None, -1, -1, -1) for r in taken]))
         return found
 
     async def positions_of(self, partitions: list[TopicPartition]

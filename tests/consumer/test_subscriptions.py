@@ -4,11 +4,15 @@ and the firer's hook that records a refusal."""
 from __future__ import annotations
 
 import asyncio
+import json
+
+import pytest
 
 from consumer.subscriptions import SubscriptionIndex, status_writer
 from consumer.table import Change
 from feed import records
 from feed.records import Options, Segment, Status, Subscription
+from messaging_lib.errors import RecordError
 
 
 def sub(trigger: str = "/guest/T", topic: str = "orders") -> Subscription:
@@ -83,3 +87,19 @@ def test_the_refusal_hook_writes_one_status_per_trigger_and_version_for_router_e
     assert [k for k, _ in written] == [b"status:/guest/T"] * 2
     assert records.decode_status(written[0][1]) == Status(404, records.disabled_message(404), 9, 77)
     assert records.decode_status(written[1][1]).config == 10
+
+
+def test_decoded_records_share_equal_options_and_positions_and_still_validate_each() -> None:
+    def value(options: dict[str, object], start: dict[str, int]) -> bytes:
+        content = json.loads(records.encode_subscription(sub()))
+        content["options"].update(options)
+        content["segments"][0]["start"] = start
+        return json.dumps(content).encode()
+
+    first = records.decode_subscription(value({"maxBatchMessages": 1}, {"0": 5}))
+    second = records.decode_subscription(value({"maxBatchMessages": 1}, {"0": 5}))
+    assert first.options is second.options and first.segments[0].start is second.segments[0].start
+    assert first.options.max_batch_messages == 1
+    for invalid in ({"maxBatchMessages": True}, {"maxBatchMessages": 1.0}, {"isJSONData": 1}):
+        with pytest.raises(RecordError):
+            records.decode_subscription(value(invalid, {"0": 5}))
