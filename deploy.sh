@@ -10,6 +10,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 CALLER_PWD="$PWD"
 cd "$ROOT"
 PY="$ROOT/.venv/bin/python"
+[ "${1:-}" != grant ] || { shift; exec "$PY" -m feed.grants "$@"; }  # ./deploy.sh grant add|list|revoke --namespace NS --topic T [--prefix]
 WHISK_SYSTEM_AUTH="789c46b1-71f6-4ed5-8c54-816aa4f8c502:abczO3xZCLrMN6v2BKK1dXYFpXlPkccOFqm12CdAsMgRU4VrNZ9lyGVCGuMDGIwP"
 GUEST_AUTH="23bc46b1-71f6-4ed5-8c54-816aa4f8c502:123zO3xZCLrMN6v2BKK1dXYFpXlPkccOFqm12CdAsMgRU4VrNZ9lyGVCGuMDGIwP"
 

@@ -13,9 +13,11 @@ from kafka import KafkaConsumer
 
 from actions.common import ActionError, time_left_s
 from actions.web import support
+from feed.grants import TopicPolicy
 from feed.lifecycle import EVENTS, Lifecycle
 from feed.store import KafkaStore
 from messaging_lib import envelope, topics
+from messaging_lib.errors import ConfigError
 from messaging_lib.kafka_config import KafkaSettings
 
 _consumers: dict[KafkaSettings, KafkaConsumer] = {}
@@ -33,7 +35,7 @@ def feed(params: dict) -> dict:
     if params.get("triggerName") in (None, ""):
         raise ActionError("You must supply a 'triggerName' parameter.")
     namespace, name = support.trigger_param(params, who, "triggerName")
-    lifecycle = Lifecycle(lambda: _store(params), _Caller(params, who))
+    lifecycle = Lifecycle(lambda: _store(params), _Caller(params, who), policy=_policy(params))
     return lifecycle.handle(event, envelope.trigger_fqn(namespace, name), params)
 
 
@@ -49,6 +51,14 @@ class _Caller:
 
     def seal(self, fqn: str) -> str:
         return support.sealer(self.params).seal(self.who.api_key, [fqn])
+
+
+def _policy(params: dict) -> TopicPolicy:
+    """The operator's topic policy, from the bound parameters (feed.grants)."""
+    try:
+        return TopicPolicy.from_settings(params)
+    except ConfigError as e:
+        raise ActionError(f"the messaging service is misconfigured: {e}", 503) from None
 
 
 def _store(params: dict) -> KafkaStore:
