@@ -270,6 +270,7 @@ deploy_package() {
   write_wskprops "$state_dir/wskprops" "$apihost" "$auth" "$namespace"
   step "Sealing key"
   choose_sealing_key
+  MESSAGING_WEB_AUTH="$("$PY" -c 'import os; from messaging_lib.credentials import web_auth_secret as w; print(w(os.environ["SEALING_KEYS"]))')"; export MESSAGING_WEB_AUTH  # messagingWeb's require-whisk-auth
   write_consumer_settings
 
   step "Building the action folders (python -m actions.build)"
@@ -462,6 +463,7 @@ EOF
   grep -q '^ *kafkaFeed:' manifest.yaml || { info "(no kafkaFeed in manifest.yaml yet: feed demo left out)"; return; }
   step "Demo: kafkaProduce -> topic -> kafkaFeed trigger -> rule -> action"
   tool create-topic demo-topic || exit 1
+  "$PY" -m feed.grants add --namespace guest --topic demo-topic --state-dir "$state_dir" >&2 || exit 1  # kafkaFeed needs a grant
   as_guest trigger delete demo-feed-trigger >/dev/null 2>&1 || true  # a feed trigger is recreated, not updated
   shown trigger create demo-feed-trigger --feed /whisk.system/messaging/kafkaFeed -p topic demo-topic \
     -p isJSONData true || die "the feed trigger could not be created" "see the answer above and $state_dir/emulator.log"

@@ -48,6 +48,8 @@ def _state_dir(given: str | None, environ: Mapping[str, str]) -> Path | None:
         return Path(given)
     if environ.get("MESSAGING_STATE_DIR"):
         return Path(environ["MESSAGING_STATE_DIR"])
+    if environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        return None  # the environment names the deployment: no kept settings mixed in
     return DEFAULT_LOCAL_STATE if DEFAULT_LOCAL_STATE.is_dir() else None
 
 
@@ -69,16 +71,25 @@ def main(argv: Sequence[str], environ: Mapping[str, str] = os.environ) -> int:
     try:
         settings = KafkaSettings.from_env(values)
         policy = grants.TopicPolicy.from_settings({k.lower(): v for k, v in values.items()})
-        store = _store(settings, values.get("SUBSCRIPTIONS_TOPIC") or topics.SUBSCRIPTIONS_TOPIC)
+        clients = _Clients(settings)
+    except ConfigError as e:
+        print(f"grant: error: {e}", file=sys.stderr)
+        return 1
+    store = KafkaStore(clients.consumer, clients.producer,
+                       values.get("SUBSCRIPTIONS_TOPIC") or topics.SUBSCRIPTIONS_TOPIC,
+                       settings.bootstrap_servers, lambda: TIMEOUT_S)
+    try:
         if args.action == "list":
             for grant in sorted(list_grants(store, args.namespace), key=str):
                 print(grant)
             return 0
         grant = _grant(args)
         change(store, policy, grant, add=args.action == "add")
-    except (ConfigError, RecordError, FeedError) as e:
+    except (RecordError, FeedError) as e:
         print(f"grant: error: {e}", file=sys.stderr)
         return 1
+    finally:
+        clients.close()
     print(f"{'granted' if args.action == 'add' else 'revoked'}: {grant}")
     return 0
 
@@ -104,11 +115,23 @@ def list_grants(store: KafkaStore, namespace: str | None) -> list[grants.Grant]:
     return grants.grants_from(store.latest((), [grants.namespace_key_prefix(namespace)]))
 
 
-def _store(settings: KafkaSettings, topic: str) -> KafkaStore:
-    def consumer() -> KafkaConsumer:
-        return KafkaConsumer(**settings.client_kwargs(), group_id=None, enable_auto_commit=False)
+class _Clients:
+    """The command's Kafka clients, made when first needed and closed when it ends."""
 
-    def producer() -> KafkaProducer:
-        return KafkaProducer(**settings.client_kwargs(), acks="all", linger_ms=0)
+    def __init__(self, settings: KafkaSettings) -> None:
+        self._settings = settings
+        self._made: list[KafkaConsumer | KafkaProducer] = []
 
-    return KafkaStore(consumer, producer, topic, settings.bootstrap_servers, lambda: TIMEOUT_S)
+    def consumer(self) -> KafkaConsumer:
+        client = KafkaConsumer(**self._settings.client_kwargs(), group_id=None, enable_auto_commit=False)
+        self._made.append(client)
+        return client
+
+    def producer(self) -> KafkaProducer:
+        client = KafkaProducer(**self._settings.client_kwargs(), acks="all", linger_ms=0)
+        self._made.append(client)
+        return client
+
+    def close(self) -> None:
+        for client in self._made:
+            client.close()

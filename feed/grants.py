@@ -31,7 +31,7 @@ The operator's command (``./deploy.sh grant ...`` runs it)::
 
 It writes with the deployment's Kafka settings: the environment (``KAFKA_*``,
 ``SUBSCRIPTIONS_TOPIC``, ...) first, then the settings deploy.sh kept in ``--state-dir``
-(default ``$MESSAGING_STATE_DIR``, else ``.cache/local`` when it exists).
+(default ``$MESSAGING_STATE_DIR``; else, when the environment names no brokers, ``.cache/local``).
 """
 
 from __future__ import annotations

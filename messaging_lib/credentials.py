@@ -31,6 +31,8 @@ error message or a ``repr``.
 
 import base64
 import binascii
+import hashlib
+import hmac
 import json
 import re
 import time
@@ -168,6 +170,17 @@ def _fernet(key: str, variable: str, position: int) -> Fernet:
         return Fernet(key)
     except (TypeError, ValueError):
         raise ConfigError(variable, f"key #{position + 1} is not a Fernet key (32 url-safe base64 bytes)") from None
+
+
+def web_auth_secret(sealing_keys: str) -> str:
+    """The ``require-whisk-auth`` value of messagingWeb's web actions, which the ``messaging``
+    forwarders present: an HMAC of a fixed label under the first (sealing) key, so every deploy
+    with the same key list derives the same value (nothing more to keep) and it changes with a key
+    rotation. It is bound on the shared package, so it is no secret from OpenWhisk users: it only
+    keeps out callers without an OpenWhisk key; the HMAC reveals nothing of the sealing key."""
+    first = parse_key_list(sealing_keys)[0]
+    digest = hmac.new(base64.urlsafe_b64decode(first), b"messagingWeb require-whisk-auth v1", hashlib.sha256)
+    return "mw-" + base64.urlsafe_b64encode(digest.digest()).decode("ascii").rstrip("=")
 
 
 def generate_key() -> str:
