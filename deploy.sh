@@ -235,8 +235,11 @@ run_wskdeploy() {  # run_wskdeploy [undeploy]: manifest.yaml with the operator's
   [ -z "$deployment_file" ] || args+=(-d "$deployment_file")
   [ -z "$namespace" ] || args+=(-n "$namespace")
   [ "${1:-}" != undeploy ] || args=(undeploy "${args[@]}")
-  # the manifest's $VARIABLES: what the web actions of messagingWeb are bound to
-  if ! env KAFKA_BOOTSTRAP_SERVERS="${ACTIONS_KAFKA_BOOTSTRAP_SERVERS:-${KAFKA_BOOTSTRAP_SERVERS:-}}" \
+  # the manifest's $VARIABLES: what the web actions of messagingWeb are bound to; their require-whisk-auth
+  # value is derived from the sealing key (messaging_lib/credentials.py; undeploy only needs a value)
+  local web_auth=undeploy
+  [ -z "${SEALING_KEYS:-}" ] || web_auth="$("$PY" -c 'import os; from messaging_lib.credentials import web_auth_secret as w; print(w(os.environ["SEALING_KEYS"]))')"
+  if ! env KAFKA_BOOTSTRAP_SERVERS="${ACTIONS_KAFKA_BOOTSTRAP_SERVERS:-${KAFKA_BOOTSTRAP_SERVERS:-}}" MESSAGING_WEB_AUTH="$web_auth" \
       WSK_CONFIG_FILE="$state_dir/wskprops" "$WSKDEPLOY" "${args[@]}" > "$state_dir/wskdeploy.log" 2>&1; then
     sed 's/^/    | /' "$state_dir/wskdeploy.log" | tail -n 25 >&2
     die "wskdeploy ${1:-deploy} failed (its full output: $state_dir/wskdeploy.log)" \
@@ -270,7 +273,6 @@ deploy_package() {
   write_wskprops "$state_dir/wskprops" "$apihost" "$auth" "$namespace"
   step "Sealing key"
   choose_sealing_key
-  MESSAGING_WEB_AUTH="$("$PY" -c 'import os; from messaging_lib.credentials import web_auth_secret as w; print(w(os.environ["SEALING_KEYS"]))')"; export MESSAGING_WEB_AUTH  # messagingWeb's require-whisk-auth
   write_consumer_settings
 
   step "Building the action folders (python -m actions.build)"
