@@ -11,6 +11,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 CALLER_PWD="$PWD"
 cd "$ROOT"
 PY="$ROOT/.venv/bin/python"
+[ "${1:-}" != grant ] || { shift; exec "$PY" -m feed.grants "$@"; }  # ./deploy.sh grant add|list|revoke --namespace NS --topic T [--prefix]
 WHISK_SYSTEM_AUTH="789c46b1-71f6-4ed5-8c54-816aa4f8c502:abczO3xZCLrMN6v2BKK1dXYFpXlPkccOFqm12CdAsMgRU4VrNZ9lyGVCGuMDGIwP"
 GUEST_AUTH="23bc46b1-71f6-4ed5-8c54-816aa4f8c502:123zO3xZCLrMN6v2BKK1dXYFpXlPkccOFqm12CdAsMgRU4VrNZ9lyGVCGuMDGIwP"
 
@@ -43,6 +44,8 @@ Kafka (flag, else environment; the consumer reads the same variables):
   --kafka-ssl-cafile FILE    CA for SSL/SASL_SSL (deploy.sh and the consumer)  env KAFKA_SSL_CAFILE
   --actions-kafka-bootstrap HOSTS  the brokers as the web actions reach them (default --kafka-bootstrap)
                                                                 env ACTIONS_KAFKA_BOOTSTRAP_SERVERS
+  --external-kafka-bootstrap HOSTS  the brokers as producers outside OpenWhisk reach them, shown by token
+                              (default --kafka-bootstrap)       env EXTERNAL_KAFKA_BOOTSTRAP_SERVERS
   --kafka-service-principal P  principal of the consumer and actions (default User:<SASL username>); its ACLs
   --kafka-producer-principal P  an external producer: may only write trigger messages (repeatable or P1,P2)
                               ACLs are created where the cluster has an authorizer, else printed (README: Security)
@@ -136,6 +139,7 @@ while [ "$#" -gt 0 ]; do
     --kafka-sasl-password) export KAFKA_SASL_PASSWORD="$v" ;;
     --kafka-ssl-cafile) KAFKA_SSL_CAFILE="$(absolute "$v")"; export KAFKA_SSL_CAFILE ;;
     --actions-kafka-bootstrap) export ACTIONS_KAFKA_BOOTSTRAP_SERVERS="$v" ;;
+    --external-kafka-bootstrap) export EXTERNAL_KAFKA_BOOTSTRAP_SERVERS="$v" ;;
     --kafka-service-principal) service_principal="$v" ;;
     --kafka-producer-principal) producer_principals="${producer_principals:+$producer_principals,}$v" ;;
     --trigger-messages-topic) export TRIGGER_MESSAGES_TOPIC="$v" ;;
@@ -285,8 +289,12 @@ run_wskdeploy() {  # run_wskdeploy [undeploy]: manifest.yaml with the operator's
   [ -z "$deployment_file" ] || args+=(-d "$deployment_file")
   [ -z "$namespace" ] || args+=(-n "$namespace")
   [ "${1:-}" != undeploy ] || args=(undeploy "${args[@]}")
-  # the manifest's $VARIABLES: what the web actions of messagingWeb are bound to
-  if ! env KAFKA_BOOTSTRAP_SERVERS="${ACTIONS_KAFKA_BOOTSTRAP_SERVERS:-${KAFKA_BOOTSTRAP_SERVERS:-}}" \
+  # the manifest's $VARIABLES: what the web actions of messagingWeb are bound to; their require-whisk-auth
+  # value is derived from the sealing key (messaging_lib/credentials.py; undeploy only needs a value)
+  local web_auth=undeploy
+  [ -z "${SEALING_KEYS:-}" ] || web_auth="$("$PY" -c 'import os; from messaging_lib.credentials import web_auth_secret as w; print(w(os.environ["SEALING_KEYS"]))')"
+  if ! env KAFKA_BOOTSTRAP_SERVERS="${ACTIONS_KAFKA_BOOTSTRAP_SERVERS:-${KAFKA_BOOTSTRAP_SERVERS:-}}" MESSAGING_WEB_AUTH="$web_auth" \
+      EXTERNAL_KAFKA_BOOTSTRAP_SERVERS="${EXTERNAL_KAFKA_BOOTSTRAP_SERVERS:-${KAFKA_BOOTSTRAP_SERVERS:-}}" \
       WSK_CONFIG_FILE="$state_dir/wskprops" "$WSKDEPLOY" "${args[@]}" > "$state_dir/wskdeploy.log" 2>&1; then
     sed 's/^/    | /' "$state_dir/wskdeploy.log" | tail -n 25 >&2
     die "wskdeploy ${1:-deploy} failed (its full output: $state_dir/wskdeploy.log)" \
@@ -545,6 +553,7 @@ EOF
   grep -q '^ *kafkaFeed:' manifest.yaml || { info "(no kafkaFeed in manifest.yaml yet: feed demo left out)"; return; }
   step "Demo: kafkaProduce -> topic -> kafkaFeed trigger -> rule -> action"
   tool create-topic demo-topic || exit 1
+  "$PY" -m feed.grants add --namespace guest --topic demo-topic --state-dir "$state_dir" >&2 || exit 1  # kafkaFeed needs a grant
   if ! exists trigger demo-feed-trigger; then
     shown trigger create demo-feed-trigger --feed /whisk.system/messaging/kafkaFeed -p topic demo-topic \
       -p isJSONData true || die "the feed trigger could not be created" "see the answer above and $state_dir/emulator.log"

@@ -3,7 +3,9 @@
 Parameters of a shared package are readable by every namespace, so the public actions hold no
 secrets: each forwards its parameters, with the caller's own API key, to the private web action
 of the same name in `messagingWeb`, which holds the secrets and checks the key before acting
-(DESIGN.md section 2). One module serves every public action: the action's own name
+(DESIGN.md section 2), presenting the web actions' `require-whisk-auth` secret (the bound
+`messaging_web_auth`) so that the controller refuses anyone who calls them directly without it.
+One module serves every public action: the action's own name
 (`__OW_ACTION_NAME` = /owner/messaging/produce) says which web action to call and in which
 namespace it lives. For kafkaFeed, OpenWhisk itself invokes the action with each lifecycle event
 (CREATE, READ, UPDATE, DELETE; PAUSE and UNPAUSE when invoked directly), and the web action's
@@ -20,6 +22,9 @@ import requests
 from actions.common import time_left_s
 
 WEB_PACKAGE = "messagingWeb"
+# This package's own settings (bound on messaging): used here, never forwarded.
+OWN_SETTINGS = ("messaging_web_package", "messaging_web_auth")
+WEB_AUTH_HEADER = "X-Require-Whisk-Auth"  # the controller checks it against messagingWeb's require-whisk-auth
 _session = requests.Session()  # kept across warm activations: pooled connections
 
 
@@ -32,10 +37,12 @@ def main(params: dict) -> dict:
                              params.get("messaging_web_package") or WEB_PACKAGE)
     except (KeyError, ValueError) as e:
         return {"error": f"cannot locate the web action: {e}"}
-    body = {k: v for k, v in params.items() if not k.startswith("__")}
+    body = {k: v for k, v in params.items() if not k.startswith("__") and k not in OWN_SETTINGS}
     body.update(authKey=api_key, callerNamespace=os.environ.get("__OW_NAMESPACE", ""))
+    secret = params.get("messaging_web_auth")
+    headers = {WEB_AUTH_HEADER: secret} if isinstance(secret, str) and secret else {}
     try:
-        response = _session.post(url, json=body, timeout=time_left_s())
+        response = _session.post(url, json=body, headers=headers, timeout=time_left_s())
     except requests.RequestException as e:
         return {"error": f"the messaging service is unreachable: {type(e).__name__}"}
     try:

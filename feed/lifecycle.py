@@ -28,9 +28,11 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from feed import grants as feed_grants
 from feed import options as feed_options
 from feed import records
 from feed.errors import FeedError
+from feed.grants import TopicPolicy
 from feed.options import EARLIEST, LATEST, Options
 from feed.records import Segment, Status, Subscription
 from feed.store import At, SubscriptionStore
@@ -69,10 +71,11 @@ class Lifecycle:
     """One caller's lifecycle events against the store ``open_store`` opens (once, when needed)."""
 
     def __init__(self, open_store: Callable[[], SubscriptionStore], caller: Caller,
-                 now_ms: Callable[[], int] = wall_clock_ms) -> None:
+                 now_ms: Callable[[], int] = wall_clock_ms, policy: TopicPolicy | None = None) -> None:
         self._open_store = open_store
         self._store: SubscriptionStore | None = None
         self._caller, self._now_ms = caller, now_ms
+        self._policy = TopicPolicy() if policy is None else policy  # default: explicit grants only
 
     def handle(self, event: str, fqn: str, params: Mapping[str, object]) -> dict:
         """``event`` (one of EVENTS) for the trigger ``fqn``, with the request's parameters."""
@@ -92,6 +95,7 @@ class Lifecycle:
         start_from = feed_options.parse_start_from(params)
         self._check_brokers(params)
         self._check_owner(fqn)
+        self._check_topic(fqn, topic)
         start = self.store().positions(topic, _at(start_from))
         now = self._now_ms()
         sub = Subscription(trigger=fqn, topic=topic, credential=self._caller.seal(fqn), options=options,
@@ -101,19 +105,21 @@ class Lifecycle:
 
     def read(self, fqn: str, params: Mapping[str, object]) -> dict:
         self._check_owner(fqn)
-        version, sub, status = self._current(fqn)
+        version, sub, status, grants = self._current(fqn, with_grants=True)
+        revoked = feed_grants.still_allowed(self._policy, fqn, sub.topic, grants)
         return {"config": config_view(sub, self.store().bootstrap_servers),
-                "status": status_view(sub, version, status)}
+                "status": status_view(sub, version, status, revoked)}
 
     def update(self, fqn: str, params: Mapping[str, object]) -> dict:
         changes = feed_options.given(params)
         if not changes:
             raise FeedError(feed_options.UPDATE_NEEDS)
         self._check_owner(fqn)
-        _, current, _ = self._current(fqn)
+        _, current, _, _ = self._current(fqn)
         topic = params.get("topic")
         if topic is not None and topic != current.topic:
             raise FeedError(TOPIC_IS_FIXED)
+        self._check_topic(fqn, current.topic)  # a revoked grant is not re-enabled by an UPDATE
         options = feed_options.parse(changes, current.options, payload_cap(params))
         sub = replace(current, options=options, credential=self._caller.seal(fqn), updated_ms=self._now_ms())
         self._write_subscription(sub)
@@ -127,7 +133,7 @@ class Lifecycle:
 
     def pause(self, fqn: str, params: Mapping[str, object]) -> dict:
         self._check_owner(fqn)
-        _, current, _ = self._current(fqn)
+        _, current, _, _ = self._current(fqn)
         if not current.paused:
             ends = self.store().positions(current.topic, LATEST)
             self._write_subscription(current.paused_at(ends, self._now_ms()))
@@ -135,7 +141,7 @@ class Lifecycle:
 
     def unpause(self, fqn: str, params: Mapping[str, object]) -> dict:
         self._check_owner(fqn)
-        _, current, _ = self._current(fqn)
+        _, current, _, _ = self._current(fqn)
         if current.paused:
             self._write_subscription(current.unpaused(self._now_ms()))
         return {"triggerName": fqn, "status": records.ACTIVE}
@@ -157,6 +163,21 @@ class Lifecycle:
                 raise FeedError(NOT_AUTHORIZED, 401) from None
             raise
 
+    def _check_topic(self, fqn: str, topic: str) -> None:
+        """The operator's topic policy (feed.grants): 403 with the reason unless the namespace may
+        read ``topic``. Grants are read only when the fixed rules do not decide."""
+        namespace = envelope.parse_trigger_fqn(fqn).namespace
+        never = self._policy.never_subscribable(topic)
+        if never is not None:
+            raise FeedError(never, 403)
+        own = self._policy.prefix_of(namespace)
+        if own is not None and topic.startswith(own):
+            return
+        found = self.store().latest((), [feed_grants.namespace_key_prefix(namespace)])
+        reason = feed_grants.refusal(self._policy, namespace, topic, feed_grants.grants_from(found))
+        if reason is not None:
+            raise FeedError(reason, 403)
+
     def _check_brokers(self, params: Mapping[str, object]) -> None:
         """``brokers`` (required by the old feed) may be left out; given, it must name this service's
         cluster. A value that names no broker is refused with the old feed's texts: an empty or blank
@@ -173,9 +194,12 @@ class Lifecycle:
         if not named <= self.store().bootstrap_servers:
             raise FeedError(BROKERS_ELSEWHERE)
 
-    def _current(self, fqn: str) -> tuple[int, Subscription, Status | None]:
-        """The trigger's subscription (its version, resolved) and status."""
-        found = self.store().latest({records.subscription_key(fqn), records.status_key(fqn)})
+    def _current(self, fqn: str, with_grants: bool = False
+                 ) -> tuple[int, Subscription, Status | None, list[feed_grants.Grant]]:
+        """The trigger's subscription (its version, resolved), status, and (``with_grants``) the
+        grants of its namespace, in one read."""
+        prefixes = [feed_grants.namespace_key_prefix(envelope.parse_trigger_fqn(fqn).namespace)] if with_grants else []
+        found = self.store().latest({records.subscription_key(fqn), records.status_key(fqn)}, prefixes)
         config = found.get(records.subscription_key(fqn))
         if config is None or config[1] is None:
             raise FeedError(f"The trigger {fqn} has no kafkaFeed subscription.", 404)
@@ -186,7 +210,7 @@ class Lifecycle:
             status = None if status_value is None else records.decode_status(status_value)
         except RecordError as e:
             raise FeedError(f"the subscription of {fqn} cannot be read: {e}", 500) from None
-        return version, sub, status
+        return version, sub, status, feed_grants.grants_from(found)
 
     def _write_subscription(self, sub: Subscription) -> None:
         self.store().write(records.subscription_key(sub.trigger), records.encode_subscription(sub))
@@ -213,11 +237,16 @@ def config_view(sub: Subscription, brokers: Iterable[str]) -> dict:
             **feed_options.read_view(sub.options, legacy=False)}
 
 
-def status_view(sub: Subscription, version: int, status: Status | None) -> dict:
-    """READ's status in the old package's shape: {active, dateChanged, reason?}, plus state and an ISO time."""
+def status_view(sub: Subscription, version: int, status: Status | None, revoked: str | None = None) -> dict:
+    """READ's status in the old package's shape: {active, dateChanged, reason?}, plus state and an ISO time.
+
+    ``revoked``: why the topic policy refuses the subscription now (a revoked grant); it shows as
+    disabled (403) even before the router has written its status record."""
     if status is not None and status.applies_to(version):
         return _status_body(records.DISABLED, status.updated_ms,
                             {"kind": "AUTO", "statusCode": status.status_code, "message": status.message})
+    if revoked is not None:
+        return _status_body(records.DISABLED, sub.updated_ms, {"kind": "AUTO", "statusCode": 403, "message": revoked})
     if sub.paused:
         return _status_body(records.PAUSED, sub.updated_ms, {"kind": "USER", "message": PAUSED_REASON})
     return _status_body(records.ACTIVE, sub.updated_ms, None)

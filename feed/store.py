@@ -43,8 +43,9 @@ class SubscriptionStore(Protocol):
         """The servers of the cluster whose topics can be subscribed to."""
         ...
 
-    def latest(self, keys: Collection[bytes]) -> dict[bytes, Stored]:
-        """The latest record of each of ``keys`` found in the subscriptions topic."""
+    def latest(self, keys: Collection[bytes], prefixes: Collection[bytes] = ()) -> dict[bytes, Stored]:
+        """The latest record of each of ``keys``, and of every key starting with one of ``prefixes``
+        (the grants of a namespace), found in the subscriptions topic."""
         ...
 
     def write(self, key: bytes, value: bytes | None) -> None:
@@ -54,6 +55,10 @@ class SubscriptionStore(Protocol):
     def positions(self, topic: str, at: At) -> dict[int, int]:
         """Per partition of ``topic``: the offset of ``at`` now (the end where a time is past it)."""
         ...
+
+
+def wanted(key: bytes | None, keys: Collection[bytes], prefixes: Collection[bytes]) -> bool:
+    return key is not None and (key in keys or any(key.startswith(p) for p in prefixes))
 
 
 # --- in memory ----------------------------------------------------------------------------------
@@ -91,8 +96,8 @@ class MemoryStore:
     def bootstrap_servers(self) -> frozenset[str]:
         return frozenset(self.brokers)
 
-    def latest(self, keys: Collection[bytes]) -> dict[bytes, Stored]:
-        return {key: (offset, value) for offset, (key, value) in enumerate(self.records) if key in keys}
+    def latest(self, keys: Collection[bytes], prefixes: Collection[bytes] = ()) -> dict[bytes, Stored]:
+        return {key: (offset, value) for offset, (key, value) in enumerate(self.records) if wanted(key, keys, prefixes)}
 
     def write(self, key: bytes, value: bytes | None) -> None:
         self.records.append((key, value))
@@ -132,7 +137,7 @@ class KafkaStore:
     def bootstrap_servers(self) -> frozenset[str]:
         return self._servers
 
-    def latest(self, keys: Collection[bytes]) -> dict[bytes, Stored]:
+    def latest(self, keys: Collection[bytes], prefixes: Collection[bytes] = ()) -> dict[bytes, Stored]:
         """Read the topic from its start to its end now: cost proportional to the number of
         subscriptions (fine for v1; an index would go in a later version)."""
         consumer = self._get_consumer()
@@ -148,7 +153,7 @@ class KafkaStore:
                     raise FeedError(TOO_LONG, 503)
                 for batch in consumer.poll(timeout_ms=500, max_records=10_000).values():
                     for record in batch:
-                        if record.offset < end and record.key in keys:
+                        if record.offset < end and wanted(record.key, keys, prefixes):
                             found[record.key] = (record.offset, record.value)
         return found
 

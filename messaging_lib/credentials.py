@@ -1,13 +1,25 @@
 """Sealed credentials (DESIGN.md section 4): how an OpenWhisk key travels inside a message.
 
 A sealed credential is a Fernet token (authenticated encryption) of the compact JSON
-``{"key": "uuid:secret", "scope": ["/ns/trigger" | "/ns/*", ...], "iat": <epoch seconds>}``.
+``{"key": "uuid:secret", "scope": ["/ns/trigger" | "/ns/*", ...], "iat": <epoch seconds>,
+"exp": <epoch seconds>, "use": "subscription"}`` (``exp`` and ``use`` only when set).
 Whoever holds the sealing keys (the ``produce``/``token``/``kafkaFeed`` web actions and the
 firer) can open it; anyone else sees opaque text. The scope limits what the firer may fire with
 the key inside: ``/ns/T`` is that one trigger, ``/ns/*`` every trigger of namespace ``ns``.
 
 Keys rotate through ``MultiFernet``: the first key seals, every key in the list opens, so a new
 key is put first, and an old one is dropped once no live token needs it.
+
+**Lifetimes.** A credential is a bearer secret: whoever reads an envelope can replay it, so the
+ones that travel in envelopes expire (``exp``): ``produce`` seals for ``DEFAULT_PRODUCE_TTL_S``
+(the firer's retry window, 900 s, plus a margin for consumer lag), ``token`` for a ``ttl`` the
+caller picks up to an operator maximum (``DEFAULT_TOKEN_TTL_S``, ``DEFAULT_TOKEN_MAX_TTL_S``), and
+the router re-seals a subscription's credential into every envelope for ``ENVELOPE_TTL_S``
+(``seal_for_envelope``). A subscription's own credential (``use: "subscription"``, sealed by
+kafkaFeed) has no expiry: it lives as long as the subscription, only in the subscriptions topic,
+and is opened only by the router. Credentials sealed before expiry existed carry no ``exp``;
+they are accepted until the operator's cut-off (``LEGACY_CREDENTIALS_UNTIL``, ``legacy_until``;
+unset: accepted), then refused as ``credential-expired``.
 
 This module owns the token format and its checks: the API key shape (``uuid:64 alphanumerics``,
 docs/openwhisk-api.md 1.2), scope entries, canonical base64 (so no two token strings open to the
@@ -19,11 +31,15 @@ error message or a ``repr``.
 
 import base64
 import binascii
+import hashlib
+import hmac
 import json
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cached_property
 from typing import Any
 
@@ -33,6 +49,15 @@ from .envelope import TriggerName, check_namespace, parse_trigger_fqn
 from .errors import BadMessage, ConfigError, CredentialError, Reason
 
 WHOLE_NAMESPACE = "*"
+SUBSCRIPTION_USE = "subscription"  # a kafkaFeed subscription's credential: the router's, never an envelope's
+RETRY_MAX_AGE_S = 900  # the firer's default retry window (consumer settings retry_max_age_s)
+LAG_MARGIN_S = 900  # time an envelope may wait in the topic before its first attempt
+DEFAULT_PRODUCE_TTL_S = RETRY_MAX_AGE_S + LAG_MARGIN_S
+ENVELOPE_TTL_S = RETRY_MAX_AGE_S + LAG_MARGIN_S  # the router's per-envelope credentials
+DEFAULT_TOKEN_TTL_S = 24 * 3600
+DEFAULT_TOKEN_MAX_TTL_S = 30 * 24 * 3600
+LEGACY_CUTOFF_SETTING = "LEGACY_CREDENTIALS_UNTIL"
+_OPENED_CACHE_SIZE = 4096
 # How far in the future a token's iat may be (clocks of sealer and opener differ a little).
 MAX_CLOCK_SKEW_S = 60
 
@@ -86,12 +111,27 @@ class Credential:
     key: str = field(repr=False)
     scope: tuple[str, ...]
     iat: int
+    exp: int | None = None  # epoch seconds; None: sealed before expiry existed, or a subscription's
+    use: str | None = None  # SUBSCRIPTION_USE for a kafkaFeed subscription's credential
 
     def __post_init__(self) -> None:
         check_api_key(self.key)
         object.__setattr__(self, "scope", check_scope(self.scope))
-        if not isinstance(self.iat, int) or isinstance(self.iat, bool) or self.iat < 0:
+        if not _epoch(self.iat):
             raise CredentialError("iat must be a non-negative integer (epoch seconds)")
+        if self.exp is not None and not _epoch(self.exp):
+            raise CredentialError("exp must be a non-negative integer (epoch seconds)")
+        if self.use not in (None, SUBSCRIPTION_USE):
+            raise CredentialError("unknown credential use")
+
+    def content(self) -> dict[str, Any]:
+        """The sealed JSON object (``exp`` and ``use`` only when set)."""
+        content: dict[str, Any] = {"key": self.key, "scope": list(self.scope), "iat": self.iat}
+        if self.exp is not None:
+            content["exp"] = self.exp
+        if self.use is not None:
+            content["use"] = self.use
+        return content
 
     @cached_property
     def _grants(self) -> frozenset[TriggerName]:
@@ -107,11 +147,40 @@ class Credential:
         return TriggerName(namespace, name) in grants or TriggerName(namespace, WHOLE_NAMESPACE) in grants
 
 
+def _epoch(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def parse_legacy_cutoff(text: str | None, variable: str = LEGACY_CUTOFF_SETTING) -> float | None:
+    """The cut-off for credentials without ``exp``: an ISO 8601 time (with a zone, e.g.
+    ``2026-03-01T00:00:00Z``) as epoch seconds; None (accepted forever) when unset or empty."""
+    if text is None or not text.strip():
+        return None
+    try:
+        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(variable, "must be an ISO 8601 time such as 2026-03-01T00:00:00Z") from None
+    if when.tzinfo is None:
+        raise ConfigError(variable, "must name its time zone, e.g. 2026-03-01T00:00:00Z")
+    return when.timestamp()
+
+
 def _fernet(key: str, variable: str, position: int) -> Fernet:
     try:
         return Fernet(key)
     except (TypeError, ValueError):
         raise ConfigError(variable, f"key #{position + 1} is not a Fernet key (32 url-safe base64 bytes)") from None
+
+
+def web_auth_secret(sealing_keys: str) -> str:
+    """The ``require-whisk-auth`` value of messagingWeb's web actions, which the ``messaging``
+    forwarders present: an HMAC of a fixed label under the first (sealing) key, so every deploy
+    with the same key list derives the same value (nothing more to keep) and it changes with a key
+    rotation. It is bound on the shared package, so it is no secret from OpenWhisk users: it only
+    keeps out callers without an OpenWhisk key; the HMAC reveals nothing of the sealing key."""
+    first = parse_key_list(sealing_keys)[0]
+    digest = hmac.new(base64.urlsafe_b64decode(first), b"messagingWeb require-whisk-auth v1", hashlib.sha256)
+    return "mw-" + base64.urlsafe_b64encode(digest.digest()).decode("ascii").rstrip("=")
 
 
 def generate_key() -> str:
@@ -153,47 +222,80 @@ def _credential_from(plaintext: bytes) -> Credential:
         raise CredentialError("the sealed content is not a credential") from None
     if not isinstance(content, dict):
         raise CredentialError("the sealed content is not a credential")
-    return Credential(content.get("key"), content.get("scope"), content.get("iat"))
+    return Credential(content.get("key"), content.get("scope"), content.get("iat"), content.get("exp"),
+                      content.get("use"))
 
 
 class Sealer:
     """Seals and opens credentials with a list of Fernet keys (first seals, all open).
 
-    ``clock`` returns epoch seconds; tests inject one to control ``iat`` and ages.
+    ``clock`` returns epoch seconds; tests inject one to control ``iat``, ``exp`` and ages.
+    ``legacy_until`` (epoch seconds, see ``parse_legacy_cutoff``): from then on an envelope's
+    credential without ``exp`` is refused. ``subscription_credentials_fire``: whether an envelope
+    may carry a subscription's own credential (True only until the router writes
+    ``seal_for_envelope`` credentials; then False, so a subscription credential fires nothing).
+    Opening is cached (it is the firer's main CPU cost and a trigger's messages repeat their
+    token); every check that depends on the time is made again on every call.
     """
 
     def __init__(
-        self, keys: list[str], *, clock: Callable[[], float] = time.time, variable: str = "sealing keys"
+        self, keys: list[str], *, clock: Callable[[], float] = time.time, variable: str = "sealing keys",
+        legacy_until: float | None = None, subscription_credentials_fire: bool = True,
     ) -> None:
         if isinstance(keys, str | bytes) or not keys:
             raise ConfigError(variable, "needs a non-empty list of Fernet keys")
         self._fernet = MultiFernet([_fernet(key, variable, position) for position, key in enumerate(keys)])
         self._key_count = len(keys)
         self._clock = clock
+        self._legacy_until = legacy_until
+        self._subscription_credentials_fire = subscription_credentials_fire
+        self._opened: OrderedDict[str, Credential] = OrderedDict()
 
     def __repr__(self) -> str:
         return f"Sealer(<{self._key_count} keys>)"
 
-    def seal(self, api_key: str, scope: list[str]) -> str:
-        """Seal ``api_key`` for ``scope``, issued now. ``CredentialError`` on a bad key or scope."""
-        credential = Credential(api_key, check_scope(scope), int(self._clock()))
-        content = {"key": credential.key, "scope": list(credential.scope), "iat": credential.iat}
-        plaintext = json.dumps(content, separators=(",", ":")).encode("utf-8")
+    def seal(self, api_key: str, scope: list[str], *, ttl_s: float | None = None) -> str:
+        """Seal ``api_key`` for ``scope``, issued now, expiring after ``ttl_s`` (None: no ``exp``).
+        ``CredentialError`` on a bad key, scope or lifetime."""
+        return self._seal(api_key, scope, ttl_s, None)
+
+    def seal_subscription(self, api_key: str, trigger_fqn: str) -> str:
+        """A kafkaFeed subscription's credential: that one trigger, no expiry, opened only by the
+        router (``seal_for_envelope``); an envelope carrying it is refused once the router re-seals."""
+        return self._seal(api_key, [trigger_fqn], None, SUBSCRIPTION_USE)
+
+    def seal_for_envelope(self, credential: str, trigger_fqn: str, *, ttl_s: float = ENVELOPE_TTL_S) -> str:
+        """The router's credential for one envelope of ``trigger_fqn``: the key inside the
+        subscription's ``credential``, scoped to that trigger, expiring after ``ttl_s`` (never
+        later than ``credential`` itself). Credentials sealed before subscriptions were marked
+        are accepted whatever the legacy cut-off (they never left the subscriptions topic).
+
+        Raises only ``BadMessage`` (``bad-credential``, ``credential-expired``,
+        ``credential-out-of-scope``): the router disables or dead-letters that subscription alone.
+        """
+        opened = self._checked(credential, trigger_fqn, max_age_s=None, legacy_cutoff=False)
+        ttl = ttl_s if opened.exp is None else min(ttl_s, opened.exp - self._clock())
+        return self._seal(opened.key, [trigger_fqn], max(ttl, 1), None)
+
+    def _seal(self, api_key: str, scope: list[str], ttl_s: float | None, use: str | None) -> str:
+        if ttl_s is not None and not ttl_s > 0:
+            raise CredentialError("a credential's lifetime must be more than 0 s")
+        iat = int(self._clock())
+        credential = Credential(api_key, check_scope(scope), iat, None if ttl_s is None else iat + int(ttl_s), use)
+        plaintext = json.dumps(credential.content(), separators=(",", ":")).encode("utf-8")
         return self._fernet.encrypt_at_time(plaintext, credential.iat).decode("ascii")
 
     def open(self, token: str, *, max_age_s: float | None = None) -> Credential:
-        """Open a sealed credential; with ``max_age_s``, also refuse one issued longer ago.
+        """Open a sealed credential and check its ``exp``; with ``max_age_s``, also refuse one
+        issued longer ago. (The legacy cut-off and the use are ``authorize``'s checks.)
 
-        Raises only ``CredentialError`` (reason ``credential-expired`` for an old token).
+        Raises only ``CredentialError`` (reason ``credential-expired`` for an expired or old token).
         """
-        raw = _token_bytes(token)
-        try:
-            plaintext = self._fernet.decrypt(raw)
-        except InvalidToken:
-            raise CredentialError("the credential does not open with any sealing key") from None
-        credential = _credential_from(plaintext)
+        credential = self._decrypted(token)
+        now = self._clock()
+        if credential.exp is not None and now >= credential.exp:
+            raise CredentialError("the credential has expired", reason=Reason.CREDENTIAL_EXPIRED)
         if max_age_s is not None:
-            now = self._clock()
             if credential.iat > now + MAX_CLOCK_SKEW_S:
                 raise CredentialError("the credential was issued in the future")
             if now - credential.iat > max_age_s:
@@ -201,15 +303,42 @@ class Sealer:
         return credential
 
     def authorize(self, token: str, trigger_fqn: str, *, max_age_s: float | None = None) -> Credential:
-        """Open ``token`` and check it may fire ``trigger_fqn``, as the firer does.
+        """Open an envelope's ``token`` and check it may fire ``trigger_fqn`` now, as the firer does.
 
-        Raises only ``BadMessage``: ``bad-credential``, ``credential-expired`` or
-        ``credential-out-of-scope``.
+        Raises only ``BadMessage``: ``bad-credential``, ``credential-expired`` (past ``exp``, or
+        without ``exp`` after the legacy cut-off) or ``credential-out-of-scope``.
         """
+        credential = self._checked(token, trigger_fqn, max_age_s=max_age_s, legacy_cutoff=True)
+        if credential.use == SUBSCRIPTION_USE and not self._subscription_credentials_fire:
+            raise BadMessage(Reason.BAD_CREDENTIAL, "a subscription's credential cannot fire from an envelope")
+        return credential
+
+    def _checked(self, token: str, trigger_fqn: str, *, max_age_s: float | None, legacy_cutoff: bool) -> Credential:
         try:
             credential = self.open(token, max_age_s=max_age_s)
         except CredentialError as exc:
             raise BadMessage(exc.reason, exc.detail) from None
+        if legacy_cutoff and credential.exp is None and credential.use is None and self._legacy_until is not None \
+                and self._clock() >= self._legacy_until:
+            raise BadMessage(Reason.CREDENTIAL_EXPIRED,
+                             f"credentials without an expiry are refused since {LEGACY_CUTOFF_SETTING}")
         if not credential.allows(trigger_fqn):
             raise BadMessage(Reason.CREDENTIAL_OUT_OF_SCOPE, f"the credential does not cover {trigger_fqn}")
+        return credential
+
+    def _decrypted(self, token: str) -> Credential:
+        """The credential inside ``token`` (cached: opening is the firer's main CPU cost)."""
+        cached = self._opened.get(token) if isinstance(token, str) else None
+        if cached is not None:
+            self._opened.move_to_end(token)
+            return cached
+        raw = _token_bytes(token)
+        try:
+            plaintext = self._fernet.decrypt(raw)
+        except InvalidToken:
+            raise CredentialError("the credential does not open with any sealing key") from None
+        credential = _credential_from(plaintext)
+        self._opened[token] = credential
+        if len(self._opened) > _OPENED_CACHE_SIZE:
+            self._opened.popitem(last=False)
         return credential

@@ -7,18 +7,26 @@ the caller's OpenWhisk checks and to the subscriptions topic (feed.store.KafkaSt
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from kafka import KafkaConsumer
 
 from actions.common import ActionError, time_left_s
 from actions.web import support
+from feed.grants import TopicPolicy
 from feed.lifecycle import EVENTS, Lifecycle
+from feed.options import OPTIONS
 from feed.store import KafkaStore
 from messaging_lib import envelope, topics
+from messaging_lib.errors import ConfigError
 from messaging_lib.kafka_config import KafkaSettings
 
-_consumers: dict[KafkaSettings, KafkaConsumer] = {}
+_consumers: OrderedDict[KafkaSettings, KafkaConsumer] = OrderedDict()
+# What OpenWhisk sends a feed action (lifecycleEvent, triggerName; authKey is the forwarder's), the
+# feed's parameters (manifest.yaml, feed.options) and `brokers` (the old feed's; checked by the lifecycle).
+INTERFACE = frozenset({"lifecycleEvent", "triggerName", "topic", "startFrom", "brokers",
+                       *(option.name for option in OPTIONS)})
 
 
 def main(params: dict) -> dict:
@@ -26,6 +34,7 @@ def main(params: dict) -> dict:
 
 
 def feed(params: dict) -> dict:
+    support.check_interface(params, INTERFACE, "kafkaFeed")
     event = str(params.get("lifecycleEvent", "")).upper()
     if event not in EVENTS:
         raise ActionError("unsupported lifecycleEvent")
@@ -33,7 +42,7 @@ def feed(params: dict) -> dict:
     if params.get("triggerName") in (None, ""):
         raise ActionError("You must supply a 'triggerName' parameter.")
     namespace, name = support.trigger_param(params, who, "triggerName")
-    lifecycle = Lifecycle(lambda: _store(params), _Caller(params, who))
+    lifecycle = Lifecycle(lambda: _store(params), _Caller(params, who), policy=_policy(params))
     return lifecycle.handle(event, envelope.trigger_fqn(namespace, name), params)
 
 
@@ -48,7 +57,15 @@ class _Caller:
         support.check_trigger_access(self.who, *envelope.parse_trigger_fqn(fqn))
 
     def seal(self, fqn: str) -> str:
-        return support.sealer(self.params).seal(self.who.api_key, [fqn])
+        return support.sealer(self.params).seal_subscription(self.who.api_key, fqn)
+
+
+def _policy(params: dict) -> TopicPolicy:
+    """The operator's topic policy, from the bound parameters (feed.grants)."""
+    try:
+        return TopicPolicy.from_settings(params)
+    except ConfigError as e:
+        raise ActionError(f"the messaging service is misconfigured: {e}", 503) from None
 
 
 def _store(params: dict) -> KafkaStore:
@@ -61,7 +78,6 @@ def _store(params: dict) -> KafkaStore:
 
 def _consumer(settings: KafkaSettings) -> KafkaConsumer:
     """One group-less consumer per Kafka configuration, for positions and reading the subscriptions."""
-    if settings not in _consumers:
-        _consumers[settings] = KafkaConsumer(**settings.client_kwargs(), group_id=None, enable_auto_commit=False,
-                                             max_partition_fetch_bytes=4 * 1024 * 1024, request_timeout_ms=20_000)
-    return _consumers[settings]
+    return support.cached(_consumers, settings, lambda: KafkaConsumer(
+        **settings.client_kwargs(), group_id=None, enable_auto_commit=False,
+        max_partition_fetch_bytes=4 * 1024 * 1024, request_timeout_ms=20_000), support.close_client)

@@ -1,6 +1,7 @@
 """messagingWeb/produce: publish one trigger message (DESIGN.md sections 3, 4, 7).
 
-Checks that the caller owns the trigger, seals the caller's key scoped to that one trigger, and
+Checks that the caller owns the trigger, seals the caller's key scoped to that one trigger for a
+short life (``produce_credential_ttl_s``, default the retry window plus a margin), and
 writes the envelope to the trigger-messages topic, keyed by the trigger FQN so messages of one
 trigger stay in order. Answers `{id, trigger, topic, partition, offset}` once Kafka acknowledged.
 """
@@ -12,8 +13,10 @@ import dataclasses
 from actions.common import time_left_s
 from actions.web import support
 from feed.errors import kafka_errors
-from messaging_lib import envelope, topics
+from messaging_lib import credentials, envelope, topics
 from messaging_lib.errors import BadMessage
+
+INTERFACE = frozenset({"trigger", "payload", "id"})
 
 
 def main(params: dict) -> dict:
@@ -21,6 +24,7 @@ def main(params: dict) -> dict:
 
 
 def produce(params: dict) -> dict:
+    support.check_interface(params, INTERFACE, "produce")
     who = support.caller(params)
     namespace, trigger = support.trigger_param(params, who)
     payload = params.get("payload", {})
@@ -31,7 +35,8 @@ def produce(params: dict) -> dict:
         raise support.ActionError("parameter 'id' must be a non-empty string")
     support.check_trigger_access(who, namespace, trigger)
     fqn = f"/{namespace}/{trigger}"
-    credential = support.sealer(params).seal(who.api_key, [fqn])
+    ttl_s = support.seconds(params, "produce_credential_ttl_s", credentials.DEFAULT_PRODUCE_TTL_S)
+    credential = support.sealer(params).seal(who.api_key, [fqn], ttl_s=ttl_s)
     limit = int(params.get("max_payload_bytes") or envelope.DEFAULT_MAX_PAYLOAD_BYTES)
     try:
         env = envelope.new_envelope(source=f"/{namespace}/messaging/produce", trigger=fqn, credential=credential,

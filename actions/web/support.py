@@ -1,16 +1,26 @@
 """What the private web actions share: parameter checks, the caller's key check against the
 OpenWhisk API, and clients cached across warm activations.
 
-The web actions are anonymous (that is how OpenWhisk web actions are reached), so they trust
-nothing the caller says about itself: the caller's `authKey` must be able to read the trigger
-(or list the namespace) it asks for, which only the owner of that namespace can.
+The web actions are reached over the web-action URL (only the `messaging` forwarders know the
+`require-whisk-auth` secret, and the controller checks it), so they trust nothing the caller says
+about itself: the caller's `authKey` must be able to read the trigger (or list the namespace) it
+asks for, which only the owner of that namespace can.
+
+**Strict interface.** Each web action names the parameters it documents; anything else is refused
+with a 400 naming it (`check_interface`): the operator's settings are bound on messagingWeb, and
+the actions are `final`, so the controller refuses a caller's value for them; a setting that is
+not bound (e.g. `kafka_client_id`) or any other name is the caller's, and is refused. The clients
+kept warm across activations are keyed by those bound settings only, and the caches are bounded
+(`MAX_CACHED`), the least recently used client closed.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Hashable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import requests
 from kafka import KafkaProducer
@@ -23,9 +33,23 @@ from messaging_lib.errors import BadMessage, ConfigError
 from messaging_lib.kafka_config import KafkaSettings
 from messaging_lib.topics import trigger_url
 
+# The operator's settings, bound on messagingWeb by manifest.yaml (all of them, so all are final).
+SETTINGS = frozenset({
+    "sealing_keys", "kafka_bootstrap_servers", "kafka_security_protocol", "kafka_sasl_mechanism",
+    "kafka_sasl_username", "kafka_sasl_password", "trigger_messages_topic", "subscriptions_topic",
+    "dead_letter_topic", "topic_prefix_pattern", "max_payload_bytes", "produce_credential_ttl_s",
+    "token_max_ttl_s", "external_kafka_bootstrap_servers",
+})
+FORWARDED = frozenset({"authKey", "callerNamespace"})  # added by the public forwarders (actions/forward.py)
+PLATFORM = frozenset({"__ow_method", "__ow_headers", "__ow_path", "__ow_user"})  # set by the controller only
+MAX_CACHED = 4  # warm clients per kind: one deployment needs one; bounded whatever happens
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
 _session = requests.Session()
-_producers: dict[KafkaSettings, KafkaProducer] = {}
-_sealers: dict[str, Sealer] = {}
+_producers: OrderedDict[KafkaSettings, KafkaProducer] = OrderedDict()
+_sealers: OrderedDict[str, Sealer] = OrderedDict()
 
 
 def respond(handler: Callable[[dict], dict], params: dict) -> dict:
@@ -35,6 +59,49 @@ def respond(handler: Callable[[dict], dict], params: dict) -> dict:
         return {"statusCode": 200, "body": handler(params)}
     except FeedError as e:
         return {"statusCode": e.status, "body": {"error": str(e)}}
+
+
+def check_interface(params: dict, documented: Collection[str], action: str) -> None:
+    """400 naming every parameter that is not ``documented`` for ``action``, not an operator
+    setting, not added by the forwarder and not the platform's."""
+    unknown = sorted(set(params) - set(documented) - SETTINGS - FORWARDED - PLATFORM)
+    if unknown:
+        raise ActionError(f"unknown parameters: {', '.join(unknown)} ({action} accepts "
+                          f"{', '.join(sorted(documented))})", 400)
+
+
+def cached(cache: OrderedDict[K, V], key: K, make: Callable[[], V], close: Callable[[V], None]) -> V:
+    """The value kept for ``key``, or a new one; beyond MAX_CACHED the least recently used is closed."""
+    if key in cache:
+        cache.move_to_end(key)
+        return cache[key]
+    value = cache[key] = make()
+    while len(cache) > MAX_CACHED:
+        _, oldest = cache.popitem(last=False)
+        close(oldest)
+    return value
+
+
+def close_client(client: Any) -> None:
+    """Close an evicted kafka-python client without waiting long (its activation has moved on)."""
+    try:
+        client.close(timeout=1)
+    except TypeError:
+        client.close()
+
+
+def seconds(params: dict, name: str, default: int) -> int:
+    """A bound whole number of seconds (an empty binding: ``default``)."""
+    value = params.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ActionError(f"the messaging service is misconfigured: {name} must be a whole number", 503) from None
+    if number < 1:
+        raise ActionError(f"the messaging service is misconfigured: {name} must be at least 1", 503)
+    return number
 
 
 @dataclass(frozen=True)
@@ -111,9 +178,8 @@ def sealer(params: dict) -> Sealer:
     if not isinstance(keys, str) or not keys.strip():
         raise ActionError("the messaging service is not configured: sealing_keys is missing (ask the operator)",
                           503)
-    if keys not in _sealers:
-        _sealers[keys] = Sealer([k.strip() for k in keys.split(",") if k.strip()])
-    return _sealers[keys]
+    return cached(_sealers, keys, lambda: Sealer([k.strip() for k in keys.split(",") if k.strip()]),
+                  lambda _: None)
 
 
 def kafka_settings(params: dict) -> KafkaSettings:
@@ -125,12 +191,10 @@ def kafka_settings(params: dict) -> KafkaSettings:
 
 
 def producer(params: dict) -> KafkaProducer:
-    """One producer per Kafka configuration, kept warm; settings come from the package binding."""
+    """One producer per Kafka configuration (the bound settings), kept warm, at most MAX_CACHED."""
     settings = kafka_settings(params)
-    if settings not in _producers:
-        _producers[settings] = KafkaProducer(**settings.client_kwargs(), acks="all", linger_ms=0,
-                                             max_request_size=2 * 1024 * 1024)
-    return _producers[settings]
+    return cached(_producers, settings, lambda: KafkaProducer(**settings.client_kwargs(), acks="all", linger_ms=0,
+                                                              max_request_size=2 * 1024 * 1024), close_client)
 
 
 def topic(params: dict, name: str, default: str) -> str:

@@ -1,10 +1,12 @@
 """messagingWeb/token: a sealed credential for producers outside OpenWhisk (DESIGN.md section 4).
 
 `trigger` names one trigger, or `*` (or `/ns/*`) for every trigger of the caller's namespace.
-The caller's key must own what it asks for. Answers the credential, its scope, where to produce
-(the bootstrap servers and the topic), the record key, and an example envelope to copy into any
-Kafka producer. Nothing else of the service's Kafka settings is shown: its credentials are not the
-producer's, and the answer is meant to be pasted.
+The caller's key must own what it asks for. `ttl` is the credential's life in seconds (default
+one day, at most the operator's `token_max_ttl_s`, default 30 days): it fires nothing after that,
+so a producer asks for a new one before. Answers the credential, its scope and expiry, where to
+produce (the bootstrap servers and the topic), the record key, and an example envelope to copy into
+any Kafka producer. Nothing else of the service's Kafka settings is shown: its credentials are not
+the producer's, and the answer is meant to be pasted.
 
 The bootstrap servers are the ones external producers use: the operator binds them as
 ``external_kafka_bootstrap_servers`` when the web actions reach Kafka under another name (an
@@ -14,9 +16,12 @@ internal listener); unset or empty, they are the web actions' own ``kafka_bootst
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 from actions.web import support
-from messaging_lib import envelope, topics
+from messaging_lib import credentials, envelope, topics
+
+INTERFACE = frozenset({"trigger", "ttl"})
 
 
 def main(params: dict) -> dict:
@@ -24,6 +29,8 @@ def main(params: dict) -> dict:
 
 
 def token(params: dict) -> dict:
+    support.check_interface(params, INTERFACE, "token")
+    ttl_s = lifetime(params)
     who = support.caller(params)
     raw = params.get("trigger")
     if isinstance(raw, str) and (raw == "*" or raw.endswith("/*")):
@@ -37,13 +44,17 @@ def token(params: dict) -> dict:
         namespace, trigger = support.trigger_param(params, who)
         support.check_trigger_access(who, namespace, trigger)
         scope = example_trigger = f"/{namespace}/{trigger}"
-    credential = support.sealer(params).seal(who.api_key, [scope])
+    sealer = support.sealer(params)
+    credential = sealer.seal(who.api_key, [scope], ttl_s=ttl_s)
+    expires = sealer.open(credential).exp or 0
     example = envelope.new_envelope(source="/my/producer", trigger=example_trigger, credential=credential,
                                     data={"hello": "world"})
     return {
         "credential": credential,
         "scope": [scope],
         "bootstrap_servers": external_bootstrap_servers(params),
+        "ttl": ttl_s,
+        "expires": envelope.format_time(datetime.fromtimestamp(expires, UTC)),
         "topic": support.topic(params, "trigger_messages_topic", topics.TRIGGER_MESSAGES_TOPIC),
         "key": example_trigger,
         "envelope": json.loads(envelope.to_structured(example)),
@@ -60,3 +71,16 @@ def external_bootstrap_servers(params: dict) -> str:
         raise support.ActionError("the messaging service is misconfigured: external_kafka_bootstrap_servers must be "
                                   "host:port,...", 503)
     return ",".join(s.strip() for s in bound.split(",") if s.strip())
+
+
+def lifetime(params: dict) -> int:
+    """The ``ttl`` asked for (seconds), within 1..token_max_ttl_s; the default is capped at that maximum."""
+    most = support.seconds(params, "token_max_ttl_s", credentials.DEFAULT_TOKEN_MAX_TTL_S)
+    raw = params.get("ttl")
+    if raw is None or raw == "":
+        return min(credentials.DEFAULT_TOKEN_TTL_S, most)
+    whole = isinstance(raw, int | str) and not isinstance(raw, bool) and str(raw).strip().isdigit()
+    ttl = int(raw) if whole else 0
+    if not 1 <= ttl <= most:
+        raise support.ActionError(f"parameter 'ttl' must be a whole number of seconds from 1 to {most}")
+    return ttl

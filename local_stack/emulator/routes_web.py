@@ -1,7 +1,12 @@
 """Web actions: `/api/v1/web/{ns}/{pkg|default}/{action}[.ext][/path]` (openwhisk-api.md section 8).
 
 No key is needed (unless the action says `require-whisk-auth`); the action runs as its owner, on
-the owner's throttles. Only actions annotated `web-export` are reachable. The result is rendered
+the owner's throttles. The order is the controller's (WebActions.scala): `verifyWebAction` looks up
+the owner and the exported action, then `checkEntitlement(owner, ACTIVATE)`, the throttle check,
+which charges one invocation to the owner's per-minute count on every call; only then
+`confirmAuthenticated` checks `require-whisk-auth` (401). So a refused anonymous call still counts
+against the owner's limit (tests/security/test_tenants.py relies on that order).
+Only actions annotated `web-export` are reachable. The result is rendered
 by the extension: `.json` returns it as JSON, `.http` (the default) reads `statusCode`, `headers`
 and `body` from it, `.text`/`.html`/`.svg` return one of its fields.
 """
@@ -112,7 +117,7 @@ async def web_action(request: web.Request) -> web.StreamResponse:
     annotations = resolved.action.annotations
     if not is_truthy(annotations, "web-export"):
         raise ApiError(404, NOT_FOUND)
-    emu.throttles.check_invoke(owner.namespace)
+    emu.throttles.check_invoke(owner.namespace)  # charged before require-whisk-auth, as the controller does
     if request.method == "OPTIONS" and not is_truthy(annotations, "web-custom-options"):
         return web.Response(status=200, headers=CORS)
     header = request.headers.get("Authorization")

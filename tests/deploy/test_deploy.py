@@ -228,6 +228,9 @@ def test_deploy_use_redeploy_and_undeploy_against_an_openwhisk_host(
         # a feed trigger fires for what kafkaProduce publishes to the user's topic
         feed_topic = kafka.create_topic("dt-feed")
         feed_trigger, feed_action = unique("F"), guest.echo_action(unique("FA"))
+        granted = run_deploy(tools, tmp_path, "grant", "add", "--namespace", USER, "--topic", feed_topic,
+                             "--state-dir", str(state_dir))  # the operator grants the topic (issue 11)
+        assert granted.returncode == 0, granted.stderr
         wsk(tools, openwhisk.url, guest_auth, "trigger", "create", feed_trigger, "--feed",
             f"/{OWNER}/messaging/kafkaFeed", "-p", "topic", feed_topic, "-p", "isJSONData", "true")
         guest.rule(unique("FR"), feed_trigger, feed_action)

@@ -28,7 +28,7 @@ from feed import records
 from messaging_lib import topics
 from tests.e2e.helpers import Emulator, OpenWhisk, end_offsets, headers_of, read_from, unique, wait_for
 from tests.fixtures.kafka import KafkaHandle
-from tests.fixtures.messaging import OWNER, ConsumerProcess, Messaging
+from tests.fixtures.messaging import OWNER, ConsumerProcess, Messaging, grant
 
 pytestmark = pytest.mark.timeout(300)
 USER = "guest"
@@ -65,6 +65,7 @@ class Service:
 
 @pytest.fixture(scope="module")
 def service(messaging: Messaging, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    grant(messaging, "add", USER, "", prefix=True)  # the operator grants the test user every topic (issue 11)
     running = Service(messaging, tmp_path_factory.mktemp("feed-consumers"))
     running.start()
     yield running

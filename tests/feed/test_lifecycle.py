@@ -10,6 +10,7 @@ import pytest
 
 from feed import records
 from feed.errors import FeedError
+from feed.grants import TopicPolicy
 from feed.lifecycle import EVENTS, Lifecycle
 from feed.options import Options
 from feed.records import Segment, Status
@@ -17,6 +18,7 @@ from feed.store import MemoryStore
 
 FQN = "/guest/T"
 T0 = 1_700_000_000_123
+OPEN = TopicPolicy(prefix_pattern="")  # every topic but the service's (tests/feed/test_grants.py: the policy)
 SUB_KEY, STATUS_KEY = records.subscription_key(FQN), records.status_key(FQN)
 
 
@@ -53,7 +55,7 @@ class Feed:
     clock: Clock
 
     def __call__(self, event: str, **params: object) -> dict:
-        return Lifecycle(lambda: self.store, self.caller, self.clock).handle(event, FQN, params)
+        return Lifecycle(lambda: self.store, self.caller, self.clock, OPEN).handle(event, FQN, params)
 
     def refusal(self, event: str, **params: object) -> tuple[int, str]:
         with pytest.raises(FeedError) as caught:

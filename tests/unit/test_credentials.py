@@ -18,6 +18,7 @@ from messaging_lib.credentials import (
     generate_key,
     namespace_scope,
     parse_key_list,
+    parse_legacy_cutoff,
 )
 from messaging_lib.envelope import ENTITY_NAME_RE, trigger_fqn
 from messaging_lib.errors import BadMessage, ConfigError, CredentialError, Reason
@@ -325,3 +326,90 @@ def test_generated_keys_are_distinct_fernet_keys() -> None:
     first, second = generate_key(), generate_key()
     assert first != second
     Fernet(first)
+
+
+# --- expiry (issue 11) ---------------------------------------------------------------------------
+
+
+def test_a_credential_with_a_lifetime_carries_exp_and_expires_with_its_own_reason() -> None:
+    token = sealer(now=NOW).seal(GUEST_KEY, ["/guest/T"], ttl_s=1800)
+    assert sealer(now=NOW + 1799).authorize(token, "/guest/T").exp == NOW + 1800
+    with pytest.raises(BadMessage) as info:
+        sealer(now=NOW + 1800).authorize(token, "/guest/T")
+    assert (info.value.reason, info.value.detail) == (Reason.CREDENTIAL_EXPIRED, "the credential has expired")
+    assert str(info.value) == "credential-expired: the credential has expired"
+
+
+def test_an_expired_credential_is_refused_even_after_it_was_opened_once() -> None:
+    clock = Clock(NOW)
+    opener = Sealer([NEW], clock=clock)
+    token = opener.seal(GUEST_KEY, ["/guest/T"], ttl_s=10)
+    assert opener.authorize(token, "/guest/T").key == GUEST_KEY
+    clock.now = NOW + 10
+    with pytest.raises(BadMessage) as info:
+        opener.authorize(token, "/guest/T")
+    assert info.value.reason == Reason.CREDENTIAL_EXPIRED
+
+
+@pytest.mark.parametrize("ttl", [0, -5])
+def test_a_lifetime_must_be_positive(ttl: float) -> None:
+    with pytest.raises(CredentialError, match="lifetime"):
+        sealer().seal(GUEST_KEY, ["/guest/T"], ttl_s=ttl)
+
+
+def test_credentials_without_exp_are_accepted_until_the_legacy_cutoff() -> None:
+    legacy = sealer(now=NOW - 10**6).seal(GUEST_KEY, ["/guest/T"])
+    assert Sealer([NEW], clock=Clock(NOW)).authorize(legacy, "/guest/T").exp is None  # no cut-off: accepted
+    cutoff = parse_legacy_cutoff("2027-01-15T08:00:00Z")
+    assert cutoff == NOW
+    assert Sealer([NEW], clock=Clock(NOW - 1), legacy_until=cutoff).authorize(legacy, "/guest/T").key == GUEST_KEY
+    with pytest.raises(BadMessage) as info:
+        Sealer([NEW], clock=Clock(NOW), legacy_until=cutoff).authorize(legacy, "/guest/T")
+    assert str(info.value) == "credential-expired: credentials without an expiry are refused since " \
+                              "LEGACY_CREDENTIALS_UNTIL"
+
+
+@pytest.mark.parametrize("text", ["", "  ", None])
+def test_no_cutoff_when_unset(text: str | None) -> None:
+    assert parse_legacy_cutoff(text) is None
+
+
+@pytest.mark.parametrize("text, detail", [
+    ("tomorrow", "must be an ISO 8601 time such as 2026-03-01T00:00:00Z"),
+    ("2026-03-01T00:00:00", "must name its time zone, e.g. 2026-03-01T00:00:00Z"),
+])
+def test_a_bad_cutoff_names_the_setting(text: str, detail: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_legacy_cutoff(text)
+    assert str(info.value) == f"LEGACY_CREDENTIALS_UNTIL: {detail}"
+
+
+def test_the_router_reseals_a_subscription_credential_short_lived_for_one_trigger() -> None:
+    clock = Clock(NOW)
+    router = Sealer([NEW], clock=clock, legacy_until=NOW - 1, subscription_credentials_fire=False)
+    subscription = router.seal_subscription(GUEST_KEY, "/guest/T")
+    assert router.open(subscription).use == "subscription"
+    with pytest.raises(BadMessage) as info:
+        router.authorize(subscription, "/guest/T")
+    assert (info.value.reason, info.value.detail) == (
+        Reason.BAD_CREDENTIAL, "a subscription's credential cannot fire from an envelope")
+    clock.now = NOW + 10**7  # subscriptions do not expire
+    for_envelope = router.seal_for_envelope(subscription, "/guest/T")
+    opened = router.authorize(for_envelope, "/guest/T")
+    assert (opened.key, opened.scope, opened.exp, opened.use) == (GUEST_KEY, ("/guest/T",), NOW + 10**7 + 1800, None)
+    with pytest.raises(BadMessage) as info:
+        router.seal_for_envelope(subscription, "/guest/U")
+    assert info.value.reason == Reason.CREDENTIAL_OUT_OF_SCOPE
+
+
+def test_the_router_accepts_old_subscription_credentials_and_never_extends_a_lifetime() -> None:
+    old = sealer(now=NOW - 10**6).seal(GUEST_KEY, ["/guest/*"])
+    router = Sealer([NEW], clock=Clock(NOW), legacy_until=NOW - 1)
+    assert router.open(router.seal_for_envelope(old, "/guest/T", ttl_s=60)).exp == NOW + 60
+    short = Sealer([NEW], clock=Clock(NOW)).seal(GUEST_KEY, ["/guest/T"], ttl_s=30)
+    assert router.open(router.seal_for_envelope(short, "/guest/T", ttl_s=600)).exp == NOW + 30
+
+
+def test_a_subscription_credential_fires_only_while_the_router_does_not_reseal() -> None:
+    subscription = sealer().seal_subscription(GUEST_KEY, "/guest/T")
+    assert sealer().authorize(subscription, "/guest/T").use == "subscription"  # the default, for now
