@@ -207,12 +207,14 @@ class Firer(ConsumerProcess):
 @dataclass(frozen=True)
 class Drain:
     """One firer draining a backlog, measured from its first fire to its last (or the window's end):
-    fires, wall seconds, and the CPU seconds of the firer and of the emulator over that window."""
+    fires, wall seconds, and the CPU seconds of the firer and of the emulator over that window;
+    `total` counts the fires before the window too (the backlog is drained when it is the count)."""
 
     fired: float
     seconds: float
     firer_cpu_s: float
     emulator_cpu_s: float
+    total: float
 
     @property
     def rate(self) -> float:
@@ -237,7 +239,7 @@ def drain(s: Stack, triggers: list[str], count: int, window_s: float = 120, toke
             done = firer.fired()
         seconds = time.monotonic() - started
         return Drain(done - first, seconds, firer.cpu_seconds() - firer_cpu,
-                     (cpu_seconds(s.emulator_pid) - emulator_cpu) if s.emulator_pid else float("nan"))
+                     (cpu_seconds(s.emulator_pid) - emulator_cpu) if s.emulator_pid else float("nan"), done)
     finally:
         firer.stop()
 
