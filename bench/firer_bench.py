@@ -50,7 +50,7 @@ class Stack:
     apihost: str
     sealing_key: str
     work: Path
-    emulator_pid: int = 0  # for the emulator's own CPU (bench/firer_cost.py)
+    emulator_pid: int  # for the emulator's own CPU (bench/firer_cost.py)
 
     def topic(self) -> str:
         name = f"bench-{uuid.uuid4().hex[:8]}"
@@ -186,19 +186,15 @@ class Firer(ConsumerProcess):
     """A firer on one topic, holding its partitions once made."""
 
     def __init__(self, s: Stack, topic: str) -> None:
-        super().__init__(s.work, f"firer-{topic}.log", self.environment(s, topic))
+        super().__init__(s.work, f"firer-{topic}.log", {
+            "KAFKA_BOOTSTRAP_SERVERS": s.bootstrap, "OPENWHISK_APIHOST": s.apihost, "SEALING_KEYS": s.sealing_key,
+            "TRIGGER_MESSAGES_TOPIC": topic, "FIRER_GROUP": f"g-{topic}", "DEAD_LETTER_TOPIC": f"{topic}-dl",
+            "LOG_LEVEL": "INFO"})
         try:  # holding partitions, not just ready: the produce→fire clock must not include the first rebalance
             wait_until(lambda: self.metric("firer_assigned_partitions") > 0, "the firer's partitions")
         except BaseException:
             self.proc.kill()
             raise
-
-    @staticmethod
-    def environment(s: Stack, topic: str) -> dict[str, str]:
-        return {
-            "KAFKA_BOOTSTRAP_SERVERS": s.bootstrap, "OPENWHISK_APIHOST": s.apihost, "SEALING_KEYS": s.sealing_key,
-            "TRIGGER_MESSAGES_TOPIC": topic, "FIRER_GROUP": f"g-{topic}", "DEAD_LETTER_TOPIC": f"{topic}-dl",
-            "LOG_LEVEL": "INFO"}
 
     def fired(self) -> float:
         return self.metric("firer_messages_fired_total")
@@ -232,14 +228,14 @@ def drain(s: Stack, triggers: list[str], count: int, window_s: float = 120, toke
     try:
         wait_until(lambda: firer.fired() > 0, "the first fire")
         started, first = time.monotonic(), firer.fired()
-        firer_cpu, emulator_cpu = firer.cpu_seconds(), cpu_seconds(s.emulator_pid) if s.emulator_pid else 0.0
+        firer_cpu, emulator_cpu = firer.cpu_seconds(), cpu_seconds(s.emulator_pid)
         done = first
         while done < count and time.monotonic() - started < window_s:
             time.sleep(poll_s)
             done = firer.fired()
         seconds = time.monotonic() - started
         return Drain(done - first, seconds, firer.cpu_seconds() - firer_cpu,
-                     (cpu_seconds(s.emulator_pid) - emulator_cpu) if s.emulator_pid else float("nan"), done)
+                     cpu_seconds(s.emulator_pid) - emulator_cpu, done)
     finally:
         firer.stop()
 

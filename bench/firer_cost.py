@@ -28,6 +28,7 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -110,7 +111,7 @@ class BareSpec:
 
 async def _post_all(spec: BareSpec, go: Callable[[], None]) -> dict[str, float]:
     """Warm up one request per connection slot, call go() (the parent's CPU mark), then POST
-    spec.count requests with one long-lived task per slot: the leanest client aiohttp allows."""
+    spec.count requests with one long-lived task per connection slot: a lean client, no per-request task of ours."""
     user, _, password = spec.api_key.partition(":")
     headers = {"Content-Type": "application/json", "Authorization": aiohttp.encode_basic_auth(user, password)}
     total = spec.connections + spec.count
@@ -160,6 +161,8 @@ def bare_side(s: Stack, names: list[str], count: int, limits: ClientLimits, time
     child = subprocess.Popen([sys.executable, "-m", "bench.firer_cost", "--bare"], cwd=REPO_ROOT, text=True,
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     assert child.stdin is not None and child.stdout is not None
+    watchdog = threading.Timer(timeout_s, child.kill)  # bounded: a stuck client ends, and so does its read
+    watchdog.start()
     try:
         child.stdin.write(json.dumps(spec) + "\n")
         child.stdin.flush()
@@ -168,10 +171,14 @@ def bare_side(s: Stack, names: list[str], count: int, limits: ClientLimits, time
         emulator_cpu = cpu_seconds(s.emulator_pid)
         child.stdin.write("go\n")
         child.stdin.flush()
-        result = json.loads(child.stdout.readline())
+        line = child.stdout.readline()
         emulator_cpu = cpu_seconds(s.emulator_pid) - emulator_cpu
+        if not line:
+            raise RuntimeError(f"the bare client gave no result within {timeout_s:g} s (see its stderr)")
+        result = json.loads(line)
         child.wait(timeout_s)
     finally:
+        watchdog.cancel()
         if child.poll() is None:
             child.kill()
     if result["errors"]:
