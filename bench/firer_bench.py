@@ -50,6 +50,7 @@ class Stack:
     apihost: str
     sealing_key: str
     work: Path
+    emulator_pid: int  # for the emulator's own CPU (bench/firer_cost.py)
 
     def topic(self) -> str:
         name = f"bench-{uuid.uuid4().hex[:8]}"
@@ -76,7 +77,7 @@ def stack(work: Path) -> Iterator[Stack]:
     apihost = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: requests.get(apihost, timeout=1).ok, "the emulator")
-        yield Stack(broker.bootstrap, apihost, Fernet.generate_key().decode(), work)
+        yield Stack(broker.bootstrap, apihost, Fernet.generate_key().decode(), work, emulator.pid)
     finally:
         emulator.send_signal(signal.SIGTERM)
         emulator.wait(30)
@@ -113,8 +114,17 @@ def create_triggers(s: Stack, count: int) -> list[str]:
     return names
 
 
-def produce(s: Stack, topic: str, triggers: list[str], count: int, rate_per_s: float | None = None) -> None:
-    token = Sealer([s.sealing_key]).seal(GUEST, ["/guest/*"])
+def message_data(i: int) -> dict[str, object]:
+    """The data of bench message i: what the firer posts, and what the bare client posts too."""
+    return {"i": i, "sent_ms": time.time() * 1000}
+
+
+def produce(s: Stack, topic: str, triggers: list[str], count: int, rate_per_s: float | None = None,
+            token_per_message: bool = False) -> None:
+    """count envelopes round-robin over triggers; token_per_message seals a credential for each
+    message, as the `produce` action does (else one token for all, which the firer's cache keeps)."""
+    sealer = Sealer([s.sealing_key])
+    token = sealer.seal(GUEST, ["/guest/*"])
     producer = KafkaProducer(bootstrap_servers=s.bootstrap, linger_ms=5 if rate_per_s is None else 0,
                              batch_size=256 * 1024)
     producer.partitions_for(topic)  # metadata first: the first timed message must not wait for it
@@ -123,12 +133,19 @@ def produce(s: Stack, topic: str, triggers: list[str], count: int, rate_per_s: f
         if rate_per_s is not None:
             time.sleep(max(0.0, started + i / rate_per_s - time.monotonic()))
         trigger = f"/guest/{triggers[i % len(triggers)]}"
-        env = envelope.new_envelope(source="/bench", trigger=trigger, credential=token,
-                                    data={"i": i, "sent_ms": time.time() * 1000})
+        credential = sealer.seal(GUEST, [trigger]) if token_per_message else token
+        env = envelope.new_envelope(source="/bench", trigger=trigger, credential=credential, data=message_data(i))
         producer.send(topic, key=trigger.encode(), value=envelope.to_structured(env),
                       headers=envelope.structured_headers())
     producer.flush()
     producer.close()
+
+
+def cpu_seconds(pid: int | str = "self") -> float:
+    """User + system CPU seconds of a process so far, all its threads (/proc/<pid>/stat fields 14
+    and 15); no dependency. The command name (field 2) may hold spaces, so split after its ')'."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class ConsumerProcess:
@@ -146,6 +163,9 @@ class ConsumerProcess:
         text = requests.get(f"http://127.0.0.1:{self.port}/metrics", timeout=5).text
         return sum(float(line.split()[-1]) for line in text.splitlines()
                    if line.startswith(name) and not line.startswith("#"))
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.proc.pid)
 
     def rss_mb(self) -> float:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
@@ -180,22 +200,49 @@ class Firer(ConsumerProcess):
         return self.metric("firer_messages_fired_total")
 
 
-def drain_rate(s: Stack, triggers: list[str], count: int, window_s: float = 120) -> float:
-    """Fires/s of one firer draining a backlog of `count` messages, from its first fire until the
-    backlog is gone or `window_s` has passed (one trigger at 20 ms cannot drain it in time)."""
+@dataclass(frozen=True)
+class Drain:
+    """One firer draining a backlog, measured from its first fire to its last (or the window's end):
+    fires, wall seconds, and the CPU seconds of the firer and of the emulator over that window;
+    `total` counts the fires before the window too (the backlog is drained when it is the count)."""
+
+    fired: float
+    seconds: float
+    firer_cpu_s: float
+    emulator_cpu_s: float
+    total: float
+
+    @property
+    def rate(self) -> float:
+        return self.fired / max(1e-9, self.seconds)
+
+
+def drain(s: Stack, triggers: list[str], count: int, window_s: float = 120, token_per_message: bool = False,
+          poll_s: float = 0.05) -> Drain:
+    """One firer draining a backlog of `count` messages, from its first fire until the backlog is
+    gone or `window_s` has passed (one trigger at 20 ms cannot drain it in time). The firer's
+    /metrics is read every poll_s: that costs the firer a little CPU, counted in its share."""
     topic = s.topic()
-    produce(s, topic, triggers, count)
+    produce(s, topic, triggers, count, token_per_message=token_per_message)
     firer = Firer(s, topic)
     try:
         wait_until(lambda: firer.fired() > 0, "the first fire")
         started, first = time.monotonic(), firer.fired()
+        firer_cpu, emulator_cpu = firer.cpu_seconds(), cpu_seconds(s.emulator_pid)
         done = first
         while done < count and time.monotonic() - started < window_s:
-            time.sleep(0.05)
+            time.sleep(poll_s)
             done = firer.fired()
-        return (done - first) / max(1e-9, time.monotonic() - started)
+        seconds = time.monotonic() - started
+        return Drain(done - first, seconds, firer.cpu_seconds() - firer_cpu,
+                     cpu_seconds(s.emulator_pid) - emulator_cpu, done)
     finally:
         firer.stop()
+
+
+def drain_rate(s: Stack, triggers: list[str], count: int, window_s: float = 120) -> float:
+    """Fires/s of one firer draining a backlog of `count` messages (see `drain`)."""
+    return drain(s, triggers, count, window_s).rate
 
 
 def baseline_rate(s: Stack, triggers: list[str], count: int, seconds: float) -> float:

@@ -1,0 +1,296 @@
+"""Benchmark: what the firer costs next to a bare aiohttp client doing the same requests, in one run.
+
+    .venv/bin/python -m bench.firer_cost [--quick] [--repeats N]
+
+Starts its own Kafka broker and emulator on 127.0.0.1 (bench/firer_bench.py's stack), creates 1,000
+triggers and, for controller latency 0 ms and 20 ms (the emulator's fault injection), measures
+against that same emulator:
+
+- the firer (`python -m consumer`, the product) draining a backlog of N envelopes, one token shared
+  by all messages: fires/s, and CPU seconds per 10,000 fires (utime+stime of its process, from
+  /proc/<pid>/stat, over the window from its first fire to its last);
+- the same with a credential sealed separately for each message, as the `produce` action makes them;
+- a bare aiohttp client in its own process, POSTing the same requests (URL, headers, body) with the
+  same connector limits as the firer's settings, straight at the emulator without Kafka: fires/s
+  (the controller's limit, measured the same way) and CPU seconds per 10,000 POSTs;
+- the emulator's own CPU per request during each, to show whether it was the bottleneck.
+
+CPU per unit of work is the figure to compare across machines: absolute fires/s follow the machine
+and its load (printed with the table). Every side runs alone, one after the other, in each repeat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import aiohttp
+
+from bench.firer_bench import GUEST, REPO_ROOT, Stack, cpu_seconds, create_triggers, drain, message_data, stack
+from consumer.settings import Settings
+from messaging_lib.envelope import encode_data
+from messaging_lib.topics import trigger_url
+
+TRIGGERS = 1000
+LATENCIES_MS = (0, 20)
+GOAL_CPU_RATIO = 1.5
+GOAL_TOKEN_SLOWDOWN = 0.10
+
+
+@dataclass(frozen=True)
+class Side:
+    """One measured side of one repeat: requests done, wall seconds, CPU seconds of the side's own
+    process and of the emulator over the same window."""
+
+    requests: float
+    seconds: float
+    cpu_s: float
+    emulator_cpu_s: float
+
+    @property
+    def rate(self) -> float:
+        return self.requests / max(1e-9, self.seconds)
+
+    @property
+    def cpu_per_10k(self) -> float:
+        return self.cpu_s / max(1.0, self.requests) * 10_000
+
+    @property
+    def emulator_us_per_request(self) -> float:
+        return self.emulator_cpu_s / max(1.0, self.requests) * 1e6
+
+
+@dataclass
+class Repeat:
+    """The three sides measured at one latency, in one repeat, plus the load average around them."""
+
+    shared: Side
+    per_message: Side
+    bare: Side
+    load: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class ClientLimits:
+    """The firer's HTTP client settings (consumer/settings.py defaults), which the bare client copies."""
+
+    connections: int
+    timeout_s: float
+
+    @classmethod
+    def of_firer(cls) -> ClientLimits:
+        defaults = {f.name: f.default for f in fields(Settings)}
+        return cls(int(defaults["max_concurrent_fires"]), float(defaults["fire_timeout_s"]))
+
+
+# --- the bare client (runs in its own process: `python -m bench.firer_cost --bare`) ---
+
+
+@dataclass(frozen=True)
+class BareSpec:
+    """What the parent sends the bare client on stdin (the API key stays off the command line)."""
+
+    apihost: str
+    names: list[str]
+    count: int
+    connections: int
+    timeout_s: float
+    api_key: str = field(repr=False)
+
+
+async def _post_all(spec: BareSpec, go: Callable[[], None]) -> dict[str, float]:
+    """Warm up one request per connection slot, call go() (the parent's CPU mark), then POST
+    spec.count requests with one long-lived task per connection slot: a lean client, no per-request task of ours."""
+    user, _, password = spec.api_key.partition(":")
+    headers = {"Content-Type": "application/json", "Authorization": aiohttp.encode_basic_auth(user, password)}
+    total = spec.connections + spec.count
+    work = [(trigger_url(spec.apihost, "guest", spec.names[i % len(spec.names)]), encode_data(message_data(i)))
+            for i in range(total)]
+    connector = aiohttp.TCPConnector(limit=spec.connections, limit_per_host=spec.connections, keepalive_timeout=60)
+    errors = 0
+    async with aiohttp.ClientSession(connector=connector,
+                                     timeout=aiohttp.ClientTimeout(total=spec.timeout_s)) as session:
+        async def post(url: str, body: bytes) -> None:
+            nonlocal errors
+            try:
+                async with session.post(url, data=body, headers=headers) as response:
+                    await response.read()
+                    errors += response.status >= 300
+            except (TimeoutError, aiohttp.ClientError):
+                errors += 1
+
+        async def slot(queue: list[tuple[str, bytes]]) -> None:
+            while queue:
+                await post(*queue.pop())
+
+        await asyncio.gather(*(post(*w) for w in work[:spec.connections]))
+        go()
+        timed = work[spec.connections:][::-1]  # popped from the end: in order
+        cpu, started = cpu_seconds(), time.monotonic()
+        await asyncio.gather(*(slot(timed) for _ in range(spec.connections)))
+        seconds, cpu = time.monotonic() - started, cpu_seconds() - cpu
+    return {"requests": spec.count, "errors": errors, "seconds": seconds, "cpu_s": cpu}
+
+
+def bare_main() -> int:
+    spec = BareSpec(**json.loads(sys.stdin.readline()))
+
+    def go() -> None:
+        print("warm", flush=True)
+        sys.stdin.readline()
+
+    print(json.dumps(asyncio.run(_post_all(spec, go))), flush=True)
+    return 0
+
+
+def bare_side(s: Stack, names: list[str], count: int, limits: ClientLimits, timeout_s: float = 300) -> Side:
+    """The bare client's side: its own process, the emulator's CPU marked around its timed window."""
+    spec = {"apihost": s.apihost, "names": names, "count": count, "connections": limits.connections,
+            "timeout_s": limits.timeout_s, "api_key": GUEST}
+    child = subprocess.Popen([sys.executable, "-m", "bench.firer_cost", "--bare"], cwd=REPO_ROOT, text=True,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert child.stdin is not None and child.stdout is not None
+    watchdog = threading.Timer(timeout_s, child.kill)  # bounded: a stuck client ends, and so does its read
+    watchdog.start()
+    try:
+        child.stdin.write(json.dumps(spec) + "\n")
+        child.stdin.flush()
+        if child.stdout.readline().strip() != "warm":
+            raise RuntimeError("the bare client failed to warm up (see its stderr)")
+        emulator_cpu = cpu_seconds(s.emulator_pid)
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        line = child.stdout.readline()
+        emulator_cpu = cpu_seconds(s.emulator_pid) - emulator_cpu
+        if not line:
+            raise RuntimeError(f"the bare client gave no result within {timeout_s:g} s (see its stderr)")
+        result = json.loads(line)
+        child.wait(timeout_s)
+    finally:
+        watchdog.cancel()
+        if child.poll() is None:
+            child.kill()
+    if result["errors"]:
+        raise RuntimeError(f"the bare client had {result['errors']} failed requests")
+    return Side(result["requests"], result["seconds"], result["cpu_s"], emulator_cpu)
+
+
+# --- the firer's sides and the run ---
+
+
+def firer_side(s: Stack, names: list[str], count: int, token_per_message: bool) -> Side:
+    d = drain(s, names, count, token_per_message=token_per_message)
+    if d.total < count:
+        raise RuntimeError(f"the firer fired {d.total:.0f} of {count} in its window")
+    return Side(d.fired, d.seconds, d.firer_cpu_s, d.emulator_cpu_s)
+
+
+def load_average() -> float:
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
+def measure(s: Stack, names: list[str], count: int, limits: ClientLimits) -> Repeat:
+    before = load_average()
+    print("  firer, one shared token ...", file=sys.stderr)
+    shared = firer_side(s, names, count, token_per_message=False)
+    print("  bare aiohttp client ...", file=sys.stderr)
+    bare = bare_side(s, names, count, limits)
+    print("  firer, a token per message ...", file=sys.stderr)
+    per_message = firer_side(s, names, count, token_per_message=True)
+    return Repeat(shared, per_message, bare, (before, load_average()))
+
+
+def shown(values: Sequence[float], spec: str) -> str:
+    """One value, or the median with the range of the repeats."""
+    if len(values) == 1:
+        return format(values[0], spec)
+    return f"{format(statistics.median(values), spec)} ({format(min(values), spec)}-{format(max(values), spec)})"
+
+
+Value = Callable[[Repeat], float]
+ROWS: list[tuple[str, tuple[Value, ...], str]] = [
+    ("fires/s: firer, one shared token", (lambda r: r.shared.rate,), ",.0f"),
+    ("fires/s: firer, a token sealed per message", (lambda r: r.per_message.rate,), ",.0f"),
+    ("fires/s: bare aiohttp client (the controller's limit)", (lambda r: r.bare.rate,), ",.0f"),
+    ("**firer fires/s ÷ bare client's** (shared token)", (lambda r: r.shared.rate / r.bare.rate,), ".2f"),
+    ("CPU s per 10,000: firer, shared token", (lambda r: r.shared.cpu_per_10k,), ".2f"),
+    ("CPU s per 10,000: firer, token per message", (lambda r: r.per_message.cpu_per_10k,), ".2f"),
+    ("CPU s per 10,000: bare aiohttp client", (lambda r: r.bare.cpu_per_10k,), ".2f"),
+    (f"**firer CPU ÷ bare CPU** per request (goal ≤ {GOAL_CPU_RATIO})",
+     (lambda r: r.shared.cpu_per_10k / r.bare.cpu_per_10k,), ".2f"),
+    (f"token per message ÷ shared: fires/s (goal ≥ {1 - GOAL_TOKEN_SLOWDOWN:.2f})",
+     (lambda r: r.per_message.rate / r.shared.rate,), ".2f"),
+    (f"token per message ÷ shared: CPU per fire (goal ≤ {1 + GOAL_TOKEN_SLOWDOWN:.2f})",
+     (lambda r: r.per_message.cpu_per_10k / r.shared.cpu_per_10k,), ".2f"),
+    ("emulator CPU µs per request: during the firer (shared token) / the bare client",
+     (lambda r: r.shared.emulator_us_per_request, lambda r: r.bare.emulator_us_per_request), ".0f"),
+    ("load average (1 min) before / after", (lambda r: r.load[0], lambda r: r.load[1]), ".1f"),
+]
+
+
+def table(results: dict[int, list[Repeat]]) -> str:
+    """Markdown, a column per latency; a row of several values shows them as 'a / b'."""
+    latencies = list(results)
+    lines = ["| measure | " + " | ".join(f"{ms} ms controller latency" for ms in latencies) + " |",
+             "|---|" + "---|" * len(latencies)]
+    for label, values, spec in ROWS:
+        cells = [" / ".join(shown([value(r) for r in results[ms]], spec) for value in values) for ms in latencies]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), "unknown CPU")
+    return f"{os.cpu_count()} CPUs ({model}), Python {sys.version.split()[0]}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="a smaller backlog (a smoke run, numbers are noisier)")
+    p.add_argument("--repeats", type=int, default=1, help="repeats of every measure (median and range shown)")
+    p.add_argument("--messages", type=int, help="backlog per side (default 30,000; 5,000 with --quick)")
+    p.add_argument("--bare", action="store_true", help=argparse.SUPPRESS)  # the bare client's own process
+    args = p.parse_args(argv)
+    if args.bare:
+        return bare_main()
+    count = args.messages or (5_000 if args.quick else 30_000)
+    limits = ClientLimits.of_firer()
+    work = Path(os.environ.get("BENCH_WORK", "/tmp")) / f"firer-cost-{uuid.uuid4().hex[:6]}"
+    work.mkdir(parents=True)
+    started = time.monotonic()
+    results: dict[int, list[Repeat]] = {ms: [] for ms in LATENCIES_MS}
+    with stack(work) as s:
+        print(f"creating {TRIGGERS:,} triggers ...", file=sys.stderr)
+        names = create_triggers(s, TRIGGERS)
+        for repeat in range(args.repeats):
+            for latency_ms in LATENCIES_MS:
+                print(f"repeat {repeat + 1}/{args.repeats}, {latency_ms} ms latency, {count:,} messages:",
+                      file=sys.stderr)
+                s.control("DELETE", "faults")
+                if latency_ms:
+                    s.control("POST", "faults", {"scope": "fires", "latency_ms": latency_ms})
+                results[latency_ms].append(measure(s, names, count, limits))
+        s.control("DELETE", "faults")
+    print()
+    print(f"{count:,} fires per side to {TRIGGERS:,} triggers, {args.repeats} repeat(s); firer and bare client: "
+          f"{limits.connections} connections, {limits.timeout_s:g} s timeout; {machine()}; "
+          f"{time.monotonic() - started:.0f} s in all")
+    print()
+    print(table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
