@@ -28,7 +28,7 @@ def params(monkeypatch: pytest.MonkeyPatch) -> dict:
 
 def test_the_answer_says_where_to_produce_and_shows_no_kafka_secret(params: dict) -> None:
     answer = token.token(params)
-    assert list(answer) == ["credential", "scope", "bootstrap_servers", "topic", "key", "envelope"]
+    assert list(answer) == ["credential", "scope", "bootstrap_servers", "ttl", "expires", "topic", "key", "envelope"]
     assert answer["bootstrap_servers"] == "kafka-internal-0:9093,kafka-internal-1:9093"
     assert (answer["topic"], answer["key"], answer["scope"]) == ("openwhisk-trigger-messages", "/guest/myTrigger",
                                                                  ["/guest/myTrigger"])
