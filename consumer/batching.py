@@ -132,7 +132,7 @@ def encode_records(topic: str, partition: int, records: Sequence[Any], options: 
     value_json = (_b64_json if options.is_binary_value else _json_or_text_json if options.is_json_data
                   else _text_json)
     header_json = _b64_json if options.is_binary_value else _text_json
-    out = []
+    out: list[bytes] = []
     append = out.append
     for r in records:
         headers = r.headers

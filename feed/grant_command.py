@@ -32,8 +32,7 @@ DEFAULT_LOCAL_STATE = Path(__file__).resolve().parent.parent / ".cache" / "local
 def settings_from(environ: Mapping[str, str], state_dir: Path | None) -> dict[str, str]:
     """The environment over the KEY=value lines of the state folder's settings files."""
     values: dict[str, str] = {}
-    for name in SETTINGS_FILES if state_dir is not None else ():
-        path = state_dir / name
+    for path in [state_dir / name for name in SETTINGS_FILES] if state_dir is not None else []:
         if path.is_file():
             for line in path.read_text().splitlines():
                 key, sep, value = line.partition("=")

@@ -200,10 +200,9 @@ class Lifecycle:
         grants of its namespace, in one read."""
         prefixes = [feed_grants.namespace_key_prefix(envelope.parse_trigger_fqn(fqn).namespace)] if with_grants else []
         found = self.store().latest({records.subscription_key(fqn), records.status_key(fqn)}, prefixes)
-        config = found.get(records.subscription_key(fqn))
-        if config is None or config[1] is None:
+        version, value = found.get(records.subscription_key(fqn), (0, None))
+        if value is None:
             raise FeedError(f"The trigger {fqn} has no kafkaFeed subscription.", 404)
-        version, value = config
         _, status_value = found.get(records.status_key(fqn), (0, None))
         try:
             sub = records.decode_subscription(value).resolved(version)

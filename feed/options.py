@@ -151,8 +151,8 @@ def given(params: Mapping[str, object]) -> dict[str, object]:
 
 def parse(params: Mapping[str, object], base: Options, payload_cap: int) -> Options:
     """``base`` with the options ``params`` names, in table order; then every rule on the result."""
-    changes = {o.field_name: o.kind.parse(o.name, params[o.name], payload_cap) for o in OPTIONS
-               if params.get(o.name) is not None}
+    changes: dict[str, Any] = {o.field_name: o.kind.parse(o.name, params[o.name], payload_cap) for o in OPTIONS
+                               if params.get(o.name) is not None}
     options = replace(base, **changes)
     for broken, refusal in RULES:
         if broken(options):
@@ -200,7 +200,8 @@ def from_record(value: object) -> Options:
     """The record's ``options`` object. Raises only ``RecordError``."""
     if not isinstance(value, dict):
         raise RecordError("options must be an object")
-    return Options(**{o.field_name: o.kind.from_record(o.name, value.get(o.name)) for o in OPTIONS})
+    fields: dict[str, Any] = {o.field_name: o.kind.from_record(o.name, value.get(o.name)) for o in OPTIONS}
+    return Options(**fields)
 
 
 # --- what the router derives --------------------------------------------------------------------

@@ -222,8 +222,8 @@ def _credential_from(plaintext: bytes) -> Credential:
         raise CredentialError("the sealed content is not a credential") from None
     if not isinstance(content, dict):
         raise CredentialError("the sealed content is not a credential")
-    return Credential(content.get("key"), content.get("scope"), content.get("iat"), content.get("exp"),
-                      content.get("use"))
+    fields: dict[str, Any] = {name: content.get(name) for name in ("key", "scope", "iat", "exp", "use")}
+    return Credential(**fields)
 
 
 class Sealer:
