@@ -98,9 +98,11 @@ def connection_settings(params: dict) -> KafkaSettings:
     if protocol is None and (user is not None or password is not None):
         protocol = "SASL_SSL"  # messageHubProduce's only mode
     try:
-        return KafkaSettings(bootstrap_servers=_brokers(params), security_protocol=protocol,  # type: ignore[arg-type]
-                             sasl_mechanism=params.get("saslMechanism"), sasl_username=user,  # type: ignore[arg-type]
-                             sasl_password=password)  # type: ignore[arg-type]
+        # the caller's values as given: KafkaSettings validates them (and names the bad one)
+        given: dict[str, Any] = {"bootstrap_servers": _brokers(params), "security_protocol": protocol,
+                                 "sasl_mechanism": params.get("saslMechanism"), "sasl_username": user,
+                                 "sasl_password": password}
+        return KafkaSettings(**given)
     except ConfigError as e:
         raise ActionError(_in_parameter_names(f"parameter '{e.variable}' {e.detail}")) from None
 

@@ -105,7 +105,7 @@ def namespace_key_prefix(namespace: str | None = None) -> bytes:
 
 
 def is_grant_key(key: bytes | None) -> bool:
-    return bool(key) and key.startswith(GRANT_PREFIX.encode())  # type: ignore[union-attr]
+    return key is not None and key.startswith(GRANT_PREFIX.encode())
 
 
 def parse_grant_key(key: bytes | None) -> Grant:

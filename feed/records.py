@@ -36,7 +36,7 @@ import json
 import sys
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from feed import options as feed_options
 from feed.options import Options, record_int  # Options: the table of feed.options, named here too
@@ -217,7 +217,7 @@ def _shared(key: Hashable, value: _T) -> _T:
         if len(_SHARED) >= _SHARED_MAX:
             _SHARED.clear()
         _SHARED[key] = found = value
-    return found  # type: ignore[no-any-return]
+    return cast(_T, found)
 
 
 def _load(value: bytes) -> dict[str, Any]:
@@ -296,7 +296,7 @@ def _shared_options(value: object) -> Options:
         found = _shared(options, options)
         if key is not None:
             _shared(key, found)
-    return found  # type: ignore[no-any-return]
+    return cast(Options, found)
 
 
 def decode_status(value: bytes) -> Status:
