@@ -50,7 +50,7 @@ async def run(settings: Settings) -> None:
             loops.append((firer.run, firer.stop))
         if "router" in settings.role_set:
             router = Router(settings, producer, KafkaLog(settings.kafka, settings.subscriptions_topic),
-                            RouterMetrics(registry))
+                            RouterMetrics(registry), sealer=Sealer(settings.sealing_key_list))
             probes.append(health.RoleProbe("router", lambda: router.ready, lambda: router.last_poll))
             loops.append((router.run, router.stop))
         runner = await health.serve(health.app(probes, registry), settings.http_host, settings.http_port)

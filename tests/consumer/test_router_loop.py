@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from cryptography.fernet import Fernet
 from kafka import TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from prometheus_client import CollectorRegistry
@@ -28,12 +29,15 @@ from consumer.metrics import RouterMetrics
 from consumer.router import Router
 from consumer.settings import Settings
 from consumer.table import Change, LogSource, MemoryLog
-from feed import records
+from feed import grants, records
 from feed.records import Options, Segment, Status, Subscription
 from messaging_lib import envelope, topics
+from messaging_lib.credentials import ENVELOPE_TTL_S, Sealer
 from messaging_lib.kafka_config import KafkaSettings
 
-OUT, DEAD, GROUP = "envelopes", "dead", "router-test"
+OUT, DEAD, GROUP, SUBSCRIPTIONS = "envelopes", "dead", "router-test", "subscriptions"
+API_KEY = "23bc46b1-71f6-4ed5-8c54-816aa4f8c502:" + "a" * 64
+SEALER = Sealer([Fernet.generate_key().decode()])
 Offsets = dict[TopicPartition, tuple[int, str]]
 
 
@@ -84,6 +88,7 @@ class FakeReader:
         self.pauses: list[tuple[list[TopicPartition], bool]] = []
         self.polls = 0
         self.fail_commits = False
+        self.poll_error: Exception | None = None  # raised by the next poll (kafka-python failing inside)
         self.closed = False
 
     async def set_topics(self, wanted_topics: Collection[str]) -> None:
@@ -108,8 +113,14 @@ class FakeReader:
     async def refresh_metadata(self) -> None:
         return None
 
+    async def missing(self, topic_names: Collection[str]) -> frozenset[str]:
+        return frozenset(topic_names) - set(self._kafka.partitions)
+
     async def poll(self, timeout_s: float, max_records: int) -> list[PartitionRecords]:
         self.polls += 1
+        if self.poll_error is not None:
+            error, self.poll_error = self.poll_error, None
+            raise error
         handed_over = self._hand_over()
         found = self._fetch(max_records)
         if not found and not handed_over:
@@ -134,10 +145,11 @@ class FakeReader:
         return bool(revoked or assigned)
 
     def _fetch(self, max_records: int) -> list[PartitionRecords]:
-        """Per partition, as kafka-python's records (``GroupReader.poll``)."""
+        """Per partition, as kafka-python's records (``GroupReader.poll``); a deleted topic's
+        partitions fetch nothing (kafka-python logs and waits)."""
         found: list[PartitionRecords] = []
         room = max_records
-        for tp in sorted(self.assigned - self.paused):
+        for tp in sorted(tp for tp in self.assigned - self.paused if tp.topic in self._kafka.partitions):
             log = self._kafka.partitions[tp.topic][tp.partition]
             taken = log[self.position[tp]:self.position[tp] + room]
             self.position[tp] += len(taken)
@@ -285,9 +297,15 @@ class Harness:
     router: Router | None = None
     task: asyncio.Future[None] | None = None
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    grant_guest: bool = True  # as the operator does for the test user: every topic (see tests/e2e)
+
+    def grant(self, namespace: str, topic: str, prefix: bool = False, revoke: bool = False) -> int:
+        given = grants.Grant(namespace, topic, prefix)
+        return self.log.append(given.key, None if revoke else grants.encode_grant(given, 1))
 
     def settings(self) -> Settings:
         values: dict[str, Any] = dict(roles="router", kafka=KafkaSettings(bootstrap_servers=("unused:9092",)),
+                                      subscriptions_topic=SUBSCRIPTIONS,
                                       trigger_messages_topic=OUT, dead_letter_topic=DEAD, router_group=GROUP,
                                       commit_interval_s=0.02, shutdown_timeout_s=5.0, max_payload_bytes=10_000)
         return Settings(**(values | self.settings_overrides))
@@ -303,9 +321,15 @@ class Harness:
         return self.readers[-1]
 
     async def start(self, source: LogSource | None = None, wait_ready: bool = True) -> Router:
+        """Start a router; the first start grants the test user every topic (after the records the
+        test wrote: their offsets stay, and the table's load decides them once the grant is read)."""
+        if self.grant_guest:
+            self.grant_guest = False
+            self.grant("guest", "", prefix=True)
         self.registry = CollectorRegistry()
         self.router = Router(self.settings(), self.producer, source or self.log.reader(),  # type: ignore[arg-type]
-                             RouterMetrics(self.registry), reader_factory=self._reader, clock=self.clock)
+                             RouterMetrics(self.registry), reader_factory=self._reader, clock=self.clock,
+                             sealer=SEALER)
         self.task = asyncio.ensure_future(self.router.run())
         if wait_ready:
             await until(lambda: self.router is not None and self.router.ready, "the router is ready")
@@ -319,11 +343,15 @@ class Harness:
     def metric(self, name: str, **labels: str) -> float:
         return self.registry.get_sample_value(name, labels) or 0.0
 
-    def subscribe(self, trigger: str, topic: str, start: dict[int, int] | None = None, **options: Any) -> int:
-        """CREATE; ``start`` defaults to the topic's end offsets ("latest")."""
-        sub = Subscription(trigger=trigger, topic=topic, credential="sealed-" + trigger, options=Options(**options),
+    def subscribe(self, trigger: str, topic: str, start: dict[int, int] | None = None, credential: str | None = None,
+                  **options: Any) -> int:
+        """CREATE (as kafkaFeed seals it, or with ``credential``); ``start`` defaults to the topic's
+        end offsets ("latest"; a topic that does not exist: none)."""
+        ends = self.kafka.ends(topic) if topic in self.kafka.partitions else {}
+        credential = SEALER.seal_subscription(API_KEY, trigger) if credential is None else credential
+        sub = Subscription(trigger=trigger, topic=topic, credential=credential, options=Options(**options),
                            start_from="latest" if start is None else "earliest",
-                           segments=(Segment(None, self.kafka.ends(topic) if start is None else start),),
+                           segments=(Segment(None, ends if start is None else start),),
                            created_ms=1, updated_ms=1)
         return self.log.append(records.subscription_key(trigger), records.encode_subscription(sub))
 
@@ -348,6 +376,20 @@ class Harness:
 
     def dead(self) -> list[Sent]:
         return [s for s in self.producer.sent if s.topic == DEAD]
+
+    def statuses(self, trigger: str) -> list[Status]:
+        """The status records the router wrote for ``trigger``."""
+        return [records.decode_status(s.value) for s in self.producer.sent  # type: ignore[arg-type]
+                if s.topic == SUBSCRIPTIONS and s.key == records.status_key(trigger)]
+
+    def feed_back(self) -> None:
+        """The subscriptions topic, as Kafka would: what the router wrote there comes back to its table."""
+        for s in self.producer.sent[self._fed:]:
+            if s.topic == SUBSCRIPTIONS:
+                self.log.append(s.key, s.value)
+        self._fed = len(self.producer.sent)
+
+    _fed: int = 0
 
     async def polls(self, count: int = 3) -> None:
         """Let the loop go round ``count`` more times (each poll is one iteration)."""
@@ -396,7 +438,10 @@ def test_records_reach_every_trigger_subscribed_to_their_topic_and_no_other() ->
         assert h.reader.topics == {orders, audit}
         first = h.envelopes("/guest/A")[0]
         assert records.config_version_of(first.source) == version
-        assert first.credential == "sealed-/guest/A"
+        opened = SEALER.authorize(first.credential, "/guest/A")  # short-lived, for that trigger only (issue 11)
+        assert (opened.key, opened.scope, opened.use) == (API_KEY, ("/guest/A",), None)
+        assert opened.exp is not None and 0 < opened.exp - opened.iat <= ENVELOPE_TTL_S
+        assert first.credential != h.current("/guest/A").credential
         assert next(s.key for s in h.producer.sent if s.opened().trigger == "/guest/A") == b"/guest/A"
         message = next(m for e in h.envelopes("/guest/A") for m in e.data["messages"]  # type: ignore[index]
                        if m["offset"] == 0 and m["partition"] == 0)
