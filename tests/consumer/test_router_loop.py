@@ -24,6 +24,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 from prometheus_client import CollectorRegistry
 
 from consumer import batching, positions
+from consumer import router as router_module
 from consumer.kafka_edge import KafkaUnavailable, PartitionRecords, Record
 from consumer.metrics import RouterMetrics
 from consumer.router import Router
@@ -101,7 +102,7 @@ class FakeReader:
         else:
             self.rebalance(revoke=[tp for tp in self.assigned if tp.topic not in wanted],
                            assign=[TopicPartition(t, p) for t in sorted(wanted - self.topics)
-                                   for p in range(len(self._kafka.partitions[t]))])
+                                   for p in range(len(self._kafka.partitions.get(t, [])))])
         self.topics = wanted
 
     def rebalance(self, revoke: Collection[TopicPartition] = (), assign: Collection[TopicPartition] = ()) -> None:
@@ -162,6 +163,8 @@ class FakeReader:
 
     async def positions_of(self, partitions: list[TopicPartition]
                            ) -> tuple[dict[TopicPartition, tuple[int, str] | None], dict[TopicPartition, int]]:
+        if any(tp.topic not in self._kafka.partitions for tp in partitions):
+            raise KafkaUnavailable("fetching positions failed: unknown topic or partition")
         committed = {tp: self._kafka.committed.get(tp) for tp in partitions}
         return committed, {tp: len(self._kafka.partitions[tp.topic][tp.partition]) for tp in partitions}
 
@@ -874,3 +877,146 @@ def test_a_failed_task_stops_the_router_with_its_reason() -> None:
             raise AssertionError("the router went on after a failed task")
         assert h.kafka.committed_offset(topic) == 0  # the record is read again on restart
     run(scenario, shutdown_timeout_s=0.2)
+
+
+# --- defence in depth (issue 11): the topic policy, and one subscription's failure stays its own ---
+
+
+def test_a_subscription_no_grant_covers_is_never_read_and_disabled_once_and_a_grant_lets_it_in() -> None:
+    async def scenario(h: Harness) -> None:
+        mine, theirs = h.kafka.create_topic("alice.orders"), h.kafka.create_topic("bob-private")
+        h.grant_guest = False
+        h.grant("alice", "alice.orders")
+        h.subscribe("/alice/OK", mine, max_batch_messages=1)
+        version = h.subscribe("/alice/Steal", theirs, max_batch_messages=1)
+        await h.start()
+        assert h.reader.topics == {mine}
+        await until(lambda: h.statuses("/alice/Steal"), "the refusal's status record")
+        status = h.statuses("/alice/Steal")[0]
+        assert (status.status_code, status.config, status.state) == (403, version, "disabled")
+        assert status.message == grants.still_allowed(grants.TopicPolicy(frozenset({OUT, DEAD, SUBSCRIPTIONS})),
+                                                      "/alice/Steal", theirs, [])
+        assert "bob-private is not granted to the namespace alice" in status.message
+        h.kafka.produce(theirs, ["secret"])
+        h.kafka.produce(mine, ["m0"])
+        await until(lambda: h.values("/alice/OK") == ["m0"], "the allowed subscription fires")
+        h.feed_back()  # the status record comes back through the table: nothing is written again
+        await h.polls(5)
+        assert len(h.statuses("/alice/Steal")) == 1 and h.envelopes("/alice/Steal") == [] and h.dead() == []
+        h.grant("alice", theirs)  # granted now: read from its start positions
+        await until(lambda: h.reader.topics == {mine, theirs}, "subscribed once granted")
+        await h.stop()
+    run(scenario)
+
+
+def test_a_revoked_grant_disables_the_subscriptions_it_covered_naming_their_version() -> None:
+    async def scenario(h: Harness) -> None:
+        topic = h.kafka.create_topic("shared")
+        h.grant_guest = False
+        h.grant("alice", "sha", prefix=True)
+        version = h.subscribe("/alice/T", topic, max_batch_messages=1)
+        await h.start()
+        h.kafka.produce(topic, ["before"])
+        await until(lambda: h.values("/alice/T") == ["before"], "fired while granted")
+        h.grant("alice", "sha", prefix=True, revoke=True)
+        await until(lambda: h.reader.topics == frozenset() and h.statuses("/alice/T"), "unsubscribed and disabled")
+        status = h.statuses("/alice/T")[0]
+        assert (status.status_code, status.config) == (403, version)
+        assert status.message.startswith(grants.REVOKED)
+        h.kafka.produce(topic, ["after"])  # nothing reads the topic any more
+        await h.stop()
+        assert h.values("/alice/T") == ["before"] and len(h.statuses("/alice/T")) == 1
+    run(scenario)
+
+
+def test_service_and_internal_topics_are_never_subscribed_whatever_the_grants() -> None:
+    async def scenario(h: Harness) -> None:
+        for name in (OUT, DEAD, SUBSCRIPTIONS, "__consumer_offsets", "__anything"):
+            h.kafka.create_topic(name)
+        ok = h.kafka.create_topic("orders")
+        h.subscribe("/guest/OK", ok, max_batch_messages=1)
+        refused = {f"/guest/R{i}": topic for i, topic in enumerate((OUT, DEAD, SUBSCRIPTIONS, "__consumer_offsets",
+                                                                     "__anything", "not a topic!"))}
+        for trigger, topic in refused.items():
+            h.subscribe(trigger, topic, start={})
+        await h.start()
+        await until(lambda: all(h.statuses(t) for t in refused), "every refusal recorded")
+        assert h.reader.topics == {ok}
+        assert "Kafka's internal topics" in h.statuses("/guest/R3")[0].message
+        assert "the messaging service's own topics" in h.statuses("/guest/R1")[0].message
+        assert "is not a Kafka topic name" in h.statuses("/guest/R5")[0].message
+        h.kafka.produce(DEAD, ["a dead letter"])
+        h.kafka.produce(ok, ["m0"])
+        await until(lambda: h.values("/guest/OK") == ["m0"], "the others fire")
+        assert h.dead() == [] and all(len(h.statuses(t)) == 1 for t in refused)
+        await h.stop()
+    run(scenario)
+
+
+def test_a_deleted_topic_disables_its_subscriptions_alone() -> None:
+    async def scenario(h: Harness) -> None:
+        doomed, ok = h.kafka.create_topic("doomed"), h.kafka.create_topic("orders")
+        version = h.subscribe("/guest/D", doomed, max_batch_messages=1)
+        h.subscribe("/guest/OK", ok, max_batch_messages=1)
+        await h.start()
+        del h.kafka.partitions[doomed]
+        for _ in range(2):  # missing at two checks in a row
+            h.clock.advance(router_module.TOPIC_CHECK_S)
+            await h.polls(2)
+        await until(lambda: h.reader.topics == {ok} and h.statuses("/guest/D"), "unsubscribed and disabled")
+        status = h.statuses("/guest/D")[0]
+        assert (status.status_code, status.config) == (404, version) and "doomed does not exist" in status.message
+        h.kafka.produce(ok, ["m0"])
+        await until(lambda: h.values("/guest/OK") == ["m0"], "the others fire")
+        await h.stop()
+    run(scenario)
+
+
+def test_kafka_python_failing_inside_poll_over_a_missing_topic_refuses_that_topic_only() -> None:
+    async def scenario(h: Harness) -> None:
+        doomed, ok = h.kafka.create_topic("doomed"), h.kafka.create_topic("orders")
+        h.subscribe("/guest/D", doomed)
+        h.subscribe("/guest/OK", ok, max_batch_messages=1)
+        await h.start()
+        del h.kafka.partitions[doomed]
+        h.reader.poll_error = KeyError(TopicPartition(doomed, 0))  # as the cooperative-sticky assignor raises
+        await until(lambda: h.reader.topics == {ok} and h.statuses("/guest/D"), "that topic refused")
+        h.kafka.produce(ok, ["m0"])
+        await until(lambda: h.values("/guest/OK") == ["m0"], "the others fire")
+        assert h.task is not None and not h.task.done()
+        await h.stop()
+    run(scenario)
+
+
+def test_a_failure_inside_poll_that_no_topic_explains_stops_the_router() -> None:
+    async def scenario(h: Harness) -> None:
+        h.subscribe("/guest/T", h.kafka.create_topic("orders"))
+        await h.start()
+        h.reader.poll_error = KeyError("a bug")
+        assert h.task is not None
+        try:
+            await asyncio.wait_for(h.task, 10)
+        except KeyError:
+            pass
+        else:
+            raise AssertionError("the router went on after an unexplained failure")
+    run(scenario)
+
+
+def test_a_subscription_whose_credential_cannot_be_re_sealed_dead_letters_and_is_disabled_alone() -> None:
+    async def scenario(h: Harness) -> None:
+        topic = h.kafka.create_topic("orders")
+        foreign = Sealer([Fernet.generate_key().decode()]).seal_subscription(API_KEY, "/guest/Bad")
+        version = h.subscribe("/guest/Bad", topic, credential=foreign)
+        h.subscribe("/guest/OK", topic, max_batch_messages=1)
+        await h.start()
+        h.kafka.produce(topic, ["m0", "m1"])
+        await until(lambda: len(h.dead()) == 2 and h.values("/guest/OK") == ["m0", "m1"], "dead letters, deliveries")
+        assert {dict(d.headers)[topics.DL_REASON] for d in h.dead()} == {b"bad-credential"}
+        assert {dict(d.headers)[topics.DL_TRIGGER] for d in h.dead()} == {b"/guest/Bad"}
+        status = h.statuses("/guest/Bad")
+        assert len(status) == 1 and (status[0].status_code, status[0].config) == (401, version)
+        assert "credential cannot be used (bad-credential" in status[0].message
+        assert h.envelopes("/guest/Bad") == []
+        await h.stop()
+    run(scenario)
