@@ -49,8 +49,6 @@ class Harness:
     def __post_init__(self) -> None:
         self.out = self.kafka.create_topic("envelopes", partitions=2)
         self.dead = self.kafka.create_topic("dead")
-        guest = grants.Grant("guest", "", prefix=True)  # the operator grants the test user every topic
-        self.log.append(guest.key, grants.encode_grant(guest, 1))
 
     def settings(self) -> Settings:
         return Settings(roles="router", kafka=KafkaSettings(bootstrap_servers=(self.kafka.bootstrap,)),
@@ -59,6 +57,11 @@ class Harness:
                         max_payload_bytes=900_000)
 
     async def start(self) -> Router:
+        """The first start grants the test user every topic, as the operator does (after the records
+        the test wrote, so their offsets stay; the table's load decides them once the grant is read)."""
+        guest = grants.Grant("guest", "", prefix=True)
+        if not any(c.key == guest.key for c in self.log.records):
+            self.log.append(guest.key, grants.encode_grant(guest, 1))
         settings = self.settings()
         self.producer = Producer(settings.kafka)
         self.router = Router(settings, self.producer, self.log.reader(), RouterMetrics(CollectorRegistry()),
