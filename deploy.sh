@@ -273,6 +273,7 @@ write_consumer_settings() {
     env_file_line TRIGGER_MESSAGES_TOPIC "$TRIGGER_MESSAGES_TOPIC"
     env_file_line SUBSCRIPTIONS_TOPIC "$SUBSCRIPTIONS_TOPIC"
     env_file_line DEAD_LETTER_TOPIC "$DEAD_LETTER_TOPIC"
+    env_file_line TOPIC_PREFIX_PATTERN "${TOPIC_PREFIX_PATTERN:-}"
   } > "$state_dir/consumer.env"
   (umask 077
    { echo "# Secrets of the messaging consumer for $apihost: keep this file safe."

@@ -44,13 +44,14 @@ async def run(settings: Settings) -> None:
 
             async def send_status(key: bytes, value: bytes) -> object:
                 return await producer.send(settings.subscriptions_topic, value, key=key)
-            firer = Firer(settings, client, producer, Sealer(settings.sealing_key_list), FirerMetrics(registry),
+            sealer = Sealer(settings.sealing_key_list, subscription_credentials_fire=False)  # the router re-seals
+            firer = Firer(settings, client, producer, sealer, FirerMetrics(registry),
                           on_refused=status_writer(send_status))
             probes.append(health.RoleProbe("firer", lambda: firer.ready, lambda: firer.last_poll))
             loops.append((firer.run, firer.stop))
         if "router" in settings.role_set:
             router = Router(settings, producer, KafkaLog(settings.kafka, settings.subscriptions_topic),
-                            RouterMetrics(registry))
+                            RouterMetrics(registry), sealer=Sealer(settings.sealing_key_list))
             probes.append(health.RoleProbe("router", lambda: router.ready, lambda: router.last_poll))
             loops.append((router.run, router.stop))
         runner = await health.serve(health.app(probes, registry), settings.http_host, settings.http_port)

@@ -267,6 +267,15 @@ class GroupReader:
                 self._consumer.topics()
         await self._thread.call("metadata refresh failed", refresh)
 
+    async def missing(self, topic_names: Collection[str]) -> frozenset[str]:
+        """Which of ``topic_names`` the cluster does not list for this client now: deleted, never
+        created, or not readable (Kafka lists only the topics the principal may describe)."""
+        def find() -> frozenset[str]:
+            if self._consumer is None:
+                return frozenset()
+            return frozenset(topic_names) - set(self._consumer.topics())
+        return await self._thread.call("listing topics failed", find)
+
     async def poll(self, timeout_s: float, max_records: int) -> list[PartitionRecords]:
         """One batch per partition, handed over as fetched (see ``PartitionRecords``)."""
         def poll() -> list[PartitionRecords]:

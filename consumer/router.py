@@ -26,6 +26,14 @@ stage work for it. What is kept, and where:
 - **limits**: batches per trigger under its bytes/count/window limits (consumer/batching.py); a
   message over the payload limit, or for a disabled subscription, goes to the dead-letter topic
   with the trigger in ``dl_trigger``; in-flight records are bounded (partitions pause).
+- **defence in depth** (DESIGN.md section 6): the operator's topic policy is applied to every
+  subscription record and grant change (consumer/subscriptions.py); a refused subscription is
+  never subscribed to, and its status record (disabled, naming the version) is written once.
+- **one subscription cannot take the others down**: a subscribed topic that disappears (deleted,
+  never created, not readable) is noticed by a periodic check, or when kafka-python raises inside
+  poll, and refuses the subscriptions on it alone (status record); the credential of each
+  envelope is re-sealed short-lived from the subscription's (``Sealer.seal_for_envelope``), and a
+  subscription whose credential cannot be re-sealed dead-letters its records and is disabled.
 """
 
 from __future__ import annotations
@@ -52,16 +60,40 @@ from consumer.metrics import RouterMetrics
 from consumer.offsets import PartitionOffsets
 from consumer.router_partitions import Partitions, Route
 from consumer.settings import Settings
-from consumer.subscriptions import SubscriptionIndex
+from consumer.subscriptions import Live, Refusal, SubscriptionIndex
 from consumer.table import Change, CompactedTable, LogSource
 from consumer.toolkit import Backpressure, KeyedQueues, Supervisor, hand_over, wait_until, write_until_acknowledged
-from feed.records import feed_source
+from feed import records
+from feed.grants import TopicPolicy
+from feed.records import Status, feed_source
 from messaging_lib import envelope
-from messaging_lib.errors import Reason
+from messaging_lib.credentials import Sealer
+from messaging_lib.errors import BadMessage, Reason
 
 log = logging.getLogger("consumer.router")
 
 ReaderFactory = Callable[..., GroupReader]
+TOPIC_CHECK_S = 5.0  # how often the subscribed topics are checked for existence (twice missing: refused)
+ENVELOPE_CREDENTIAL_REUSE_S = 60.0  # an envelope credential is re-sealed at most this often per subscription
+_CREDENTIALS_KEPT = 10_000  # envelope credentials cached; past it the cache starts over
+
+
+def topic_policy(settings: Settings) -> TopicPolicy:
+    """The operator's topic policy as the feed applies it: the prefix rule and the service's own topics."""
+    return TopicPolicy.from_settings({"topic_prefix_pattern": settings.topic_prefix_pattern,
+                                      "trigger_messages_topic": settings.trigger_messages_topic,
+                                      "subscriptions_topic": settings.subscriptions_topic,
+                                      "dead_letter_topic": settings.dead_letter_topic})
+
+
+def gone_refusal(topic: str) -> Refusal:
+    return Refusal(404, f"Disabled: the topic {topic} does not exist any more (or the messaging service may not "
+                        "read it).")
+
+
+def credential_refusal(error: BadMessage) -> Refusal:
+    return Refusal(401, f"Disabled: the subscription's credential cannot be used ({error.reason.value}: "
+                        f"{error.detail}). Update the trigger's feed to seal a new one.")
 
 
 @dataclass(slots=True, eq=False)
@@ -89,11 +121,17 @@ class _Encoded:
 
 class Router:
     def __init__(self, settings: Settings, producer: Producer, table_source: LogSource, metrics: RouterMetrics,
-                 reader_factory: ReaderFactory = GroupReader, clock: Callable[[], float] = time.monotonic) -> None:
+                 reader_factory: ReaderFactory = GroupReader, clock: Callable[[], float] = time.monotonic, *,
+                 sealer: Sealer, wall_clock_ms: Callable[[], int] = lambda: int(time.time() * 1000)) -> None:
         self.settings = settings
         self._producer, self._table_source, self._metrics, self._clock = producer, table_source, metrics, clock
         self._reader_factory = reader_factory
-        self.index = SubscriptionIndex()
+        self._sealer, self._wall_clock_ms = sealer, wall_clock_ms
+        self.index = SubscriptionIndex(topic_policy(settings))
+        self._credentials: dict[str, tuple[int, float, str | BadMessage]] = {}  # trigger -> version, when, sealed
+        self._statuses_written: dict[str, tuple[int, str]] = {}  # trigger -> version and message written
+        self._missing: frozenset[str] = frozenset()  # subscribed topics missing at the last check
+        self._topics_checked = clock()
         self._staged: list[Change] = []
         self._loading = True  # reading the table to its end: changes go straight into the index
         self._wake = asyncio.Event()
@@ -115,7 +153,8 @@ class Router:
         self._loop = asyncio.get_running_loop()
         self._reader = self._reader_factory(
             self.settings.kafka, self.settings.router_group, self._on_assigned, self._on_revoked,
-            fetch_max_wait_ms=100, max_partition_fetch_bytes=4 * 1024 * 1024)
+            fetch_max_wait_ms=100, max_partition_fetch_bytes=4 * 1024 * 1024,
+            allow_auto_create_topics=False)  # a deleted topic stays deleted
         table_stop = asyncio.Event()
         table = CompactedTable(self._table_source, self._stage)
         table_task = asyncio.ensure_future(table.run(table_stop))
@@ -162,7 +201,13 @@ class Router:
                     await asyncio.wait_for(self._wake.wait(), 0.1)
                 self.last_poll = self._clock()
                 continue
-            fetched = await self._reader.poll(self._poll_timeout_s(), self.settings.router_max_poll_records)
+            await self._check_topics()
+            try:
+                fetched = await self._reader.poll(self._poll_timeout_s(), self.settings.router_max_poll_records)
+            except Exception as e:  # kafka-python raises more than its own errors in poll (an assignor's KeyError)
+                if not await self._isolate(e):
+                    raise
+                continue
             now = self._clock()
             consumed = 0
             for batch in fetched:
@@ -226,20 +271,30 @@ class Router:
         self._wake.set()
 
     async def _apply_staged(self) -> None:
-        assert self._reader is not None
         changes, self._staged = self._staged, []
         affected: set[str] = set()
         for change in changes:
             changed = self.index.apply(change)
-            if changed is None:
-                continue
-            trigger, old_topic = changed
-            self._send(self._batcher.close(trigger))  # what was batched goes out under its version
-            live = self.index.get(trigger)
-            if live is not None:
-                affected.add(live.sub.topic)
-            if old_topic is not None:
-                affected.add(old_topic)
+            if changed is not None:
+                self._changed(*changed, affected)
+        for trigger, topic in self.index.recheck():  # grants changed: their namespaces decided again
+            self._changed(trigger, topic, affected)
+        await self._resubscribe(affected)
+
+    def _changed(self, trigger: str, old_topic: str | None, affected: set[str]) -> None:
+        self._send(self._batcher.close(trigger))  # what was batched goes out under its version
+        self._credentials.pop(trigger, None)
+        live = self.index.get(trigger)
+        if live is not None:
+            affected.add(live.sub.topic)
+        if old_topic is not None:
+            affected.add(old_topic)
+
+    async def _resubscribe(self, affected: set[str]) -> None:
+        """The table changed for the ``affected`` topics: replan them, write the status records of
+        new refusals, and subscribe to exactly the topics wanted now."""
+        assert self._reader is not None
+        self._report_refusals()
         await self._partitions.join(self._reader, self._partitions.replan(affected))
         wanted = self.index.topics()
         if wanted != self._reader.topics:
@@ -253,6 +308,69 @@ class Router:
             log.info("subscribed topics changed", extra=fields(topics=len(wanted)))
         self._metrics.subscriptions.set(len(self.index))
         self._metrics.topics.set(len(wanted))
+
+    # --- refusals: the policy's, and subscriptions whose topic or credential failed ---
+
+    def _report_refusals(self) -> None:
+        """Write the status record of each new refusal (disabled, naming the version), once."""
+        for live in self.index.unreported():
+            assert live.refused is not None
+            self._write_status(live, live.refused)
+
+    def _write_status(self, live: Live, refusal: Refusal) -> None:
+        trigger, version = live.sub.trigger, live.version
+        if self._statuses_written.get(trigger) == (version, refusal.message):
+            return
+        if len(self._statuses_written) >= _CREDENTIALS_KEPT:
+            self._statuses_written.clear()
+        self._statuses_written[trigger] = (version, refusal.message)
+        status = Status(refusal.status_code, refusal.message, version, self._wall_clock_ms())
+        topic = self.settings.subscriptions_topic
+        log.warning("subscription disabled", extra=fields(trigger=trigger, config=version, topic=live.sub.topic,
+                                                          status=refusal.status_code, reason=refusal.message))
+        self._supervisor.spawn(write_until_acknowledged(
+            lambda: self._producer.send(topic, records.encode_status(status), key=records.status_key(trigger)),
+            KafkaUnavailable, what=topic))
+
+    async def _check_topics(self) -> None:
+        """Now and then: a subscribed topic missing twice in a row (deleted, or no longer readable)
+        refuses the subscriptions on it; the others keep their topics."""
+        now = self._clock()
+        if now - self._topics_checked < TOPIC_CHECK_S:
+            return
+        self._topics_checked = now
+        assert self._reader is not None
+        try:
+            missing = await self._reader.missing(self._reader.topics)
+        except KafkaUnavailable as e:
+            log.warning("cannot check the subscribed topics", extra=fields(error=str(e)))
+            return
+        gone, self._missing = missing & self._missing, missing - self._missing
+        if gone:
+            await self._refuse_topics(gone)
+
+    async def _isolate(self, error: Exception) -> bool:
+        """kafka-python failed inside poll: if subscribed topics are missing (deleted, never
+        created, unreadable), refuse the subscriptions on them and go on (True); else False."""
+        assert self._reader is not None
+        try:
+            missing = await self._reader.missing(self._reader.topics)
+        except KafkaUnavailable:
+            return False
+        log.warning("poll failed", extra=fields(error=f"{type(error).__name__}: {error}", missing=sorted(missing)))
+        if not missing:
+            return False
+        await self._refuse_topics(missing)
+        return True
+
+    async def _refuse_topics(self, topics: frozenset[str]) -> None:
+        affected: set[str] = set()
+        for topic in topics:
+            for live in self.index.on_topic(topic):
+                if self.index.fault(live.sub.trigger, live.version, gone_refusal(topic)):
+                    self._changed(live.sub.trigger, None, affected)
+            affected.add(topic)
+        await self._resubscribe(affected)
 
     # --- routing a partition's records ---
 
@@ -275,14 +393,40 @@ class Router:
                                                 Reason.SUBSCRIPTION_DISABLED,
                                                 f"the subscription of {route.trigger} is disabled")
                     continue
+                credential = self._envelope_credential(route, now)
+                if isinstance(credential, BadMessage):
+                    for j in range(i, k):
+                        self._spawn_dead_letter(fetched, records[j], (routed, j, j + 1), route.trigger,
+                                                credential.reason, credential.detail)
+                    continue
                 enc = encoded.get(route.encoding)
                 if enc is None:
                     enc = encoded[route.encoding] = self._encode(fetched, records, route)
-                self._deliver(route, fetched, records, routed, enc, i, k, now)
+                self._deliver(route, credential, fetched, records, routed, enc, i, k, now)
         routed.pending = pending = list(accumulate(routed.pending[:count]))  # differences -> counts
         if 0 in pending:  # nothing was acknowledged yet: these have no destination
             for j in [j for j, left in enumerate(pending) if not left]:
                 self._finish_one(routed, j)
+
+    def _envelope_credential(self, route: Route, now: float) -> str | BadMessage:
+        """The short-lived credential for the route's envelopes (DESIGN.md section 4), re-sealed
+        from the subscription's at most every ``ENVELOPE_CREDENTIAL_REUSE_S``. One that cannot be
+        re-sealed (not ours, expired, out of scope) disables that subscription alone."""
+        cached = self._credentials.get(route.trigger)
+        if cached is not None and cached[0] == route.version and now - cached[1] < ENVELOPE_CREDENTIAL_REUSE_S:
+            return cached[2]
+        sealed: str | BadMessage
+        try:
+            sealed = self._sealer.seal_for_envelope(route.credential, route.trigger)
+        except BadMessage as e:
+            sealed = e
+            live = self.index.get(route.trigger)
+            if live is not None and live.version == route.version:
+                self._write_status(live, credential_refusal(e))
+        if len(self._credentials) >= _CREDENTIALS_KEPT:
+            self._credentials.clear()
+        self._credentials[route.trigger] = (route.version, now, sealed)
+        return sealed
 
     def _encode(self, fetched: PartitionRecords, records: Sequence[Any], route: Route) -> _Encoded:
         messages = batching.encode_records(fetched.topic, fetched.partition, records, route.options)
@@ -291,13 +435,14 @@ class Router:
             too_large = [j for j, m in enumerate(messages) if not batching.fits_alone(m, cap)]
         return _Encoded(messages, Sizes(messages), too_large)
 
-    def _deliver(self, route: Route, fetched: PartitionRecords, records: Sequence[Any], routed: Routed,
-                 enc: _Encoded, i: int, k: int, now: float) -> None:
-        """Records [i, k) to the route's batches; those over the payload limit to the dead-letter topic."""
+    def _deliver(self, route: Route, credential: str, fetched: PartitionRecords, records: Sequence[Any],
+                 routed: Routed, enc: _Encoded, i: int, k: int, now: float) -> None:
+        """Records [i, k) to the route's batches (their envelopes carry ``credential``); those over
+        the payload limit to the dead-letter topic."""
         start = i
         for j in [j for j in enc.too_large if i <= j < k] + [k]:
             if start < j:
-                self._send(self._batcher.add_many(route.trigger, route.version, route.credential, route.limits,
+                self._send(self._batcher.add_many(route.trigger, route.version, credential, route.limits,
                                                   enc.messages, enc.sizes, start, j,
                                                   lambda a, b: (routed, a, b), now))
             if j < k:

@@ -57,6 +57,9 @@ class Settings:
     log_level: str = field(default="INFO", metadata={"help": "DEBUG, INFO, WARNING or ERROR"})
     kafka: KafkaSettings = field(default_factory=lambda: KafkaSettings(bootstrap_servers=("127.0.0.1:9092",)),
                                  metadata={"help": "from KAFKA_* variables, see below"})
+    topic_prefix_pattern: str = field(
+        default="", metadata={"help": "topic policy's prefix rule, e.g. '{namespace}.' (namespace ns reads ns.*); "
+                                      "empty: off, explicit grants only (feed.grants)"})
 
     def __post_init__(self) -> None:
         if not self.role_set or not self.role_set <= {"firer", "router"}:

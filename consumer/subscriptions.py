@@ -6,6 +6,15 @@ cannot be read is skipped with a warning (a newer writer's format, or garbage) a
 the router. A status applies only to the configuration version it names, so a newer CREATE or
 UPDATE re-enables a disabled subscription (feed.records).
 
+**Defence in depth** (DESIGN.md section 6): the index applies the operator's topic policy
+(``feed.grants``) to every subscription record, whoever wrote it. It tracks the ``grant:`` records
+of the same topic; a subscription the policy refuses (a service or ``__*`` topic, a topic no grant
+covers, a revoked grant), one whose topic is not a legal Kafka topic name, and one the router found
+broken (``fault``: its topic gone or unreadable) is **refused**: kept by trigger, never indexed by
+topic, so the router neither subscribes to its topic nor routes for it. A grant change marks its
+namespace; ``recheck`` decides its subscriptions again. ``unreported`` hands the router the
+refusals whose status record (disabled, naming the version) it has to write, once.
+
 ``status_writer`` is the firer's hook: on a permanent 401/403/404 for an envelope the router
 built, it records the subscription as disabled for that configuration version.
 """
@@ -13,12 +22,15 @@ built, it records the subscription as disabled for that configuration version.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from consumer.table import Change
+from feed import grants as feed_grants
 from feed import records
+from feed.grants import Grant, TopicPolicy
 from feed.records import Status, Subscription
 from messaging_lib.errors import RecordError
 
@@ -27,27 +39,58 @@ log = logging.getLogger("consumer.subscriptions")
 # The firer's hook: (trigger FQN, envelope source, HTTP status) -> done.
 RefusalHook = Callable[[str, str, int], Awaitable[None]]
 DISABLING_STATUSES = frozenset({401, 403, 404})
+# A legal Kafka topic name (kafka.common.internals.Topic); kafka-python raises inside subscribe otherwise.
+_TOPIC_NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,249}")
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why the router does not read for a subscription: the status code and message of its status record."""
+
+    status_code: int
+    message: str
 
 
 @dataclass(frozen=True, slots=True)
 class Live:
-    """A subscription as the router serves it: origins resolved, its version, its status."""
+    """A subscription as the router serves it: origins resolved, its version, its status, and
+    (``refused``) why the router does not read its topic for it."""
 
     sub: Subscription
     version: int  # offset of its configuration record
     status: Status | None = None
+    refused: Refusal | None = None
 
     @property
     def disabled(self) -> bool:
         return self.status is not None and self.status.applies_to(self.version)
 
+    @property
+    def reported(self) -> bool:
+        """Whether the status record of its refusal is in the table already."""
+        return (self.refused is not None and self.disabled and self.status is not None
+                and self.status.message == self.refused.message)
+
+
+def topic_name_refusal(topic: str) -> Refusal | None:
+    if _TOPIC_NAME_RE.fullmatch(topic) and topic not in (".", ".."):
+        return None
+    return Refusal(403, f"Disabled: {topic[:300]!r} is not a Kafka topic name.")
+
 
 class SubscriptionIndex:
-    def __init__(self) -> None:
+    """``policy`` None: no topic policy (tools that only read the table); the router passes its own."""
+
+    def __init__(self, policy: TopicPolicy | None = None) -> None:
         self.applied = -1  # offset of the last change applied
+        self._policy = policy
         self._by_trigger: dict[str, Live] = {}
         self._by_topic: dict[str, dict[str, Live]] = {}
         self._statuses: dict[str, Status] = {}
+        self._grants: dict[str, dict[bytes, Grant]] = {}  # namespace -> grant key -> grant
+        self._regranted: set[str] = set()  # namespaces whose grants changed since the last recheck
+        self._faults: dict[str, tuple[int, Refusal]] = {}  # trigger -> (version, what the router found)
+        self._unreported: set[str] = set()  # refused triggers whose status record may still be due
         self.skipped = 0
 
     def __len__(self) -> int:
@@ -57,6 +100,9 @@ class SubscriptionIndex:
         """Apply one change; returns (trigger, the topic its subscription was on before, if any)
         when a subscription or its status changed."""
         self.applied = max(self.applied, change.offset)
+        if feed_grants.is_grant_key(change.key):
+            self._apply_grant(change)
+            return None
         parsed = records.parse_key(change.key)
         if parsed is None:
             return None
@@ -76,6 +122,25 @@ class SubscriptionIndex:
                 "offset": change.offset, "trigger": trigger, "error": str(e)}})
         return None
 
+    def _apply_grant(self, change: Change) -> None:
+        """Grants only count once ``recheck`` decides their namespace's subscriptions again."""
+        try:
+            grant = feed_grants.parse_grant_key(change.key)
+            if change.value is not None:
+                feed_grants.decode_grant(change.key, change.value)
+        except RecordError as e:
+            self.skipped += 1
+            log.warning("skipping a grant record", extra={"fields": {"offset": change.offset, "error": str(e)}})
+            return
+        held = self._grants.setdefault(grant.namespace, {})
+        if change.value is None:
+            held.pop(grant.key, None)
+            if not held:
+                del self._grants[grant.namespace]
+        else:
+            held[grant.key] = grant
+        self._regranted.add(grant.namespace)
+
     def _apply_status(self, trigger: str, status: Status | None) -> None:
         if status is None:
             self._statuses.pop(trigger, None)
@@ -83,30 +148,90 @@ class SubscriptionIndex:
             self._statuses[trigger] = status
         live = self._by_trigger.get(trigger)
         if live is not None:
-            self._put(Live(live.sub, live.version, status))
+            self._put(Live(live.sub, live.version, status, live.refused))
 
     def _apply_subscription(self, trigger: str, sub: Subscription | None, offset: int) -> str | None:
+        before = self._remove(trigger)
+        self._faults.pop(trigger, None)  # a new version is decided afresh
+        if sub is not None:
+            self._put(Live(sub.resolved(offset), offset, self._statuses.get(trigger),
+                           self._refusal(trigger, sub.topic)))
+        return None if before is None else before.sub.topic
+
+    def _refusal(self, trigger: str, topic: str) -> Refusal | None:
+        """Why the router must not read ``topic`` for ``trigger`` (the current version), or None."""
+        named = topic_name_refusal(topic)
+        if named is not None:
+            return named
+        if self._policy is not None:
+            namespace = trigger.split("/")[1] if trigger.count("/") == 2 else ""
+            reason = feed_grants.still_allowed(self._policy, trigger, topic,
+                                               self._grants.get(namespace, {}).values())
+            if reason is not None:
+                return Refusal(403, reason)
+        fault = self._faults.get(trigger)
+        return None if fault is None else fault[1]
+
+    def _remove(self, trigger: str) -> Live | None:
         before = self._by_trigger.pop(trigger, None)
-        if before is not None:
+        if before is not None and before.refused is None:
             on_topic = self._by_topic[before.sub.topic]
             del on_topic[trigger]
             if not on_topic:
                 del self._by_topic[before.sub.topic]
-        if sub is not None:
-            self._put(Live(sub.resolved(offset), offset, self._statuses.get(trigger)))
-        return None if before is None else before.sub.topic
+        return before
 
     def _put(self, live: Live) -> None:
-        self._by_trigger[live.sub.trigger] = live
-        self._by_topic.setdefault(live.sub.topic, {})[live.sub.trigger] = live
+        trigger = live.sub.trigger
+        self._remove(trigger)
+        self._by_trigger[trigger] = live
+        if live.refused is None:
+            self._by_topic.setdefault(live.sub.topic, {})[trigger] = live
+        elif not live.reported:
+            self._unreported.add(trigger)
+
+    def recheck(self) -> list[tuple[str, str]]:
+        """Decide again the subscriptions of the namespaces whose grants changed; returns
+        (trigger, topic) of each whose refusal changed. One pass over the table, only after a
+        grant changed (an operator's act, rare); while the table loads, once at its end."""
+        if not self._regranted:
+            return []
+        namespaces, self._regranted = self._regranted, set()
+        changed = []
+        for trigger, live in list(self._by_trigger.items()):
+            if trigger.split("/")[1] not in namespaces:
+                continue
+            refused = self._refusal(trigger, live.sub.topic)
+            if refused != live.refused:
+                self._put(Live(live.sub, live.version, live.status, refused))
+                changed.append((trigger, live.sub.topic))
+        return changed
+
+    def fault(self, trigger: str, version: int, refusal: Refusal) -> bool:
+        """The router found the subscription's topic gone or unreadable: refuse that version
+        (until a newer version, or a restart, decides again). True if it was not refused yet."""
+        live = self._by_trigger.get(trigger)
+        if live is None or live.version != version or live.refused is not None:
+            return False
+        self._faults[trigger] = (version, refusal)
+        self._put(Live(live.sub, live.version, live.status, refusal))
+        return True
+
+    def unreported(self) -> list[Live]:
+        """The refused subscriptions whose status record is not in the table yet (each handed out once)."""
+        triggers, self._unreported = self._unreported, set()
+        found = [self._by_trigger.get(t) for t in triggers]
+        return [live for live in found if live is not None and live.refused is not None and not live.reported]
 
     def get(self, trigger: str) -> Live | None:
         return self._by_trigger.get(trigger)
 
     def on_topic(self, topic: str) -> list[Live]:
+        """The subscriptions the router reads ``topic`` for (refused ones are not among them)."""
         return list(self._by_topic.get(topic, {}).values())
 
     def topics(self) -> frozenset[str]:
+        """The topics to subscribe to: those of subscriptions not refused."""
         return frozenset(self._by_topic)
 
 

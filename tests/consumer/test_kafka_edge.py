@@ -109,6 +109,7 @@ CASES: dict[tuple[type, str], Callable[[type[KafkaError]], Awaitable[object] | o
     (ConsumerThread, "close"): lambda e: consumer_thread(e).close(),
     (GroupReader, "set_topics"): lambda e: GroupReader(SETTINGS, "g", _nothing, _nothing).set_topics(["t"]),
     (GroupReader, "refresh_metadata"): lambda e: group_reader(e).refresh_metadata(),
+    (GroupReader, "missing"): lambda e: group_reader(e).missing(["t"]),
     (GroupReader, "poll"): lambda e: group_reader(e).poll(0.01, 10),
     (GroupReader, "positions_of"): lambda e: group_reader(e).positions_of([TP]),
     (GroupReader, "start"): lambda e: group_reader(e).start({TP: 1}),

@@ -18,22 +18,27 @@ from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from cryptography.fernet import Fernet
 from kafka import TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from prometheus_client import CollectorRegistry
 
 from consumer import batching, positions
+from consumer import router as router_module
 from consumer.kafka_edge import KafkaUnavailable, PartitionRecords, Record
 from consumer.metrics import RouterMetrics
 from consumer.router import Router
 from consumer.settings import Settings
 from consumer.table import Change, LogSource, MemoryLog
-from feed import records
+from feed import grants, records
 from feed.records import Options, Segment, Status, Subscription
 from messaging_lib import envelope, topics
+from messaging_lib.credentials import ENVELOPE_TTL_S, Sealer
 from messaging_lib.kafka_config import KafkaSettings
 
-OUT, DEAD, GROUP = "envelopes", "dead", "router-test"
+OUT, DEAD, GROUP, SUBSCRIPTIONS = "envelopes", "dead", "router-test", "subscriptions"
+API_KEY = "23bc46b1-71f6-4ed5-8c54-816aa4f8c502:" + "a" * 64
+SEALER = Sealer([Fernet.generate_key().decode()])
 Offsets = dict[TopicPartition, tuple[int, str]]
 
 
@@ -84,6 +89,7 @@ class FakeReader:
         self.pauses: list[tuple[list[TopicPartition], bool]] = []
         self.polls = 0
         self.fail_commits = False
+        self.poll_error: Exception | None = None  # raised by the next poll (kafka-python failing inside)
         self.closed = False
 
     async def set_topics(self, wanted_topics: Collection[str]) -> None:
@@ -96,7 +102,7 @@ class FakeReader:
         else:
             self.rebalance(revoke=[tp for tp in self.assigned if tp.topic not in wanted],
                            assign=[TopicPartition(t, p) for t in sorted(wanted - self.topics)
-                                   for p in range(len(self._kafka.partitions[t]))])
+                                   for p in range(len(self._kafka.partitions.get(t, [])))])
         self.topics = wanted
 
     def rebalance(self, revoke: Collection[TopicPartition] = (), assign: Collection[TopicPartition] = ()) -> None:
@@ -108,8 +114,14 @@ class FakeReader:
     async def refresh_metadata(self) -> None:
         return None
 
+    async def missing(self, topic_names: Collection[str]) -> frozenset[str]:
+        return frozenset(topic_names) - set(self._kafka.partitions)
+
     async def poll(self, timeout_s: float, max_records: int) -> list[PartitionRecords]:
         self.polls += 1
+        if self.poll_error is not None:
+            error, self.poll_error = self.poll_error, None
+            raise error
         handed_over = self._hand_over()
         found = self._fetch(max_records)
         if not found and not handed_over:
@@ -134,10 +146,11 @@ class FakeReader:
         return bool(revoked or assigned)
 
     def _fetch(self, max_records: int) -> list[PartitionRecords]:
-        """Per partition, as kafka-python's records (``GroupReader.poll``)."""
+        """Per partition, as kafka-python's records (``GroupReader.poll``); a deleted topic's
+        partitions fetch nothing (kafka-python logs and waits)."""
         found: list[PartitionRecords] = []
         room = max_records
-        for tp in sorted(self.assigned - self.paused):
+        for tp in sorted(tp for tp in self.assigned - self.paused if tp.topic in self._kafka.partitions):
             log = self._kafka.partitions[tp.topic][tp.partition]
             taken = log[self.position[tp]:self.position[tp] + room]
             self.position[tp] += len(taken)
@@ -150,6 +163,8 @@ class FakeReader:
 
     async def positions_of(self, partitions: list[TopicPartition]
                            ) -> tuple[dict[TopicPartition, tuple[int, str] | None], dict[TopicPartition, int]]:
+        if any(tp.topic not in self._kafka.partitions for tp in partitions):
+            raise KafkaUnavailable("fetching positions failed: unknown topic or partition")
         committed = {tp: self._kafka.committed.get(tp) for tp in partitions}
         return committed, {tp: len(self._kafka.partitions[tp.topic][tp.partition]) for tp in partitions}
 
@@ -285,9 +300,15 @@ class Harness:
     router: Router | None = None
     task: asyncio.Future[None] | None = None
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    grant_guest: bool = True  # as the operator does for the test user: every topic (see tests/e2e)
+
+    def grant(self, namespace: str, topic: str, prefix: bool = False, revoke: bool = False) -> int:
+        given = grants.Grant(namespace, topic, prefix)
+        return self.log.append(given.key, None if revoke else grants.encode_grant(given, 1))
 
     def settings(self) -> Settings:
         values: dict[str, Any] = dict(roles="router", kafka=KafkaSettings(bootstrap_servers=("unused:9092",)),
+                                      subscriptions_topic=SUBSCRIPTIONS,
                                       trigger_messages_topic=OUT, dead_letter_topic=DEAD, router_group=GROUP,
                                       commit_interval_s=0.02, shutdown_timeout_s=5.0, max_payload_bytes=10_000)
         return Settings(**(values | self.settings_overrides))
@@ -303,9 +324,15 @@ class Harness:
         return self.readers[-1]
 
     async def start(self, source: LogSource | None = None, wait_ready: bool = True) -> Router:
+        """Start a router; the first start grants the test user every topic (after the records the
+        test wrote: their offsets stay, and the table's load decides them once the grant is read)."""
+        if self.grant_guest:
+            self.grant_guest = False
+            self.grant("guest", "", prefix=True)
         self.registry = CollectorRegistry()
         self.router = Router(self.settings(), self.producer, source or self.log.reader(),  # type: ignore[arg-type]
-                             RouterMetrics(self.registry), reader_factory=self._reader, clock=self.clock)
+                             RouterMetrics(self.registry), reader_factory=self._reader, clock=self.clock,
+                             sealer=SEALER)
         self.task = asyncio.ensure_future(self.router.run())
         if wait_ready:
             await until(lambda: self.router is not None and self.router.ready, "the router is ready")
@@ -319,11 +346,15 @@ class Harness:
     def metric(self, name: str, **labels: str) -> float:
         return self.registry.get_sample_value(name, labels) or 0.0
 
-    def subscribe(self, trigger: str, topic: str, start: dict[int, int] | None = None, **options: Any) -> int:
-        """CREATE; ``start`` defaults to the topic's end offsets ("latest")."""
-        sub = Subscription(trigger=trigger, topic=topic, credential="sealed-" + trigger, options=Options(**options),
+    def subscribe(self, trigger: str, topic: str, start: dict[int, int] | None = None, credential: str | None = None,
+                  **options: Any) -> int:
+        """CREATE (as kafkaFeed seals it, or with ``credential``); ``start`` defaults to the topic's
+        end offsets ("latest"; a topic that does not exist: none)."""
+        ends = self.kafka.ends(topic) if topic in self.kafka.partitions else {}
+        credential = SEALER.seal_subscription(API_KEY, trigger) if credential is None else credential
+        sub = Subscription(trigger=trigger, topic=topic, credential=credential, options=Options(**options),
                            start_from="latest" if start is None else "earliest",
-                           segments=(Segment(None, self.kafka.ends(topic) if start is None else start),),
+                           segments=(Segment(None, ends if start is None else start),),
                            created_ms=1, updated_ms=1)
         return self.log.append(records.subscription_key(trigger), records.encode_subscription(sub))
 
@@ -348,6 +379,20 @@ class Harness:
 
     def dead(self) -> list[Sent]:
         return [s for s in self.producer.sent if s.topic == DEAD]
+
+    def statuses(self, trigger: str) -> list[Status]:
+        """The status records the router wrote for ``trigger``."""
+        return [records.decode_status(s.value) for s in self.producer.sent  # type: ignore[arg-type]
+                if s.topic == SUBSCRIPTIONS and s.key == records.status_key(trigger)]
+
+    def feed_back(self) -> None:
+        """The subscriptions topic, as Kafka would: what the router wrote there comes back to its table."""
+        for s in self.producer.sent[self._fed:]:
+            if s.topic == SUBSCRIPTIONS:
+                self.log.append(s.key, s.value)
+        self._fed = len(self.producer.sent)
+
+    _fed: int = 0
 
     async def polls(self, count: int = 3) -> None:
         """Let the loop go round ``count`` more times (each poll is one iteration)."""
@@ -396,7 +441,10 @@ def test_records_reach_every_trigger_subscribed_to_their_topic_and_no_other() ->
         assert h.reader.topics == {orders, audit}
         first = h.envelopes("/guest/A")[0]
         assert records.config_version_of(first.source) == version
-        assert first.credential == "sealed-/guest/A"
+        opened = SEALER.authorize(first.credential, "/guest/A")  # short-lived, for that trigger only (issue 11)
+        assert (opened.key, opened.scope, opened.use) == (API_KEY, ("/guest/A",), None)
+        assert opened.exp is not None and 0 < opened.exp - opened.iat <= ENVELOPE_TTL_S
+        assert first.credential != h.current("/guest/A").credential
         assert next(s.key for s in h.producer.sent if s.opened().trigger == "/guest/A") == b"/guest/A"
         message = next(m for e in h.envelopes("/guest/A") for m in e.data["messages"]  # type: ignore[index]
                        if m["offset"] == 0 and m["partition"] == 0)
@@ -829,3 +877,146 @@ def test_a_failed_task_stops_the_router_with_its_reason() -> None:
             raise AssertionError("the router went on after a failed task")
         assert h.kafka.committed_offset(topic) == 0  # the record is read again on restart
     run(scenario, shutdown_timeout_s=0.2)
+
+
+# --- defence in depth (issue 11): the topic policy, and one subscription's failure stays its own ---
+
+
+def test_a_subscription_no_grant_covers_is_never_read_and_disabled_once_and_a_grant_lets_it_in() -> None:
+    async def scenario(h: Harness) -> None:
+        mine, theirs = h.kafka.create_topic("alice.orders"), h.kafka.create_topic("bob-private")
+        h.grant_guest = False
+        h.grant("alice", "alice.orders")
+        h.subscribe("/alice/OK", mine, max_batch_messages=1)
+        version = h.subscribe("/alice/Steal", theirs, max_batch_messages=1)
+        await h.start()
+        assert h.reader.topics == {mine}
+        await until(lambda: h.statuses("/alice/Steal"), "the refusal's status record")
+        status = h.statuses("/alice/Steal")[0]
+        assert (status.status_code, status.config, status.state) == (403, version, "disabled")
+        assert status.message == grants.still_allowed(grants.TopicPolicy(frozenset({OUT, DEAD, SUBSCRIPTIONS})),
+                                                      "/alice/Steal", theirs, [])
+        assert "bob-private is not granted to the namespace alice" in status.message
+        h.kafka.produce(theirs, ["secret"])
+        h.kafka.produce(mine, ["m0"])
+        await until(lambda: h.values("/alice/OK") == ["m0"], "the allowed subscription fires")
+        h.feed_back()  # the status record comes back through the table: nothing is written again
+        await h.polls(5)
+        assert len(h.statuses("/alice/Steal")) == 1 and h.envelopes("/alice/Steal") == [] and h.dead() == []
+        h.grant("alice", theirs)  # granted now: read from its start positions
+        await until(lambda: h.reader.topics == {mine, theirs}, "subscribed once granted")
+        await h.stop()
+    run(scenario)
+
+
+def test_a_revoked_grant_disables_the_subscriptions_it_covered_naming_their_version() -> None:
+    async def scenario(h: Harness) -> None:
+        topic = h.kafka.create_topic("shared")
+        h.grant_guest = False
+        h.grant("alice", "sha", prefix=True)
+        version = h.subscribe("/alice/T", topic, max_batch_messages=1)
+        await h.start()
+        h.kafka.produce(topic, ["before"])
+        await until(lambda: h.values("/alice/T") == ["before"], "fired while granted")
+        h.grant("alice", "sha", prefix=True, revoke=True)
+        await until(lambda: h.reader.topics == frozenset() and h.statuses("/alice/T"), "unsubscribed and disabled")
+        status = h.statuses("/alice/T")[0]
+        assert (status.status_code, status.config) == (403, version)
+        assert status.message.startswith(grants.REVOKED)
+        h.kafka.produce(topic, ["after"])  # nothing reads the topic any more
+        await h.stop()
+        assert h.values("/alice/T") == ["before"] and len(h.statuses("/alice/T")) == 1
+    run(scenario)
+
+
+def test_service_and_internal_topics_are_never_subscribed_whatever_the_grants() -> None:
+    async def scenario(h: Harness) -> None:
+        for name in (OUT, DEAD, SUBSCRIPTIONS, "__consumer_offsets", "__anything"):
+            h.kafka.create_topic(name)
+        ok = h.kafka.create_topic("orders")
+        h.subscribe("/guest/OK", ok, max_batch_messages=1)
+        refused = {f"/guest/R{i}": topic for i, topic in enumerate((OUT, DEAD, SUBSCRIPTIONS, "__consumer_offsets",
+                                                                     "__anything", "not a topic!"))}
+        for trigger, topic in refused.items():
+            h.subscribe(trigger, topic, start={})
+        await h.start()
+        await until(lambda: all(h.statuses(t) for t in refused), "every refusal recorded")
+        assert h.reader.topics == {ok}
+        assert "Kafka's internal topics" in h.statuses("/guest/R3")[0].message
+        assert "the messaging service's own topics" in h.statuses("/guest/R1")[0].message
+        assert "is not a Kafka topic name" in h.statuses("/guest/R5")[0].message
+        h.kafka.produce(DEAD, ["a dead letter"])
+        h.kafka.produce(ok, ["m0"])
+        await until(lambda: h.values("/guest/OK") == ["m0"], "the others fire")
+        assert h.dead() == [] and all(len(h.statuses(t)) == 1 for t in refused)
+        await h.stop()
+    run(scenario)
+
+
+def test_a_deleted_topic_disables_its_subscriptions_alone() -> None:
+    async def scenario(h: Harness) -> None:
+        doomed, ok = h.kafka.create_topic("doomed"), h.kafka.create_topic("orders")
+        version = h.subscribe("/guest/D", doomed, max_batch_messages=1)
+        h.subscribe("/guest/OK", ok, max_batch_messages=1)
+        await h.start()
+        del h.kafka.partitions[doomed]
+        for _ in range(2):  # missing at two checks in a row
+            h.clock.advance(router_module.TOPIC_CHECK_S)
+            await h.polls(2)
+        await until(lambda: h.reader.topics == {ok} and h.statuses("/guest/D"), "unsubscribed and disabled")
+        status = h.statuses("/guest/D")[0]
+        assert (status.status_code, status.config) == (404, version) and "doomed does not exist" in status.message
+        h.kafka.produce(ok, ["m0"])
+        await until(lambda: h.values("/guest/OK") == ["m0"], "the others fire")
+        await h.stop()
+    run(scenario)
+
+
+def test_kafka_python_failing_inside_poll_over_a_missing_topic_refuses_that_topic_only() -> None:
+    async def scenario(h: Harness) -> None:
+        doomed, ok = h.kafka.create_topic("doomed"), h.kafka.create_topic("orders")
+        h.subscribe("/guest/D", doomed)
+        h.subscribe("/guest/OK", ok, max_batch_messages=1)
+        await h.start()
+        del h.kafka.partitions[doomed]
+        h.reader.poll_error = KeyError(TopicPartition(doomed, 0))  # as the cooperative-sticky assignor raises
+        await until(lambda: h.reader.topics == {ok} and h.statuses("/guest/D"), "that topic refused")
+        h.kafka.produce(ok, ["m0"])
+        await until(lambda: h.values("/guest/OK") == ["m0"], "the others fire")
+        assert h.task is not None and not h.task.done()
+        await h.stop()
+    run(scenario)
+
+
+def test_a_failure_inside_poll_that_no_topic_explains_stops_the_router() -> None:
+    async def scenario(h: Harness) -> None:
+        h.subscribe("/guest/T", h.kafka.create_topic("orders"))
+        await h.start()
+        h.reader.poll_error = KeyError("a bug")
+        assert h.task is not None
+        try:
+            await asyncio.wait_for(h.task, 10)
+        except KeyError:
+            pass
+        else:
+            raise AssertionError("the router went on after an unexplained failure")
+    run(scenario)
+
+
+def test_a_subscription_whose_credential_cannot_be_re_sealed_dead_letters_and_is_disabled_alone() -> None:
+    async def scenario(h: Harness) -> None:
+        topic = h.kafka.create_topic("orders")
+        foreign = Sealer([Fernet.generate_key().decode()]).seal_subscription(API_KEY, "/guest/Bad")
+        version = h.subscribe("/guest/Bad", topic, credential=foreign)
+        h.subscribe("/guest/OK", topic, max_batch_messages=1)
+        await h.start()
+        h.kafka.produce(topic, ["m0", "m1"])
+        await until(lambda: len(h.dead()) == 2 and h.values("/guest/OK") == ["m0", "m1"], "dead letters, deliveries")
+        assert {dict(d.headers)[topics.DL_REASON] for d in h.dead()} == {b"bad-credential"}
+        assert {dict(d.headers)[topics.DL_TRIGGER] for d in h.dead()} == {b"/guest/Bad"}
+        status = h.statuses("/guest/Bad")
+        assert len(status) == 1 and (status[0].status_code, status[0].config) == (401, version)
+        assert "credential cannot be used (bad-credential" in status[0].message
+        assert h.envelopes("/guest/Bad") == []
+        await h.stop()
+    run(scenario)

@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from consumer.subscriptions import SubscriptionIndex, status_writer
+from consumer.subscriptions import Refusal, SubscriptionIndex, status_writer
 from consumer.table import Change
-from feed import records
+from feed import grants, records
 from feed.records import Options, Segment, Status, Subscription
 from messaging_lib.errors import RecordError
 
@@ -103,3 +103,48 @@ def test_decoded_records_share_equal_options_and_positions_and_still_validate_ea
     for invalid in ({"maxBatchMessages": True}, {"maxBatchMessages": 1.0}, {"isJSONData": 1}):
         with pytest.raises(RecordError):
             records.decode_subscription(value(invalid, {"0": 5}))
+
+
+def grant(index: SubscriptionIndex, offset: int, namespace: str, topic: str, revoke: bool = False) -> None:
+    given = grants.Grant(namespace, topic)
+    index.apply(Change(offset, given.key, None if revoke else grants.encode_grant(given, 1)))
+
+
+def test_the_policy_refuses_what_no_grant_covers_and_a_grant_change_is_decided_at_the_recheck() -> None:
+    index = SubscriptionIndex(grants.TopicPolicy(frozenset({"envelopes"})))
+    put(index, 0, sub("/alice/T", "orders"), trigger="/alice/T")
+    put(index, 1, sub("/alice/S", "envelopes"), trigger="/alice/S")
+    put(index, 2, sub("/bob/T", "orders"), trigger="/bob/T")
+    assert index.topics() == frozenset() and index.on_topic("orders") == []
+    refused = {live.sub.trigger: live.refused for live in index.unreported()}
+    assert set(refused) == {"/alice/T", "/alice/S", "/bob/T"}
+    assert refused["/alice/T"] == Refusal(403, grants.still_allowed(grants.TopicPolicy(), "/alice/T", "orders", []))
+    assert index.unreported() == []  # each handed out once
+    grant(index, 3, "alice", "orders")
+    grant(index, 4, "alice", "envelopes")  # a service topic stays refused whatever the grants
+    assert index.topics() == frozenset()  # decided at the recheck
+    assert index.recheck() == [("/alice/T", "orders")]
+    assert [live.sub.trigger for live in index.on_topic("orders")] == ["/alice/T"] and index.recheck() == []
+    grant(index, 5, "alice", "orders", revoke=True)
+    assert index.recheck() == [("/alice/T", "orders")] and index.topics() == frozenset()
+    assert [live.sub.trigger for live in index.unreported()] == ["/alice/T"]
+    index.apply(Change(6, records.status_key("/alice/T"), records.encode_status(
+        Status(403, index.get("/alice/T").refused.message, 0, 7))))  # type: ignore[union-attr]
+    assert index.get("/alice/T").reported  # type: ignore[union-attr]
+
+
+def test_a_fault_refuses_one_version_until_a_newer_one() -> None:
+    index = SubscriptionIndex()
+    put(index, 0, sub())
+    assert index.fault("/guest/T", 0, Refusal(404, "gone")) and not index.fault("/guest/T", 0, Refusal(404, "gone"))
+    assert index.topics() == frozenset() and index.get("/guest/T").refused == Refusal(404, "gone")  # type: ignore[union-attr]
+    assert not index.fault("/guest/T", 9, Refusal(404, "other version"))
+    put(index, 1, sub())
+    assert index.topics() == {"orders"} and index.get("/guest/T").refused is None  # type: ignore[union-attr]
+
+
+def test_a_bad_grant_record_grants_nothing_and_is_skipped() -> None:
+    index = SubscriptionIndex(grants.TopicPolicy())
+    index.apply(Change(0, b"grant:alice:orders", b"not json"))
+    put(index, 1, sub("/alice/T"), trigger="/alice/T")
+    assert index.skipped == 1 and index.recheck() == [] and index.topics() == frozenset()
