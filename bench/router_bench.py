@@ -37,7 +37,7 @@ from kafka.admin import KafkaAdminClient
 from bench.firer_bench import ConsumerProcess, wait_until
 from consumer.subscriptions import SubscriptionIndex
 from consumer.table import Change
-from feed import records
+from feed import grants, records
 from feed.records import Options, Segment, Subscription
 from local_stack import kafka as kafka_stack
 from messaging_lib.credentials import Sealer
@@ -77,9 +77,23 @@ def subscription(trigger: str, topic: str, credential: str) -> Subscription:
                         created_ms=int(time.time() * 1000), updated_ms=int(time.time() * 1000))
 
 
+# The routers re-seal subscription credentials into each envelope, so they hold the key that sealed them.
+SEALING_KEY = Fernet.generate_key().decode()
+GUEST_GRANT = grants.Grant("guest", "", prefix=True)  # the operator grants the bench's user every topic
+
+
+def subscription_credential(trigger: str) -> str:
+    return Sealer([SEALING_KEY]).seal_subscription(GUEST, trigger)
+
+
+def write_grant(producer: KafkaProducer, topic: str) -> None:
+    producer.send(topic, key=GUEST_GRANT.key, value=grants.encode_grant(GUEST_GRANT, int(time.time() * 1000)))
+
+
 def write_subscriptions(s: Stack, subs: list[Subscription]) -> str:
     topic = s.topic("subscriptions", partitions=1, compact=True)
     producer = KafkaProducer(bootstrap_servers=s.bootstrap, linger_ms=5)
+    write_grant(producer, topic)
     for sub in subs:
         producer.send(topic, key=records.subscription_key(sub.trigger), value=records.encode_subscription(sub))
     producer.flush()
@@ -103,7 +117,7 @@ class RouterProcess(ConsumerProcess):
         super().__init__(s.work, f"router-{name}.log", {
             "ROLES": "router", "KAFKA_BOOTSTRAP_SERVERS": s.bootstrap, "SUBSCRIPTIONS_TOPIC": subscriptions_topic,
             "TRIGGER_MESSAGES_TOPIC": out_topic, "DEAD_LETTER_TOPIC": f"{out_topic}-dl",
-            "ROUTER_GROUP": f"router-{name}", "LOG_LEVEL": "WARNING"})
+            "ROUTER_GROUP": f"router-{name}", "SEALING_KEYS": SEALING_KEY, "LOG_LEVEL": "WARNING"})
         wait_until(lambda: requests.get(f"http://127.0.0.1:{self.port}/readyz", timeout=1).ok, "the router", 300)
         self.ready_s = time.monotonic()
 
@@ -173,8 +187,8 @@ def router_rate(s: Stack, topic: str, count: int, triggers: int, profile: Path |
     """One router process draining the topic for `triggers` subscriptions: its rate and CPU from the
     first record it consumed until every record was delivered to every trigger and acknowledged;
     also (envelopes, messages per envelope)."""
-    credential = Sealer([Fernet.generate_key().decode()]).seal(GUEST, ["/guest/*"])
-    subs_topic = write_subscriptions(s, [subscription(f"/guest/busy{i}", topic, credential) for i in range(triggers)])
+    triggers_ = [f"/guest/busy{i}" for i in range(triggers)]
+    subs_topic = write_subscriptions(s, [subscription(t, topic, subscription_credential(t)) for t in triggers_])
     router = RouterProcess(s, subs_topic, s.topic("envelopes"), f"throughput-{triggers}")
     try:
         wait_until(lambda: router.metric("router_records_consumed_total") > 0, "the router's first record", 120)
@@ -213,7 +227,7 @@ def throughput_rows(s: Stack, topic: str, backlog: int, triggers: int, profile: 
 
 def memory_per_subscription(s: Stack, count: int) -> tuple[float, float, float]:
     """(RSS MB with none, RSS MB with `count`, heap bytes per subscription of the table alone)."""
-    credential = Sealer([Fernet.generate_key().decode()]).seal(GUEST, ["/guest/*"])
+    credential = subscription_credential("/guest/trigger")
     topics_ = [s.topic(f"mem{i}", partitions=1) for i in range(10)]
     subs = [subscription(f"/guest/trigger-{i:05d}", topics_[i % len(topics_)], credential) for i in range(count)]
     rss = []

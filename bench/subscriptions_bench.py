@@ -24,13 +24,19 @@ import time
 import uuid
 from pathlib import Path
 
-from cryptography.fernet import Fernet
 from kafka import KafkaProducer
 
 from bench.firer_bench import wait_until
-from bench.router_bench import GUEST, RouterProcess, Stack, process_cpu_s, stack, subscription
+from bench.router_bench import (
+    RouterProcess,
+    Stack,
+    process_cpu_s,
+    stack,
+    subscription,
+    subscription_credential,
+    write_grant,
+)
 from feed import records
-from messaging_lib.credentials import Sealer
 
 TOPICS = 10
 GOAL_READY_S, GOAL_BYTES = 60.0, 1024
@@ -40,9 +46,10 @@ def write_many(s: Stack, count: int) -> str:
     """`count` subscription records, produced in large batches (a few seconds per 100,000)."""
     topic = s.topic("subscriptions", partitions=1, compact=True)
     inputs = [s.topic(f"in{i}", partitions=1) for i in range(TOPICS)]
-    token_length = len(Sealer([Fernet.generate_key().decode()]).seal(GUEST, ["/guest/*"]))
+    token_length = len(subscription_credential("/guest/trigger-0000000"))
     producer = KafkaProducer(bootstrap_servers=s.bootstrap, linger_ms=50, batch_size=1024 * 1024,
                              max_request_size=8 * 1024 * 1024)
+    write_grant(producer, topic)
     for i in range(count):
         credential = base64.urlsafe_b64encode(os.urandom(token_length))[:token_length].decode()
         sub = subscription(f"/guest/trigger-{i:07d}", inputs[i % TOPICS], credential)
