@@ -358,6 +358,8 @@ class Firer:
             if wait > 0:
                 await asyncio.sleep(wait)
             async with self._fire_slots:
+                if not self._may_fire(job.record.tp):
+                    continue  # fenced while waiting for a slot (a stopped process resumed): wait outside it
                 started = self._clock()
                 attempt = await self._client.fire(job.apihost, job.namespace, job.name, job.api_key, job.payload)
                 self._metrics.fire_seconds.observe(self._clock() - started)
@@ -394,14 +396,15 @@ class Firer:
         elif attempt.status is not None and attempt.status < 300:
             self._pacer.succeeded(namespace)
 
+    def _may_fire(self, tp: TopicPartition) -> bool:
+        assert self._consumer is not None
+        return tp in self._offsets and self._consumer.membership().valid
+
     async def _while_fenced(self, tp: TopicPartition) -> bool:
         """No zombie fires: while this member may not fire (its lease ran out, it was fenced), wait
-        until it may again or the partition is gone (lost: the new owner fires it). True: fire."""
-        assert self._consumer is not None
-        consumer = self._consumer
-        if consumer.membership().valid:
-            return tp in self._offsets
-        await wait_until(lambda: tp not in self._offsets or consumer.membership().valid, None, self._clock)
+        until it may again or the partition is gone (lost: the new owner fires it). True: fire.
+        Checked again right before the request (``_may_fire``), after any wait for a slot."""
+        await wait_until(lambda: tp not in self._offsets or self._may_fire(tp), None, self._clock)
         return tp in self._offsets
 
     async def _sleep_unless_revoked(self, seconds: float, tp: TopicPartition) -> bool:

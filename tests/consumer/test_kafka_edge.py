@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import threading
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from kafka import TopicPartition
+from kafka import KafkaConsumer, TopicPartition
+from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
 from kafka.errors import (
     CommitFailedError,
     IllegalStateError,
@@ -23,6 +26,7 @@ from kafka.errors import (
     KafkaTimeoutError,
     UnknownTopicOrPartitionError,
 )
+from kafka.structs import MemberState
 
 from consumer import kafka_edge
 from consumer.kafka_edge import ConsumerThread, GroupReader, KafkaLog, KafkaUnavailable, Producer
@@ -178,3 +182,69 @@ def test_every_public_method_is_covered() -> None:
     public -= {(ConsumerThread, "__init__"), (GroupReader, "__init__"), (KafkaLog, "__init__"),
                (ConsumerThread, "membership")}  # no I/O
     assert public == set(CASES)
+
+
+# --- on a real broker: retained partitions are fetched while a join is pending -------------------
+
+
+def _group_member(cls: type[KafkaConsumer], kafka: Any, group: str, topic: str, **config: Any) -> KafkaConsumer:
+    consumer = cls(bootstrap_servers=kafka.bootstrap, group_id=group, enable_auto_commit=False,
+                   auto_offset_reset="earliest", partition_assignment_strategy=[CooperativeStickyAssignor],
+                   session_timeout_ms=10_000, heartbeat_interval_ms=1_000, fetch_max_wait_ms=100, **config)
+    consumer.subscribe([topic])
+    return consumer
+
+
+def _poll_until(consumers: list[KafkaConsumer], done: Callable[[], bool], what: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not done():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        for consumer in consumers:
+            consumer.poll(timeout_ms=50)
+
+
+@pytest.mark.timeout(180)
+def test_a_member_keeps_fetching_its_partitions_while_a_join_is_pending(kafka: Any) -> None:
+    """kafka-python alone returns nothing from poll() while a JoinGroup is pending (see
+    ``MemberConsumer``); here a join is held open by a member that heartbeats but does not poll
+    (the broker waits for it up to its max poll interval), and ``MemberConsumer`` still returns
+    the records of the partitions it keeps."""
+    topic = kafka.create_topic("join", partitions=4)
+    group = f"g-{topic}"
+    member = _group_member(kafka_edge.MemberConsumer, kafka, group, topic)
+    idle = _group_member(KafkaConsumer, kafka, group, topic, max_poll_interval_ms=40_000)
+    newcomer: KafkaConsumer | None = None
+    stop = threading.Event()
+    try:
+        _poll_until([member, idle], lambda: len(member.assignment()) == 2 and len(idle.assignment()) == 2 and
+                    member._coordinator.state is MemberState.STABLE and idle._coordinator.state is MemberState.STABLE,
+                    "two stable members with two partitions each")
+        kept = sorted(member.assignment())
+        newcomer = _group_member(KafkaConsumer, kafka, group, topic)
+
+        def poll_newcomer() -> None:
+            while not stop.is_set():
+                newcomer.poll(timeout_ms=100)
+        threading.Thread(target=poll_newcomer, daemon=True).start()  # its join starts the rebalance
+        _poll_until([member], lambda: member._coordinator.state is MemberState.REBALANCING, "the member's join sent")
+        producer = kafka.producer()
+        for tp in kept:
+            for n in range(10):
+                producer.send(topic, value=b"%d" % n, partition=tp.partition)
+        producer.flush()
+        producer.close()
+        got: list[Any] = []
+        deadline = time.monotonic() + 20
+        while len(got) < 20 and time.monotonic() < deadline:
+            for records in member.poll(timeout_ms=100).values():
+                got += records
+            assert member._coordinator.state is MemberState.REBALANCING, "the join completed: the test proves nothing"
+        assert sorted((r.partition, r.offset) for r in got) == sorted((tp.partition, n) for tp in kept
+                                                                       for n in range(10))
+        assert kafka_edge.membership_of(member) == kafka_edge.Membership(valid=True, reachable=True,
+                                                                         rebalancing=True)
+    finally:
+        stop.set()
+        for consumer in (member, idle, newcomer):
+            if consumer is not None:
+                consumer.close(autocommit=False)
