@@ -98,7 +98,8 @@ def analyse(sent: dict[int, tuple[str, int]], fires: Iterable[Fire], kills_ms: l
             order_violations += 1
         last_first[fire.trigger] = fire.i
     counted = sum(1 for f in fires if f.i in sent)
-    windows = list(zip(kills_ms, [*kills_ms[1:], end_ms or (fires[-1].time_ms if fires else 0)], strict=True))
+    last_ms = end_ms or (fires[-1].time_ms if fires else 0)
+    windows = list(zip(kills_ms, [*kills_ms[1:], last_ms], strict=True)) if kills_ms else []
     gaps = [max((_longest_gap(times, start, stop) for times in by_partition.values()), default=0)
             for start, stop in windows]
     return Verdict(len(sent), counted, sorted(set(sent) - seen), counted - len(seen), order_violations, gaps)

@@ -271,7 +271,7 @@ class Firer:
                 log.warning("the broker refuses our commit metadata: committing plain offsets from now on",
                             extra=fields(error=str(e)))
                 self._metadata_max_bytes = 0
-            log.info("commit refused; the next one carries the latest offsets", extra=fields(error=str(e)))
+            log.debug("commit refused; the next one carries the latest offsets", extra=fields(error=str(e)))
             return False
         self._landed.update(points)
         self._metrics.commits.inc()

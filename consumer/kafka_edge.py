@@ -40,6 +40,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.coordinator.assignors.abstract import RebalanceProtocol
 from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
+from kafka.coordinator.consumer import ConsumerCoordinator
 from kafka.errors import CommitFailedError, KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 from kafka.structs import MemberState, OffsetAndMetadata
 
@@ -151,6 +152,34 @@ def _group_config(settings: KafkaSettings, group_id: str, config: dict[str, Any]
 # --- membership: fetching through a cooperative rebalance, and knowing when we are fenced --------
 
 
+class _JoinKeepingCoordinator(ConsumerCoordinator):
+    """kafka-python 3.0.12's ``BaseCoordinator.join_group_async`` (kafka/coordinator/base.py,
+    ~line 468) sends a new JoinGroup whenever its cached join task ``is_done``, also when that task
+    *succeeded*: a join that completes while no poll is awaiting it (between two polls, or after
+    a short poll gave up waiting) is thrown away and the member joins again, which starts another
+    rebalance round for the whole group; with short polls it never settles, heartbeats stay off
+    for the join and the broker finally expires the member, which goes on believing it owns its
+    partitions. Here a finished, successful join is handed to the base method as a task that is
+    not done yet (scheduled on kafka-python's IO loop, which runs it only once the base method
+    awaits it), so it completes that join instead of sending another."""
+
+    async def join_group_async(self, timeout_ms: int | None = None) -> bool:
+        task = self._join_task
+        if task is not None and task.is_done and task.succeeded():
+            assignment = task.value
+
+            async def finished() -> Any:
+                return assignment
+            self._join_task = self._manager.call_soon(finished)
+        return await super().join_group_async(timeout_ms)
+
+
+def _keep_finished_joins(consumer: KafkaConsumer) -> KafkaConsumer:
+    """Give the consumer's coordinator the fix above (the consumer builds its coordinator itself)."""
+    consumer._coordinator.__class__ = _JoinKeepingCoordinator
+    return consumer
+
+
 class MemberConsumer(KafkaConsumer):
     """A KafkaConsumer that keeps fetching the partitions it keeps while a cooperative join is pending.
 
@@ -170,6 +199,10 @@ class MemberConsumer(KafkaConsumer):
     """
 
     JOIN_SLICE_MS = 20
+
+    def __init__(self, **config: Any) -> None:
+        super().__init__(**config)
+        _keep_finished_joins(self)
     #: Told, on the consumer thread inside poll, the committed offset and metadata of partitions
     #: about to be positioned from their commit (newly assigned), before any of their records.
     on_committed: Callable[[Offsets], None] | None = None
@@ -379,7 +412,7 @@ class GroupReader:
                     self._consumer = None
                 return
             if self._consumer is None:
-                self._consumer = KafkaConsumer(**self._config)
+                self._consumer = _keep_finished_joins(KafkaConsumer(**self._config))
             learn_partitions(self._consumer, wanted - self.topics)
             self._consumer.subscribe(sorted(wanted), listener=self._listener)
         if wanted != self.topics:

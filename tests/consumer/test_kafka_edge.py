@@ -192,7 +192,7 @@ def _group_member(cls: type[KafkaConsumer], kafka: Any, group: str, topic: str, 
                    auto_offset_reset="earliest", partition_assignment_strategy=[CooperativeStickyAssignor],
                    session_timeout_ms=10_000, heartbeat_interval_ms=1_000, fetch_max_wait_ms=100, **config)
     consumer.subscribe([topic])
-    return consumer
+    return kafka_edge._keep_finished_joins(consumer)
 
 
 def _poll_until(consumers: list[KafkaConsumer], done: Callable[[], bool], what: str, timeout_s: float = 60) -> None:
@@ -200,7 +200,7 @@ def _poll_until(consumers: list[KafkaConsumer], done: Callable[[], bool], what: 
     while not done():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         for consumer in consumers:
-            consumer.poll(timeout_ms=50)
+            consumer.poll(timeout_ms=20)
 
 
 @pytest.mark.timeout(180)
@@ -247,4 +247,25 @@ def test_a_member_keeps_fetching_its_partitions_while_a_join_is_pending(kafka: A
         stop.set()
         for consumer in (member, idle, newcomer):
             if consumer is not None:
-                consumer.close(autocommit=False)
+                consumer.close(autocommit=False, timeout_ms=2000)
+
+
+@pytest.mark.timeout(120)
+def test_a_join_that_completes_between_two_short_polls_is_kept(kafka: Any) -> None:
+    """Without ``_JoinKeepingCoordinator``, kafka-python sends a new JoinGroup when the last one
+    finished while no poll was waiting for it; the broker answers a known member's JoinGroup in a
+    stable group with the current generation, except the leader's, which starts a new rebalance:
+    members that give the coordinator short slices of their polls (``MemberConsumer`` during a
+    join) then start round after round, a new generation each, and never settle."""
+    topic = kafka.create_topic("settle", partitions=4)
+    group = f"g-{topic}"
+    members = [_group_member(kafka_edge.MemberConsumer, kafka, group, topic) for _ in range(2)]
+    try:
+        _poll_until(members, lambda: all(len(m.assignment()) == 2 and m._coordinator.state is MemberState.STABLE
+                                         and not m._coordinator.need_rejoin() for m in members),
+                    "two members with two partitions each, settled")
+        generations = {m._coordinator._generation.generation_id for m in members}
+        assert len(generations) == 1 and max(generations) <= 3, generations
+    finally:
+        for member in members:
+            member.close(autocommit=False, timeout_ms=2000)

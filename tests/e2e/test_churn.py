@@ -31,6 +31,11 @@ GAP_LIMIT_MS = 15_000  # issue 12: no partition waits longer, killed owner or no
 
 
 @pytest.fixture
+def guest(emulator) -> OpenWhisk:
+    return OpenWhisk(emulator.url, emulator.auth(USER))
+
+
+@pytest.fixture
 def control(emulator) -> Iterator[Emulator]:
     yield Emulator(emulator.url)
     Emulator(emulator.url).clear_faults()
