@@ -70,6 +70,9 @@ log = logging.getLogger("consumer.firer")
 # small: 1 MiB is ~1,500 envelopes, plenty for thousands of fires/s, and a larger single record is
 # still returned whole by the broker.
 FETCH_MAX_BYTES = 1024 * 1024
+# A revoked partition's fires already sent are awaited this long before its final commit: their
+# outcome is known soon, and each one recorded is one the new owner does not repeat.
+RELEASE_WIRE_WAIT_S = 2.0
 
 
 class GroupConsumer(Protocol):
@@ -154,6 +157,8 @@ class Firer:
         self._commit_task: asyncio.Task[None] | None = None  # at most one periodic commit in flight
         self._landed: dict[TopicPartition, tuple[int, str]] = {}  # the last commit the broker accepted
         self._releases: set[asyncio.Task[None]] = set()  # commits of revoked partitions, awaited before polling
+        self._releasing: dict[TopicPartition, PartitionOffsets] = {}  # revoked, their fires on the wire awaited
+        self._on_wire: Counter[TopicPartition] = Counter()  # fire requests sent and not answered, per partition
         self._metadata_max_bytes = METADATA_MAX_BYTES
         self._rebalance_started: float | None = None
 
@@ -244,7 +249,7 @@ class Firer:
         """Offset and finished-offsets metadata per partition, left out where the broker has it already."""
         points: Offsets = {}
         for tp in partitions:
-            tracker = self._offsets.get(tp)
+            tracker = self._offsets.get(tp) or self._releasing.get(tp)
             point = tracker.commit_point(self._metadata_max_bytes) if tracker is not None else None
             if point is not None and self._landed.get(tp) != point:
                 points[tp] = point
@@ -331,7 +336,7 @@ class Firer:
         self._active[record.tp] -= 1
         if self._active[record.tp] <= 0:
             del self._active[record.tp]
-        if done and (tracker := self._offsets.get(record.tp)) is not None:
+        if done and (tracker := self._offsets.get(record.tp) or self._releasing.get(record.tp)) is not None:
             tracker.done(record.offset)
 
     # --- firing ---
@@ -361,7 +366,13 @@ class Firer:
                 if not self._may_fire(job.record.tp):
                     continue  # fenced while waiting for a slot (a stopped process resumed): wait outside it
                 started = self._clock()
-                attempt = await self._client.fire(job.apihost, job.namespace, job.name, job.api_key, job.payload)
+                self._on_wire[job.record.tp] += 1
+                try:
+                    attempt = await self._client.fire(job.apihost, job.namespace, job.name, job.api_key, job.payload)
+                finally:
+                    self._on_wire[job.record.tp] -= 1
+                    if self._on_wire[job.record.tp] <= 0:
+                        del self._on_wire[job.record.tp]
                 self._metrics.fire_seconds.observe(self._clock() - started)
             attempts += 1
             self._metrics.attempts.labels(status_class(attempt.status)).inc()
@@ -464,22 +475,30 @@ class Firer:
         hand_over(self._loop, self._lose, lost)
 
     def _release(self, revoked: list[TopicPartition]) -> None:
-        """Stop firing revoked partitions at once and commit what is done on them (offset and
-        finished offsets), retrying within the rebalance timeout; the main loop polls (rejoins)
-        only once that commit landed or was given up. Their queued messages are skipped and
-        retrying ones abandoned: the new owner reads them from that commit (at-least-once)."""
-        if not self._stopping.is_set():  # a stopping firer commits everything itself
-            points = self._commit_points(revoked)
-            task = self._supervisor.spawn(self._commit_released(points))
+        """Stop firing revoked partitions at once; the fires already on the wire are awaited
+        (briefly: the request is sent, its outcome is the only question), then what is done is
+        committed (offset and finished offsets), retrying within the rebalance timeout; the main
+        loop polls (rejoins) only once that commit landed or was given up. Their queued messages
+        are skipped and retrying ones abandoned: the new owner reads them from that commit."""
+        for tp in revoked:
+            if (tracker := self._offsets.pop(tp, None)) is not None and not self._stopping.is_set():
+                self._releasing[tp] = tracker  # a stopping firer commits everything itself
+        if not self._stopping.is_set():
+            task = self._supervisor.spawn(self._commit_released(revoked))
             self._releases.add(task)
             task.add_done_callback(self._releases.discard)
-        self._forget(revoked)
         log.info("partitions revoked", extra=fields(partitions=sorted(f"{t.topic}-{t.partition}" for t in revoked)))
 
-    async def _commit_released(self, points: Offsets) -> None:
-        if not await self._commit_until_landed(points, self.settings.kafka_max_poll_interval_ms / 1000):
-            log.warning("the commit of revoked partitions did not land: their new owner repeats more",
-                        extra=fields(partitions=len(points)))
+    async def _commit_released(self, revoked: list[TopicPartition]) -> None:
+        try:
+            await wait_until(lambda: not any(tp in self._on_wire for tp in revoked),
+                             min(self.settings.fire_timeout_s, RELEASE_WIRE_WAIT_S), self._clock)
+            points = self._commit_points(revoked)
+            if not await self._commit_until_landed(points, self.settings.kafka_max_poll_interval_ms / 1000):
+                log.warning("the commit of revoked partitions did not land: their new owner repeats more",
+                            extra=fields(partitions=len(points)))
+        finally:
+            self._forget(revoked)
 
     def _lose(self, lost: list[TopicPartition]) -> None:
         """Fenced: the partitions may be another member's already, so nothing of them is fired or
@@ -492,6 +511,7 @@ class Firer:
     def _forget(self, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
             self._offsets.pop(tp, None)
+            self._releasing.pop(tp, None)
             self._landed.pop(tp, None)
 
 

@@ -227,6 +227,7 @@ class MemberConsumer(KafkaConsumer):
         return super()._refresh_committed_offsets(timeout_ms=timeout_ms)
 
     def _poll_once(self, timer: Any, max_records: int, update_offsets: bool = True) -> dict[Any, list[Any]]:
+        self._rejoin_if_expired()
         if not self._keeps_assignment_while_joining():
             return super()._poll_once(timer, max_records, update_offsets=update_offsets)
         if self._coordinator.poll(timeout_ms=min(timer.timeout_ms, self.JOIN_SLICE_MS)):
@@ -236,6 +237,24 @@ class MemberConsumer(KafkaConsumer):
         if not records and idle and timer.timeout_ms:
             time.sleep(min(timer.timeout_ms, self.config["retry_backoff_ms"]) / 1000)
         return records
+
+    def _rejoin_if_expired(self) -> None:
+        """No answered heartbeat for a whole session timeout: the broker has expired this member
+        (the process was stopped, its heartbeats starved or lost). kafka-python notices only
+        when a heartbeat is answered UnknownMemberId, and a member whose heartbeats stopped
+        altogether never does: it keeps its partitions while another member fires them. Here
+        it drops its generation, so the next join reports its partitions lost
+        (``on_partitions_lost``) and it joins again as a new member."""
+        coordinator = self._coordinator
+        if coordinator.state is not MemberState.STABLE or coordinator._generation.is_lost():
+            return
+        heartbeat = coordinator.heartbeat
+        silent_s = time.monotonic() - max(heartbeat.last_receive, heartbeat.last_reset)
+        if silent_s > heartbeat.config["session_timeout_ms"] / 1000:
+            log.warning("no heartbeat answered for the session timeout: expired from the group, rejoining",
+                        extra={"fields": {"silent_s": round(silent_s, 1), "heartbeat_enabled":
+                                          coordinator._heartbeat_enabled}})
+            coordinator.reset_generation()
 
     def _keeps_assignment_while_joining(self) -> bool:
         coordinator = self._coordinator

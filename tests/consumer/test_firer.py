@@ -665,3 +665,22 @@ def test_rebalances_are_counted_and_timed() -> None:
         await running.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_fire_on_the_wire_at_the_revoke_is_awaited_and_committed_so_the_new_owner_skips_it() -> None:
+    async def scenario() -> None:
+        broker = FakeBroker(partitions=1)
+        broker.message(0, "/guest/a", 0)
+        broker.message(0, "/guest/b", 1)
+        wire = Fire("/guest/a", 0)
+        gates = Gates(wire)
+        running = await start(broker, Triggers(gates.respond))
+        await until(lambda: [f.n for f in running.triggers.fired] == [1] and broker.metadata.get(tp(0)),
+                    "b fired and committed above a, a on the wire")
+        running.consumer.revoke([tp(0)])
+        await until(lambda: running.metric("firer_assigned_partitions") == 0, "the revoke is applied")
+        gates.open(wire)  # the answer comes after the revoke
+        await until(lambda: broker.committed.get(tp(0)) == 2, "the revoked partition committed past a")
+        await running.stop()
+
+    asyncio.run(scenario())

@@ -129,14 +129,14 @@ def test_a_stopped_firer_that_lost_its_partitions_fires_none_of_them_after_it_re
     was stopped is fired again afterwards."""
     control.fault(latency_ms=100)  # slow fires: the zombie holds a queue when it is stopped
     topic = kafka.create_topic("zombie", partitions=4)
-    env = {"TRIGGER_MESSAGES_TOPIC": topic, "FIRER_GROUP": f"firer-{topic}", "MAX_CONCURRENT_FIRES": "8"}
-    zombie = consumers(**env)
-    survivor = consumers(**env)
-    wait_for(lambda: zombie.metric("firer_assigned_partitions") == 2 and survivor.metric(
-        "firer_assigned_partitions") == 2, what="two partitions each")
-    load = Load(messaging, emulator, topic, _triggers(guest, 40), rate=100.0, count=2000)
+    env = {"TRIGGER_MESSAGES_TOPIC": topic, "FIRER_GROUP": f"firer-{topic}"}
+    zombie = consumers(**env, MAX_CONCURRENT_FIRES="2")  # 20 fires/s for 50 messages/s: its queue grows
+    survivor = consumers(**env, MAX_CONCURRENT_FIRES="32")
+    wait_for(lambda: [(p.metric("firer_assigned_partitions"), p.metric("firer_group_member")) for p in
+                      (zombie, survivor)] == [(2, 1), (2, 1)], what="two partitions each")
+    load = Load(messaging, emulator, topic, _triggers(guest, 40), rate=100.0, count=1500)
     load.start()
-    wait_for(lambda: zombie.metric("firer_messages_fired_total") >= 50 and zombie.metric("firer_in_flight") >= 20,
+    wait_for(lambda: zombie.metric("firer_messages_fired_total") >= 20 and zombie.metric("firer_in_flight") >= 50,
              what="the zombie firing, with a queue")
     zombie.proc.send_signal(signal.SIGSTOP)
     stopped_ms = int(time.time() * 1000)
