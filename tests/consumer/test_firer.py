@@ -373,6 +373,9 @@ def test_a_revoked_partition_fires_nothing_more_and_commits_only_what_was_done()
         await until(lambda: {f.n for f in running.triggers.fired} == {10, 20}, "the unblocked ones fired")
         running.consumer.revoke([tp(0)])
         await until(lambda: running.metric("firer_assigned_partitions") == 1, "the revoke is applied")
+        polls = running.consumer.polls
+        await until(lambda: running.consumer.polls > polls, "polling again: the fire on the wire was given up "
+                    "(RELEASE_WIRE_WAIT_S) and the revoked partition's final commit landed")
         await until(lambda: broker.committed.get(tp(0)) == 0, "the revoked partition's final commit")
         gate.set()  # the in-flight fire answers after the revoke
         broker.message(1, "/guest/other", 21)
