@@ -40,7 +40,6 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.coordinator.assignors.abstract import RebalanceProtocol
 from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
-from kafka.coordinator.consumer import ConsumerCoordinator
 from kafka.errors import CommitFailedError, KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 from kafka.structs import MemberState, OffsetAndMetadata
 
@@ -152,34 +151,6 @@ def _group_config(settings: KafkaSettings, group_id: str, config: dict[str, Any]
 # --- membership: fetching through a cooperative rebalance, and knowing when we are fenced --------
 
 
-class _JoinKeepingCoordinator(ConsumerCoordinator):
-    """kafka-python 3.0.12's ``BaseCoordinator.join_group_async`` (kafka/coordinator/base.py,
-    ~line 468) sends a new JoinGroup whenever its cached join task ``is_done``, also when that task
-    *succeeded*: a join that completes while no poll is awaiting it (between two polls, or after
-    a short poll gave up waiting) is thrown away and the member joins again, which starts another
-    rebalance round for the whole group; with short polls it never settles, heartbeats stay off
-    for the join and the broker finally expires the member, which goes on believing it owns its
-    partitions. Here a finished, successful join is handed to the base method as a task that is
-    not done yet (scheduled on kafka-python's IO loop, which runs it only once the base method
-    awaits it), so it completes that join instead of sending another."""
-
-    async def join_group_async(self, timeout_ms: int | None = None) -> bool:
-        task = self._join_task
-        if task is not None and task.is_done and task.succeeded():
-            assignment = task.value
-
-            async def finished() -> Any:
-                return assignment
-            self._join_task = self._manager.call_soon(finished)
-        return await super().join_group_async(timeout_ms)
-
-
-def _keep_finished_joins(consumer: KafkaConsumer) -> KafkaConsumer:
-    """Give the consumer's coordinator the fix above (the consumer builds its coordinator itself)."""
-    consumer._coordinator.__class__ = _JoinKeepingCoordinator
-    return consumer
-
-
 class MemberConsumer(KafkaConsumer):
     """A KafkaConsumer that keeps fetching the partitions it keeps while a cooperative join is pending.
 
@@ -191,18 +162,18 @@ class MemberConsumer(KafkaConsumer):
     member's session, 45 s by default), no record is fetched even for the partitions that keep
     their owner, and every partition of the group stops. The Java client keeps fetching during a
     cooperative (KIP-429) rebalance: partitions only leave after the join, through the revoke
-    callback. This does the same: while a join is pending, the member still holds a generation
-    (not fenced) and an assignment, the coordinator gets a short slice of the poll (its join runs
-    on kafka-python's IO thread and is re-awaited, not re-sent, on the next poll, see
-    ``BaseCoordinator.join_group_async``), and the rest of the poll fetches the assigned, unpaused
-    partitions through the same fetcher call ``_poll_once`` makes (``Fetcher.fetch_records``).
+    callback. This does the same: while a join is pending and the member still holds a generation
+    (not fenced) and an assignment, the coordinator waits on the join for the poll's time as
+    before, and then the fetcher call ``_poll_once`` makes (``Fetcher.fetch_records``) returns
+    what arrived for the assigned, unpaused partitions without waiting (fetches are pipelined on
+    the IO thread, so they arrive during the join's wait). The coordinator keeps (nearly) the
+    whole poll on purpose: ``BaseCoordinator.join_group_async`` (kafka/coordinator/base.py, ~line
+    468) sends a new JoinGroup when its join task finished while no poll awaited it, and a
+    leader's new JoinGroup starts another rebalance: giving the join only a short slice of each
+    poll made a leader start round after round and never settle.
     """
 
-    JOIN_SLICE_MS = 20
 
-    def __init__(self, **config: Any) -> None:
-        super().__init__(**config)
-        _keep_finished_joins(self)
     #: Told, on the consumer thread inside poll, the committed offset and metadata of partitions
     #: about to be positioned from their commit (newly assigned), before any of their records.
     on_committed: Callable[[Offsets], None] | None = None
@@ -230,12 +201,9 @@ class MemberConsumer(KafkaConsumer):
         self._rejoin_if_expired()
         if not self._keeps_assignment_while_joining():
             return super()._poll_once(timer, max_records, update_offsets=update_offsets)
-        if self._coordinator.poll(timeout_ms=min(timer.timeout_ms, self.JOIN_SLICE_MS)):
+        if self._coordinator.poll(timeout_ms=timer.timeout_ms):
             return super()._poll_once(timer, max_records, update_offsets=update_offsets)  # joined meanwhile
-        records, idle = self._fetcher.fetch_records(max_records, update_offsets=update_offsets,
-                                                    timeout_ms=timer.timeout_ms)
-        if not records and idle and timer.timeout_ms:
-            time.sleep(min(timer.timeout_ms, self.config["retry_backoff_ms"]) / 1000)
+        records, _ = self._fetcher.fetch_records(max_records, update_offsets=update_offsets, timeout_ms=0)
         return records
 
     def _rejoin_if_expired(self) -> None:
@@ -431,7 +399,7 @@ class GroupReader:
                     self._consumer = None
                 return
             if self._consumer is None:
-                self._consumer = _keep_finished_joins(KafkaConsumer(**self._config))
+                self._consumer = KafkaConsumer(**self._config)
             learn_partitions(self._consumer, wanted - self.topics)
             self._consumer.subscribe(sorted(wanted), listener=self._listener)
         if wanted != self.topics:

@@ -50,7 +50,8 @@ class Settings:
     retry_initial_backoff_s: float = field(default=0.2, metadata={"help": "first retry backoff"})
     retry_max_backoff_s: float = field(default=30.0, metadata={"help": "longest retry backoff"})
     retry_max_age_s: float = field(default=900.0, metadata={"help": "retry a message this long, then dead-letter"})
-    commit_interval_s: float = field(default=0.5, metadata={"help": "how often finished offsets are committed"})
+    commit_interval_s: float = field(
+        default=0.1, metadata={"help": "how often finished offsets are committed (a crash repeats about one interval)"})
     shutdown_timeout_s: float = field(default=30.0, metadata={"help": "on SIGTERM, drain this long, then stop"})
     kafka_session_timeout_ms: int = field(
         default=10_000, metadata={"help": "a member silent this long is dead and its partitions move (takeover time)"})
