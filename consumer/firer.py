@@ -2,8 +2,13 @@
 
 One asyncio loop owns all mutable state below. Guarantees, and where each is kept:
 - at-least-once: an offset is committed only when every message before it in its partition was
-  fired or its dead-letter record acknowledged (`PartitionOffsets`); after a crash or a
-  rebalance the messages since the last commit are read again (duplicates, never a loss);
+  fired or its dead-letter record acknowledged (`PartitionOffsets`); the finished offsets above
+  it travel in the commit's metadata and a new owner skips them, so after a crash only what
+  finished since the last commit repeats (duplicates, never a loss);
+- commits that land: sent without blocking the loop, a refused one retried with the latest
+  offsets; a revoked partition is committed before the next poll (which rejoins the group);
+- no zombies: a fire waits while the member's lease is out (heartbeats unanswered, fenced), and
+  lost partitions are dropped uncommitted (`kafka_edge.Membership`);
 - order per trigger: one queue per trigger FQN, drained by one task, head first; different
   triggers fire in parallel; a queue and its task vanish when empty, so no per-trigger state
   outlives its messages;

@@ -12,7 +12,11 @@ Errors: ``_unavailable`` is the one place a kafka-python error becomes the proje
 ``KafkaUnavailable``; every public method here goes through it (``_KafkaThread.call`` for
 consumers), so nothing above this module knows kafka-python's exception tree.
 
-- ``ConsumerThread``: the firer's group consumer of one fixed topic list.
+- ``ConsumerThread``: the firer's group consumer of one fixed topic list, a ``MemberConsumer``
+  (keeps fetching the partitions it keeps while a cooperative join is pending; rejoins when its
+  heartbeats went unanswered for a session timeout; reports committed metadata of new
+  partitions); commits are sent without waiting on the consumer thread; ``membership()`` tells
+  the loop whether it may fire (``Membership``).
 - ``GroupReader``: the router's group consumer whose topics change (``set_topics``); commits carry
   metadata (the catch-up state of consumer/positions.py); new partitions stay paused until the
   owner positions them (``positions_of``, then ``start``).
