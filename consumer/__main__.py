@@ -26,7 +26,7 @@ from consumer.openwhisk import HttpTriggerClient
 from consumer.router import Router
 from consumer.settings import Settings, load
 from consumer.subscriptions import status_writer
-from messaging_lib.credentials import Sealer
+from messaging_lib.credentials import Sealer, parse_legacy_cutoff
 from messaging_lib.errors import ConfigError
 
 log = logging.getLogger("consumer")
@@ -37,6 +37,11 @@ async def run(settings: Settings) -> None:
     producer = Producer(settings.kafka)
     probes: list[health.RoleProbe] = []
     loops: list[tuple[Callable[[], Awaitable[None]], Callable[[], None]]] = []
+    legacy_until = parse_legacy_cutoff(settings.legacy_credentials_until)
+
+    def sealer(**options: bool) -> Sealer:
+        return Sealer(settings.sealing_key_list, legacy_until=legacy_until, **options)
+
     async with AsyncExitStack() as stack:
         if "firer" in settings.role_set:
             client = await stack.enter_async_context(
@@ -44,14 +49,14 @@ async def run(settings: Settings) -> None:
 
             async def send_status(key: bytes, value: bytes) -> object:
                 return await producer.send(settings.subscriptions_topic, value, key=key)
-            sealer = Sealer(settings.sealing_key_list, subscription_credentials_fire=False)  # the router re-seals
-            firer = Firer(settings, client, producer, sealer, FirerMetrics(registry),
+            firer = Firer(settings, client, producer, sealer(subscription_credentials_fire=False),  # router re-seals
+                          FirerMetrics(registry),
                           on_refused=status_writer(send_status))
             probes.append(health.RoleProbe("firer", lambda: firer.ready, lambda: firer.last_poll))
             loops.append((firer.run, firer.stop))
         if "router" in settings.role_set:
             router = Router(settings, producer, KafkaLog(settings.kafka, settings.subscriptions_topic),
-                            RouterMetrics(registry), sealer=Sealer(settings.sealing_key_list))
+                            RouterMetrics(registry), sealer=sealer())
             probes.append(health.RoleProbe("router", lambda: router.ready, lambda: router.last_poll))
             loops.append((router.run, router.stop))
         runner = await health.serve(health.app(probes, registry), settings.http_host, settings.http_port)

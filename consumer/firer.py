@@ -2,8 +2,13 @@
 
 One asyncio loop owns all mutable state below. Guarantees, and where each is kept:
 - at-least-once: an offset is committed only when every message before it in its partition was
-  fired or its dead-letter record acknowledged (`PartitionOffsets`); after a crash or a
-  rebalance the messages since the last commit are read again (duplicates, never a loss);
+  fired or its dead-letter record acknowledged (`PartitionOffsets`); the finished offsets above
+  it travel in the commit's metadata and a new owner skips them, so after a crash only what
+  finished since the last commit repeats (duplicates, never a loss);
+- commits that land: sent without blocking the loop, a refused one retried with the latest
+  offsets; a revoked partition is committed before the next poll (which rejoins the group);
+- no zombies: a fire waits while the member's lease is out (heartbeats unanswered, fenced), and
+  lost partitions are dropped uncommitted (`kafka_edge.Membership`);
 - order per trigger: one queue per trigger FQN, drained by one task, head first; different
   triggers fire in parallel; a queue and its task vanish when empty, so no per-trigger state
   outlives its messages;
@@ -24,23 +29,32 @@ import time
 from collections import Counter
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Protocol
 
 from kafka import TopicPartition
 
 from consumer import dead_letters
 from consumer.dead_letters import DeadLetter
-from consumer.kafka_edge import ConsumerThread, KafkaUnavailable, Producer, RebalanceCallback, Record
+from consumer.kafka_edge import (
+    CommitRejected,
+    ConsumerThread,
+    KafkaUnavailable,
+    Membership,
+    Offsets,
+    Producer,
+    RebalanceCallback,
+    Record,
+)
 from consumer.logs import fields
 from consumer.metrics import FirerMetrics, status_class
-from consumer.offsets import PartitionOffsets
+from consumer.offsets import METADATA_MAX_BYTES, PartitionOffsets
 from consumer.openwhisk import TriggerClient
 from consumer.outcomes import TRIGGER_GONE_STATUSES, Attempt, RetryPolicy, Verdict, dead_letter_reason, decide
 from consumer.pacing import Pacer
 from consumer.settings import Settings
 from consumer.subscriptions import RefusalHook
 from consumer.toolkit import (
+    WRITE_RETRY,
     Backpressure,
     KeyedQueues,
     Supervisor,
@@ -60,6 +74,9 @@ log = logging.getLogger("consumer.firer")
 # small: 1 MiB is ~1,500 envelopes, plenty for thousands of fires/s, and a larger single record is
 # still returned whole by the broker.
 FETCH_MAX_BYTES = 1024 * 1024
+# A revoked partition's fires already sent are awaited this long before its final commit: their
+# outcome is known soon, and each one recorded is one the new owner does not repeat.
+RELEASE_WIRE_WAIT_S = 2.0
 
 
 class GroupConsumer(Protocol):
@@ -76,14 +93,24 @@ class GroupConsumer(Protocol):
         """Pause (or resume) every assigned partition."""
         ...
 
-    async def commit(self, offsets: dict[TopicPartition, int]) -> None: ...
+    async def commit(self, offsets: Offsets) -> None:
+        """Resolves when the broker accepted the commit; raises ``KafkaUnavailable`` (``CommitRejected``)."""
+        ...
+
+    def membership(self) -> Membership:
+        """Cheap, from any thread: may this member fire now, does it reach Kafka, is it rebalancing."""
+        ...
 
     async def close(self) -> None: ...
 
 
 class ConsumerFactory(Protocol):
+    """``on_lost``: partitions taken away when fenced (no commit possible); ``on_committed``: the
+    committed offset and metadata of newly assigned partitions, before any of their records."""
+
     def __call__(self, settings: KafkaSettings, group_id: str, topics: list[str], on_assigned: RebalanceCallback,
-                 on_revoked: RebalanceCallback, **config: object) -> GroupConsumer: ...
+                 on_revoked: RebalanceCallback, *, on_lost: RebalanceCallback,
+                 on_committed: Callable[[Offsets], None], **config: object) -> GroupConsumer: ...
 
 
 @dataclass
@@ -115,7 +142,7 @@ class Firer:
         self._client, self._producer, self._metrics, self._clock = client, producer, metrics, clock
         self._consumer_factory = consumer_factory
         # Opening a token is the firer's main CPU cost, and a trigger's messages repeat its token.
-        self._authorize = lru_cache(maxsize=4096)(sealer.authorize)
+        self._authorize = sealer.authorize  # it caches the opening; expiry is checked on every call
         self._policy = RetryPolicy(settings.retry_initial_backoff_s, settings.retry_max_backoff_s,
                                    settings.retry_max_age_s)
         self._pacer = Pacer()
@@ -129,8 +156,23 @@ class Firer:
         self._stopping = asyncio.Event()
         self._consumer: GroupConsumer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.ready = False
+        self._started = False
         self.last_poll = clock()
+        self._commit_task: asyncio.Task[None] | None = None  # at most one periodic commit in flight
+        self._landed: dict[TopicPartition, tuple[int, str]] = {}  # the last commit the broker accepted
+        self._releases: set[asyncio.Task[None]] = set()  # commits of revoked partitions, awaited before polling
+        self._releasing: dict[TopicPartition, PartitionOffsets] = {}  # revoked, their fires on the wire awaited
+        self._on_wire: Counter[TopicPartition] = Counter()  # fire requests sent and not answered, per partition
+        self._metadata_max_bytes = METADATA_MAX_BYTES
+        self._rebalance_started: float | None = None
+
+    @property
+    def ready(self) -> bool:
+        """Readiness: started, not stopping, and a member of the group that reaches Kafka."""
+        if not self._started or self._stopping.is_set() or self._consumer is None:
+            return False
+        member = self._consumer.membership()
+        return member.valid and member.reachable
 
     # --- the main loop ---
 
@@ -138,24 +180,27 @@ class Firer:
         self._loop = asyncio.get_running_loop()
         self._consumer = self._consumer_factory(
             self.settings.kafka, self.settings.firer_group, [self.settings.trigger_messages_topic],
-            self._on_assigned, self._on_revoked, max_poll_records=1000, fetch_max_wait_ms=100,
-            max_partition_fetch_bytes=FETCH_MAX_BYTES,
-            fetch_max_bytes=FETCH_MAX_BYTES)  # cooperative rebalancing: the edge's default
+            self._on_assigned, self._on_revoked, on_lost=self._on_lost, on_committed=self._on_committed,
+            max_poll_records=1000, fetch_max_wait_ms=100, max_partition_fetch_bytes=FETCH_MAX_BYTES,
+            fetch_max_bytes=FETCH_MAX_BYTES,
+            **self.settings.membership("firer"))  # cooperative rebalancing: the edge's default
         if await self._consumer.start():
             log.warning("the topic has no partitions yet (does it exist?): waiting for it",
                         extra=fields(topic=self.settings.trigger_messages_topic))
-        self.ready = True
+        self._started = True
         log.info("firer started", extra=fields(topic=self.settings.trigger_messages_topic,
                                                group=self.settings.firer_group))
         last_commit = self._clock()
         while not self._stopping.is_set():
             await self._apply_backpressure()
+            await self._finish_releases()
             room = max(1, self.settings.max_in_flight - self._in_flight)
             for record in await self._consumer.poll(timeout_ms=100, max_records=min(1000, room)):
                 self._accept(record)
             self.last_poll = now = self._clock()
-            if now - last_commit >= self.settings.commit_interval_s:
-                await self._commit()
+            self._watch_membership(now)
+            if now - last_commit >= self.settings.commit_interval_s and self._commit_task is None:
+                self._commit_task = self._supervisor.spawn(self._commit_periodically())
                 last_commit = now
         await self._shutdown()
 
@@ -166,14 +211,14 @@ class Firer:
 
     def stop(self) -> None:
         """Stop taking messages; run() then drains until the shutdown timeout and commits."""
-        self.ready = False
         self._stopping.set()
 
     async def _shutdown(self) -> None:
         await wait_until(lambda: not self._in_flight, self.settings.shutdown_timeout_s, self._clock)
         unfinished = self._in_flight
         await self._supervisor.cancel_all()
-        await self._commit()
+        self._commit_task = None
+        await self._commit_until_landed(self._commit_points(self._offsets), self.settings.shutdown_timeout_s)
         assert self._consumer is not None
         await self._consumer.close()
         log.info("firer stopped", extra=fields(unfinished=unfinished))
@@ -190,20 +235,75 @@ class Firer:
         self._metrics.assigned.set(len(self._offsets))
         self._metrics.paced_namespaces.set(len(self._pacer))
 
-    def _committable(self, partitions: Collection[TopicPartition]) -> dict[TopicPartition, int]:
-        return {tp: o for tp in partitions
-                if (tracker := self._offsets.get(tp)) is not None and (o := tracker.committable()) is not None}
+    def _watch_membership(self, now: float) -> None:
+        """Count rebalances and the time they take, and publish whether this member is valid."""
+        assert self._consumer is not None
+        member = self._consumer.membership()
+        self._metrics.member.set(int(member.valid and member.reachable))
+        if member.rebalancing and self._rebalance_started is None:
+            self._rebalance_started = now
+            self._metrics.rebalances.inc()
+        elif not member.rebalancing and self._rebalance_started is not None:
+            self._metrics.rebalance_seconds.observe(now - self._rebalance_started)
+            self._rebalance_started = None
 
-    async def _commit(self, offsets: dict[TopicPartition, int] | None = None) -> None:
-        """Commit the given offsets (default: what is committable on every assigned partition)."""
-        offsets = self._committable(self._offsets) if offsets is None else offsets
-        if not offsets or self._consumer is None:
-            return
+    # --- commits: sent without blocking the loop, retried with the latest offsets until they land ---
+
+    def _commit_points(self, partitions: Collection[TopicPartition]) -> Offsets:
+        """Offset and finished-offsets metadata per partition, left out where the broker has it already."""
+        points: Offsets = {}
+        for tp in partitions:
+            tracker = self._offsets.get(tp) or self._releasing.get(tp)
+            point = tracker.commit_point(self._metadata_max_bytes) if tracker is not None else None
+            if point is not None and self._landed.get(tp) != point:
+                points[tp] = point
+        return points
+
+    async def _commit_periodically(self) -> None:
+        """One periodic commit of every owned partition. A refusal (a rebalance in progress, the
+        coordinator moving) is counted and dropped: the next interval sends the latest offsets
+        again, until they land or the partitions are lost."""
         try:
-            await self._consumer.commit(offsets)
-            self._metrics.commits.inc()
+            await self._send_commit(self._commit_points(self._offsets))
+        finally:
+            self._commit_task = None
+
+    async def _send_commit(self, points: Offsets) -> bool:
+        if not points or self._consumer is None:
+            return True
+        try:
+            await self._consumer.commit(points)
         except KafkaUnavailable as e:
-            log.warning("commit failed; will retry", extra=fields(error=str(e)))
+            reason = e.reason if isinstance(e, CommitRejected) else "KafkaUnavailable"
+            self._metrics.commit_failures.labels(reason).inc()
+            if reason in ("OffsetMetadataTooLargeError", "InvalidCommitOffsetSizeError") and self._metadata_max_bytes:
+                log.warning("the broker refuses our commit metadata: committing plain offsets from now on",
+                            extra=fields(error=str(e)))
+                self._metadata_max_bytes = 0
+            log.debug("commit refused; the next one carries the latest offsets", extra=fields(error=str(e)))
+            return False
+        self._landed.update(points)
+        self._metrics.commits.inc()
+        return True
+
+    async def _commit_until_landed(self, points: Offsets, within_s: float) -> bool:
+        """Commit, retrying (backoff) until accepted, the member lost its membership (nothing it
+        commits counts any more), or ``within_s`` passed."""
+        assert self._consumer is not None
+        deadline = self._clock() + within_s
+        backoff = WRITE_RETRY.initial_s
+        while not await self._send_commit(points):
+            if self._clock() + backoff > deadline or not self._consumer.membership().valid:
+                return False
+            await asyncio.sleep(backoff)
+            backoff = WRITE_RETRY.next(backoff)
+        return True
+
+    async def _finish_releases(self) -> None:
+        """Revoked partitions are committed before the next poll: that poll rejoins the group,
+        and the new owner reads the committed offset as soon as the rebalance completes."""
+        if self._releases:
+            await asyncio.gather(*self._releases, return_exceptions=True)
 
     # --- taking a record ---
 
@@ -212,10 +312,12 @@ class Firer:
         tracker = self._offsets.get(tp)
         if tracker is None:
             return  # fetched before its partition was revoked: the new owner reads it again
-        tracker.take(record.offset)
+        self._metrics.consumed.inc()
+        if not tracker.take(record.offset):
+            self._metrics.skipped.inc()  # finished by the partition's previous owner (commit metadata)
+            return
         self._active[tp] += 1
         self._in_flight += 1
-        self._metrics.consumed.inc()
         try:
             job = self._job(record)
         except BadMessage as bad:
@@ -238,7 +340,7 @@ class Firer:
         self._active[record.tp] -= 1
         if self._active[record.tp] <= 0:
             del self._active[record.tp]
-        if done and (tracker := self._offsets.get(record.tp)) is not None:
+        if done and (tracker := self._offsets.get(record.tp) or self._releasing.get(record.tp)) is not None:
             tracker.done(record.offset)
 
     # --- firing ---
@@ -258,12 +360,23 @@ class Firer:
         first_s = self._clock()
         attempts = 0
         while True:
+            if not await self._while_fenced(job.record.tp):
+                self._finish(job.record, done=False)
+                return
             wait = self._pacer.reserve(job.namespace, self._clock())
             if wait > 0:
                 await asyncio.sleep(wait)
             async with self._fire_slots:
+                if not self._may_fire(job.record.tp):
+                    continue  # fenced while waiting for a slot (a stopped process resumed): wait outside it
                 started = self._clock()
-                attempt = await self._client.fire(job.apihost, job.namespace, job.name, job.api_key, job.payload)
+                self._on_wire[job.record.tp] += 1
+                try:
+                    attempt = await self._client.fire(job.apihost, job.namespace, job.name, job.api_key, job.payload)
+                finally:
+                    self._on_wire[job.record.tp] -= 1
+                    if self._on_wire[job.record.tp] <= 0:
+                        del self._on_wire[job.record.tp]
                 self._metrics.fire_seconds.observe(self._clock() - started)
             attempts += 1
             self._metrics.attempts.labels(status_class(attempt.status)).inc()
@@ -298,6 +411,17 @@ class Firer:
         elif attempt.status is not None and attempt.status < 300:
             self._pacer.succeeded(namespace)
 
+    def _may_fire(self, tp: TopicPartition) -> bool:
+        assert self._consumer is not None
+        return tp in self._offsets and self._consumer.membership().valid
+
+    async def _while_fenced(self, tp: TopicPartition) -> bool:
+        """No zombie fires: while this member may not fire (its lease ran out, it was fenced), wait
+        until it may again or the partition is gone (lost: the new owner fires it). True: fire.
+        Checked again right before the request (``_may_fire``), after any wait for a slot."""
+        await wait_until(lambda: tp not in self._offsets or self._may_fire(tp), None, self._clock)
+        return tp in self._offsets
+
     async def _sleep_unless_revoked(self, seconds: float, tp: TopicPartition) -> bool:
         """Sleep; False as soon as the partition is revoked (its new owner takes the message over)."""
         return await sleep_while(seconds, lambda: tp in self._offsets, self._clock)
@@ -330,22 +454,69 @@ class Firer:
     def _assign(self, assigned: list[TopicPartition]) -> None:
         for tp in assigned:
             self._offsets[tp] = PartitionOffsets()
+            self._landed.pop(tp, None)
         log.info("partitions assigned", extra=fields(partitions=sorted(f"{t.topic}-{t.partition}" for t in assigned)))
+
+    def _on_committed(self, committed: Offsets) -> None:
+        """On the consumer thread, inside poll, before the partitions' first records: hand over."""
+        assert self._loop is not None
+        hand_over(self._loop, self._resume, committed)
+
+    def _resume(self, committed: Offsets) -> None:
+        """Skip what the previous owner finished above its committed offset (its commit metadata)."""
+        for tp, (offset, metadata) in committed.items():
+            if (tracker := self._offsets.get(tp)) is not None:
+                tracker.resume(offset, metadata)
+                self._landed[tp] = (offset, metadata)
 
     def _on_revoked(self, revoked: list[TopicPartition]) -> None:
         """kafka-python 3 runs this on its IO thread, where nothing may block: only hand over."""
         assert self._loop is not None
         hand_over(self._loop, self._release, revoked)
 
+    def _on_lost(self, lost: list[TopicPartition]) -> None:
+        assert self._loop is not None
+        hand_over(self._loop, self._lose, lost)
+
     def _release(self, revoked: list[TopicPartition]) -> None:
-        """Commit what is done on revoked partitions, then forget them: their queued messages are
-        skipped and retrying ones abandoned, uncommitted. The new owner reads them again from the
-        last commit, so a rebalance repeats at most the in-flight window (at-least-once)."""
-        if not self._stopping.is_set():  # a stopping firer has committed already
-            self._supervisor.spawn(self._commit(self._committable(revoked)))
+        """Stop firing revoked partitions at once; the fires already on the wire are awaited
+        (briefly: the request is sent, its outcome is the only question), then what is done is
+        committed (offset and finished offsets), retrying within the rebalance timeout; the main
+        loop polls (rejoins) only once that commit landed or was given up. Their queued messages
+        are skipped and retrying ones abandoned: the new owner reads them from that commit."""
         for tp in revoked:
-            self._offsets.pop(tp, None)
+            if (tracker := self._offsets.pop(tp, None)) is not None and not self._stopping.is_set():
+                self._releasing[tp] = tracker  # a stopping firer commits everything itself
+        if not self._stopping.is_set():
+            task = self._supervisor.spawn(self._commit_released(revoked))
+            self._releases.add(task)
+            task.add_done_callback(self._releases.discard)
         log.info("partitions revoked", extra=fields(partitions=sorted(f"{t.topic}-{t.partition}" for t in revoked)))
+
+    async def _commit_released(self, revoked: list[TopicPartition]) -> None:
+        try:
+            await wait_until(lambda: not any(tp in self._on_wire for tp in revoked),
+                             min(self.settings.fire_timeout_s, RELEASE_WIRE_WAIT_S), self._clock)
+            points = self._commit_points(revoked)
+            if not await self._commit_until_landed(points, self.settings.kafka_max_poll_interval_ms / 1000):
+                log.warning("the commit of revoked partitions did not land: their new owner repeats more",
+                            extra=fields(partitions=len(points)))
+        finally:
+            self._forget(revoked)
+
+    def _lose(self, lost: list[TopicPartition]) -> None:
+        """Fenced: the partitions may be another member's already, so nothing of them is fired or
+        committed any more (a commit would be refused anyway); kafka-python rejoins at the next poll."""
+        self._metrics.partitions_lost.inc(len(lost))
+        self._forget(lost)
+        log.warning("membership lost: partitions dropped uncommitted", extra=fields(
+            partitions=sorted(f"{t.topic}-{t.partition}" for t in lost)))
+
+    def _forget(self, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self._offsets.pop(tp, None)
+            self._releasing.pop(tp, None)
+            self._landed.pop(tp, None)
 
 
 def _now_ms() -> int:

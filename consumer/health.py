@@ -2,7 +2,9 @@
 
 Liveness: the process answers and every role's loop polled Kafka recently (a wedged loop turns
 it red, so the orchestrator restarts the pod). Readiness: every role has started (the router
-only after reading its subscriptions to the end) and none is stopping.
+only after reading its subscriptions to the end) and none is stopping; the firer besides holds a
+valid group membership and knows its group coordinator, so /readyz is false while Kafka is
+unreachable or the firer was fenced, and true again as soon as it has rejoined (``Firer.ready``).
 """
 
 from __future__ import annotations

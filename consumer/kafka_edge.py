@@ -12,7 +12,11 @@ Errors: ``_unavailable`` is the one place a kafka-python error becomes the proje
 ``KafkaUnavailable``; every public method here goes through it (``_KafkaThread.call`` for
 consumers), so nothing above this module knows kafka-python's exception tree.
 
-- ``ConsumerThread``: the firer's group consumer of one fixed topic list.
+- ``ConsumerThread``: the firer's group consumer of one fixed topic list, a ``MemberConsumer``
+  (keeps fetching the partitions it keeps while a cooperative join is pending; rejoins when its
+  heartbeats went unanswered for a session timeout; reports committed metadata of new
+  partitions); commits are sent without waiting on the consumer thread; ``membership()`` tells
+  the loop whether it may fire (``Membership``).
 - ``GroupReader``: the router's group consumer whose topics change (``set_topics``); commits carry
   metadata (the catch-up state of consumer/positions.py); new partitions stay paused until the
   owner positions them (``positions_of``, then ``start``).
@@ -38,9 +42,10 @@ from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.coordinator.assignors.abstract import RebalanceProtocol
 from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
-from kafka.errors import KafkaError, TopicAlreadyExistsError
-from kafka.structs import OffsetAndMetadata
+from kafka.errors import CommitFailedError, KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
+from kafka.structs import MemberState, OffsetAndMetadata
 
 from consumer.table import Change
 from messaging_lib import topics
@@ -128,11 +133,17 @@ class _Listener(ConsumerRebalanceListener):
     hands over. ``before_assigned`` runs first, for a local change such as pausing."""
 
     def __init__(self, on_assigned: RebalanceCallback, on_revoked: RebalanceCallback,
-                 before_assigned: RebalanceCallback | None = None) -> None:
+                 before_assigned: RebalanceCallback | None = None, on_lost: RebalanceCallback | None = None) -> None:
         self._assigned, self._revoked, self._before_assigned = on_assigned, on_revoked, before_assigned
+        self._lost = on_lost or on_revoked
 
     def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         self._revoked(list(revoked))
+
+    def on_partitions_lost(self, lost: list[TopicPartition]) -> None:
+        """Fenced (session expired, unknown member, illegal generation): the partitions may
+        already be another member's, so nothing of them may be committed or fired."""
+        self._lost(list(lost))
 
     def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         if self._before_assigned is not None and assigned:
@@ -157,29 +168,163 @@ def _group_config(settings: KafkaSettings, group_id: str, config: dict[str, Any]
                 partition_assignment_strategy=[CooperativeStickyAssignor]) | config
 
 
+# --- membership: fetching through a cooperative rebalance, and knowing when we are fenced --------
+
+
+class MemberConsumer(KafkaConsumer):
+    """A KafkaConsumer that keeps fetching the partitions it keeps while a cooperative join is pending.
+
+    Why: in kafka-python 3.0.12 ``KafkaConsumer._poll_once`` (kafka/consumer/group.py, ~line 834)
+    returns ``{}`` as soon as ``self._coordinator.poll()`` returns False, and
+    ``ConsumerCoordinator.poll`` (kafka/coordinator/consumer.py, ~line 389) calls
+    ``ensure_active_group`` whenever ``need_rejoin()``, which waits out the poll's whole timeout and
+    returns False while the JoinGroup is pending. So during any rebalance, however long (a dead
+    member's session, 45 s by default), no record is fetched even for the partitions that keep
+    their owner, and every partition of the group stops. The Java client keeps fetching during a
+    cooperative (KIP-429) rebalance: partitions only leave after the join, through the revoke
+    callback. This does the same: while a join is pending and the member still holds a generation
+    (not fenced) and an assignment, the coordinator waits on the join for the poll's time as
+    before, and then the fetcher call ``_poll_once`` makes (``Fetcher.fetch_records``) returns
+    what arrived for the assigned, unpaused partitions without waiting (fetches are pipelined on
+    the IO thread, so they arrive during the join's wait). The coordinator keeps (nearly) the
+    whole poll on purpose: ``BaseCoordinator.join_group_async`` (kafka/coordinator/base.py, ~line
+    468) sends a new JoinGroup when its join task finished while no poll awaited it, and a
+    leader's new JoinGroup starts another rebalance: giving the join only a short slice of each
+    poll made a leader start round after round and never settle.
+    """
+
+
+    #: Told, on the consumer thread inside poll, the committed offset and metadata of partitions
+    #: about to be positioned from their commit (newly assigned), before any of their records.
+    on_committed: Callable[[Offsets], None] | None = None
+
+    def _refresh_committed_offsets(self, timeout_ms: int | None = None) -> bool:
+        """kafka-python positions new partitions from their committed offset and drops the
+        commit's metadata; this reads the commit first (one request, the same one kafka-python's
+        sends), positions those partitions itself and reports offset and metadata."""
+        missing = set(self._subscription.missing_fetch_positions())
+        if missing and self.on_committed is not None:
+            try:
+                found = self._coordinator.fetch_committed_offsets(missing, timeout_ms=timeout_ms)
+            except KafkaTimeoutError:
+                found = {}
+            committed: Offsets = {}
+            for tp, om in found.items():
+                if om is not None and om.offset >= 0 and self._subscription.is_assigned(tp):
+                    self._subscription.seek(tp, om.offset)
+                    committed[tp] = (om.offset, om.metadata or "")
+            if committed:
+                self.on_committed(committed)
+        return super()._refresh_committed_offsets(timeout_ms=timeout_ms)
+
+    def _poll_once(self, timer: Any, max_records: int, update_offsets: bool = True) -> dict[Any, list[Any]]:
+        self._rejoin_if_expired()
+        if not self._keeps_assignment_while_joining():
+            return super()._poll_once(timer, max_records, update_offsets=update_offsets)
+        if self._coordinator.poll(timeout_ms=timer.timeout_ms):
+            return super()._poll_once(timer, max_records, update_offsets=update_offsets)  # joined meanwhile
+        records, _ = self._fetcher.fetch_records(max_records, update_offsets=update_offsets, timeout_ms=0)
+        return records
+
+    def _rejoin_if_expired(self) -> None:
+        """No answered heartbeat for a whole session timeout: the broker has expired this member
+        (the process was stopped, its heartbeats starved or lost). kafka-python notices only
+        when a heartbeat is answered UnknownMemberId, and a member whose heartbeats stopped
+        altogether never does: it keeps its partitions while another member fires them. Here
+        it drops its generation, so the next join reports its partitions lost
+        (``on_partitions_lost``) and it joins again as a new member."""
+        coordinator = self._coordinator
+        if coordinator.state is not MemberState.STABLE or coordinator._generation.is_lost():
+            return
+        heartbeat = coordinator.heartbeat
+        silent_s = time.monotonic() - max(heartbeat.last_receive, heartbeat.last_reset)
+        if silent_s > heartbeat.config["session_timeout_ms"] / 1000:
+            log.warning("no heartbeat answered for the session timeout: expired from the group, rejoining",
+                        extra={"fields": {"silent_s": round(silent_s, 1), "heartbeat_enabled":
+                                          coordinator._heartbeat_enabled}})
+            coordinator.reset_generation()
+
+    def _keeps_assignment_while_joining(self) -> bool:
+        coordinator = self._coordinator
+        return (coordinator.need_rejoin() and coordinator._rebalance_protocol is RebalanceProtocol.COOPERATIVE
+                and not coordinator._generation.is_lost() and bool(self._subscription.assigned_partitions()))
+
+
+@dataclass(frozen=True)
+class Membership:
+    """What a group member may do now. ``valid``: it is in the group (joined, not fenced, the
+    broker heard from recently enough), so it may fire what it holds; ``reachable``: it knows
+    its group coordinator; ``rebalancing``: a join is pending."""
+
+    valid: bool
+    reachable: bool
+    rebalancing: bool
+
+
+def membership_of(consumer: KafkaConsumer | None) -> Membership:
+    """Read the coordinator's state from any thread (plain attribute reads; a stale answer is
+    corrected on the next call). The lease: the broker drops a member whose heartbeats it has not
+    seen for the session timeout, and its partitions go to another at the next rebalance; a
+    member that has not had a heartbeat answered for ``LEASE_SHARE`` of that (its heartbeat thread
+    starved, the process stopped, the network gone) may already be replaced, so it stops firing
+    before the new owner can start. kafka-python itself only notices at its next heartbeat
+    answer (UnknownMemberId), which a stopped process reads only after it resumed."""
+    if consumer is None:
+        return Membership(False, False, False)
+    coordinator = consumer._coordinator
+    state = coordinator.state
+    reachable = not coordinator.coordinator_unknown()
+    if state is MemberState.UNJOINED or coordinator._generation.is_lost():
+        return Membership(False, reachable, state is MemberState.REBALANCING)
+    heartbeat = coordinator.heartbeat
+    heard_s = time.monotonic() - max(heartbeat.last_receive, heartbeat.last_reset)
+    if state is MemberState.REBALANCING:  # heartbeats pause during a join; the broker waits for it
+        return Membership(heard_s < heartbeat.config["max_poll_interval_ms"] / 1000, reachable, True)
+    return Membership(heard_s < LEASE_SHARE * heartbeat.config["session_timeout_ms"] / 1000, reachable, False)
+
+
+LEASE_SHARE = 0.8
+
+
+class CommitRejected(KafkaUnavailable):
+    """The broker (or the client, mid-rebalance) refused a commit; ``reason`` is the error's name."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"commit refused: {reason}: {detail}")
+        self.reason = reason
+
+
 # --- the firer's group consumer --------------------------------------------------------------------
 
 
 class ConsumerThread:
     """A group consumer of a fixed topic list (the firer's). The rebalance callbacks run on
-    kafka-python's IO thread and must only hand over."""
+    kafka-python's IO thread and must only hand over; ``on_lost`` (default: ``on_revoked``) is
+    called instead of ``on_revoked`` when the member was fenced and may no longer commit."""
 
     def __init__(self, settings: KafkaSettings, group_id: str, topic_names: Sequence[str],
-                 on_assigned: RebalanceCallback, on_revoked: RebalanceCallback, **config: Any) -> None:
+                 on_assigned: RebalanceCallback, on_revoked: RebalanceCallback,
+                 on_lost: RebalanceCallback | None = None, on_committed: Callable[[Offsets], None] | None = None,
+                 **config: Any) -> None:
         self._thread = _KafkaThread(f"kafka-{group_id}")
+        self._on_committed = on_committed
         self._topics = list(topic_names)
-        self._listener = _Listener(on_assigned, on_revoked)
+        self._listener = _Listener(on_assigned, on_revoked, on_lost=on_lost)
         self._consumer: KafkaConsumer | None = None
         self._config = _group_config(settings, group_id, config)
 
     async def start(self) -> list[str]:
         """Create the consumer and subscribe; returns the topics whose partitions are not known yet."""
         def create() -> list[str]:
-            self._consumer = KafkaConsumer(**self._config)
+            self._consumer = MemberConsumer(**self._config)
+            self._consumer.on_committed = self._on_committed
             missing = learn_partitions(self._consumer, self._topics)
             self._consumer.subscribe(self._topics, listener=self._listener)
             return missing
         return await self._thread.call("cannot create the consumer", create)
+
+    def membership(self) -> Membership:
+        return membership_of(self._consumer)
 
     async def poll(self, timeout_ms: int, max_records: int) -> list[Record]:
         def poll() -> list[Record]:
@@ -198,12 +343,29 @@ class ConsumerThread:
                 self._consumer.resume(*assigned)
         await self._thread.call("pause failed", apply)
 
-    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
-        def commit() -> None:
+    async def commit(self, offsets: Offsets) -> None:
+        """Send the commit from the consumer thread without waiting there, then await the broker's
+        answer here: the consumer thread goes on polling (and heartbeating) meanwhile. Raises
+        ``CommitRejected`` when refused, whatever the reason (the caller retries with its latest
+        offsets, or drops partitions it lost)."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def answered(result: Any) -> None:
+            error = result if isinstance(result, BaseException) else None
+            loop.call_soon_threadsafe(_settle, done, None, None if error is None else
+                                      CommitRejected(_reason(error), str(error)))
+
+        def send() -> None:
             assert self._consumer is not None
-            self._consumer.commit({tp: OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()})
+            if self._consumer._coordinator.coordinator_unknown():  # its future would be the lookup's, not ours
+                raise CommitRejected("CoordinatorNotAvailableError", "the group coordinator is not known yet")
+            future = self._consumer.commit_async({tp: OffsetAndMetadata(o, meta, -1)
+                                                  for tp, (o, meta) in offsets.items()})
+            future.add_both(answered)
         if offsets:
-            await self._thread.call("commit failed", commit)
+            await self._thread.call("commit failed", send)
+            await done
 
     async def close(self) -> None:
         def close() -> None:
@@ -213,6 +375,12 @@ class ConsumerThread:
             await self._thread.call("close failed", close)
         finally:
             self._thread.shutdown()
+
+
+def _reason(error: BaseException) -> str:
+    """A small fixed label: the error's class, or the broker error a CommitFailedError wraps."""
+    cause = error.args[0] if isinstance(error, CommitFailedError) and error.args else None
+    return type(cause).__name__ if isinstance(cause, KafkaError) else type(error).__name__
 
 
 # --- the router's group consumer -------------------------------------------------------------------
@@ -228,8 +396,7 @@ class GroupReader:
     def __init__(self, settings: KafkaSettings, group_id: str, on_assigned: RebalanceCallback,
                  on_revoked: RebalanceCallback, **config: Any) -> None:
         self.on_assigned, self.on_revoked = on_assigned, on_revoked
-        self._config = _group_config(settings, group_id,
-                                     {"session_timeout_ms": 10_000, "heartbeat_interval_ms": 3_000} | config)
+        self._config = _group_config(settings, group_id, config)  # membership: Settings.membership("router")
         self._thread = _KafkaThread(f"kafka-{group_id}")
         self._consumer: KafkaConsumer | None = None
         self._listener = _Listener(lambda tps: self.on_assigned(tps), lambda tps: self.on_revoked(tps),

@@ -25,7 +25,18 @@ class FirerMetrics:
                                       registry=registry)
         self.fire_seconds = Histogram("firer_fire_seconds", "Duration of one fire request", registry=registry,
                                       buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
-        self.commits = Counter("firer_commits", "Offset commits", registry=registry)
+        self.commits = Counter("firer_commits", "Offset commits the broker accepted", registry=registry)
+        self.commit_failures = Counter("firer_commit_failures", "Offset commits refused (retried with the latest "
+                                       "offsets), by error", ["reason"], registry=registry)
+        self.skipped = Counter("firer_messages_skipped", "Messages a partition's previous owner had finished "
+                               "(read from its commit metadata), not fired again", registry=registry)
+        self.rebalances = Counter("firer_rebalances", "Rebalances this member took part in", registry=registry)
+        self.rebalance_seconds = Histogram("firer_rebalance_seconds", "Time from a rebalance's start to its end",
+                                           registry=registry, buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
+        self.member = Gauge("firer_group_member", "1 while a valid member of the group that reaches Kafka "
+                            "(what /readyz reports)", registry=registry)
+        self.partitions_lost = Counter("firer_partitions_lost", "Partitions dropped uncommitted because the "
+                                       "membership was lost (fenced, session expired)", registry=registry)
 
 
 class RouterMetrics:

@@ -154,7 +154,8 @@ class Router:
         self._reader = self._reader_factory(
             self.settings.kafka, self.settings.router_group, self._on_assigned, self._on_revoked,
             fetch_max_wait_ms=100, max_partition_fetch_bytes=4 * 1024 * 1024,
-            allow_auto_create_topics=False)  # a deleted topic stays deleted
+            allow_auto_create_topics=False,  # a deleted topic stays deleted
+            **self.settings.membership("router"))
         table_stop = asyncio.Event()
         table = CompactedTable(self._table_source, self._stage)
         table_task = asyncio.ensure_future(table.run(table_stop))

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields
 from functools import cached_property
 
 from messaging_lib import topics
-from messaging_lib.credentials import parse_key_list
+from messaging_lib.credentials import parse_key_list, parse_legacy_cutoff
 from messaging_lib.errors import ConfigError
 from messaging_lib.kafka_config import KafkaSettings
 
@@ -50,8 +50,20 @@ class Settings:
     retry_initial_backoff_s: float = field(default=0.2, metadata={"help": "first retry backoff"})
     retry_max_backoff_s: float = field(default=30.0, metadata={"help": "longest retry backoff"})
     retry_max_age_s: float = field(default=900.0, metadata={"help": "retry a message this long, then dead-letter"})
-    commit_interval_s: float = field(default=0.5, metadata={"help": "how often finished offsets are committed"})
+    commit_interval_s: float = field(
+        default=0.1, metadata={"help": "how often finished offsets are committed (a crash repeats about one interval)"})
     shutdown_timeout_s: float = field(default=30.0, metadata={"help": "on SIGTERM, drain this long, then stop"})
+    kafka_session_timeout_ms: int = field(
+        default=10_000, metadata={"help": "a member silent this long is dead and its partitions move (takeover time)"})
+    kafka_heartbeat_interval_ms: int = field(
+        default=1_000, metadata={"help": "heartbeat period (at most a third of the session timeout)"})
+    kafka_max_poll_interval_ms: int = field(
+        default=300_000, metadata={"help": "longest wait for a rebalance (the rebalance timeout)"})
+    kafka_request_timeout_ms: int = field(
+        default=15_000, metadata={"help": "a Kafka request without answer this long fails and is retried"})
+    consumer_instance_id: str = field(
+        default="", metadata={"help": "static group membership (e.g. the pod name): a restart within the "
+                                      "session timeout rebalances nothing; empty: dynamic membership"})
     http_port: int = field(default=8080, metadata={"help": "port of /healthz, /readyz and /metrics"})
     http_host: str = field(default="0.0.0.0", metadata={"help": "address of the health and metrics server"})
     log_level: str = field(default="INFO", metadata={"help": "DEBUG, INFO, WARNING or ERROR"})
@@ -60,16 +72,23 @@ class Settings:
     topic_prefix_pattern: str = field(
         default="", metadata={"help": "topic policy's prefix rule, e.g. '{namespace}.' (namespace ns reads ns.*); "
                                       "empty: off, explicit grants only (feed.grants)"})
+    legacy_credentials_until: str = field(
+        default="", metadata={"help": "ISO 8601 time from which credentials sealed without an expiry are refused "
+                                      "(empty: accepted)"})
 
     def __post_init__(self) -> None:
         if not self.role_set or not self.role_set <= {"firer", "router"}:
             raise ConfigError("ROLES", f"must name firer and/or router, got {self.roles!r}")
-        if "firer" in self.role_set:
-            parse_key_list(self.sealing_keys, "SEALING_KEYS")  # required, and each a Fernet key
+        # required by both roles (the firer opens credentials, the router re-seals them), each a Fernet key
+        parse_key_list(self.sealing_keys, "SEALING_KEYS")
+        parse_legacy_cutoff(self.legacy_credentials_until, "LEGACY_CREDENTIALS_UNTIL")
         for name in ("max_in_flight", "max_concurrent_fires", "max_payload_bytes", "router_max_in_flight",
-                     "router_max_poll_records"):
+                     "router_max_poll_records", "kafka_session_timeout_ms", "kafka_heartbeat_interval_ms",
+                     "kafka_max_poll_interval_ms", "kafka_request_timeout_ms"):
             if getattr(self, name) <= 0:
                 raise ConfigError(name.upper(), "must be positive")
+        if self.kafka_heartbeat_interval_ms * 3 > self.kafka_session_timeout_ms:
+            raise ConfigError("KAFKA_HEARTBEAT_INTERVAL_MS", "must be at most a third of KAFKA_SESSION_TIMEOUT_MS")
 
     @property
     def role_set(self) -> set[str]:
@@ -80,6 +99,19 @@ class Settings:
         """Parsed once (the firer checks every message against it)."""
         listed = [h.strip().rstrip("/") for h in self.openwhisk_apihost_allowlist.split(",") if h.strip()]
         return frozenset(listed or [self.openwhisk_apihost.rstrip("/")])
+
+    def membership(self, role: str) -> dict[str, object]:
+        """kafka-python's group settings for one role's consumer. The instance id gets the role
+        as suffix: the firer and the router of one pod are two members of two groups."""
+        config: dict[str, object] = {
+            "session_timeout_ms": self.kafka_session_timeout_ms,
+            "heartbeat_interval_ms": self.kafka_heartbeat_interval_ms,
+            "max_poll_interval_ms": self.kafka_max_poll_interval_ms,
+            "request_timeout_ms": self.kafka_request_timeout_ms,
+        }
+        if self.consumer_instance_id:
+            config["group_instance_id"] = f"{self.consumer_instance_id}-{role}"
+        return config
 
     @property
     def sealing_key_list(self) -> list[str]:
@@ -133,7 +165,8 @@ def load(argv: Sequence[str] | None, env: Mapping[str, str]) -> Settings:
             values[f.name] = type(f.default)(raw)
         except ValueError:
             raise ConfigError(_env_name(f), f"must be a {type(f.default).__name__}") from None
-    kafka_env = {k: v for k, v in env.items() if k.startswith("KAFKA_")}
+    own = {_env_name(f) for f in _plain_fields()}
+    kafka_env = {k: v for k, v in env.items() if k.startswith("KAFKA_") and k not in own}
     if kafka_env:
         values["kafka"] = KafkaSettings.from_env(kafka_env)
     return Settings(**values)  # type: ignore[arg-type]

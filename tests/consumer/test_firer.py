@@ -19,8 +19,9 @@ from kafka import TopicPartition
 from prometheus_client import CollectorRegistry
 
 from consumer.firer import Firer
-from consumer.kafka_edge import KafkaUnavailable, RebalanceCallback, Record
+from consumer.kafka_edge import CommitRejected, KafkaUnavailable, Membership, Offsets, RebalanceCallback, Record
 from consumer.metrics import FirerMetrics
+from consumer.offsets import encode
 from consumer.outcomes import Attempt
 from consumer.settings import Settings
 from messaging_lib import envelope, topics
@@ -53,8 +54,11 @@ class FakeConsumer:
     """One group member: assignment, positions, pause; rebalances happen inside ``poll`` as in
     kafka-python, whose callbacks run before the records of that poll are handed back."""
 
-    def __init__(self, broker: FakeBroker, on_assigned: RebalanceCallback, on_revoked: RebalanceCallback) -> None:
+    def __init__(self, broker: FakeBroker, on_assigned: RebalanceCallback, on_revoked: RebalanceCallback,
+                 on_lost: RebalanceCallback, on_committed: Callable[[Offsets], None]) -> None:
         self.broker, self._on_assigned, self._on_revoked = broker, on_assigned, on_revoked
+        self._on_lost, self._on_committed = on_lost, on_committed
+        self.member = Membership(valid=True, reachable=True, rebalancing=False)
         self.assignment: list[TopicPartition] = []
         self.position: dict[TopicPartition, int] = {}
         self.pauses: list[bool] = []
@@ -70,6 +74,13 @@ class FakeConsumer:
     def revoke(self, partitions: list[TopicPartition]) -> None:
         self._rebalances.append(("revoke", partitions))
 
+    def lose(self) -> None:
+        """Fenced: kafka-python calls on_partitions_lost with everything at the next poll."""
+        self._rebalances.append(("lose", list(self.assignment)))
+
+    def membership(self) -> Membership:
+        return self.member
+
     async def start(self) -> list[str]:
         self.assign(list(self.broker.records))
         return []
@@ -83,6 +94,11 @@ class FakeConsumer:
                 for tp in partitions:
                     self.position[tp] = self.broker.committed.get(tp, 0)
                 self._on_assigned(partitions)
+                self._on_committed({tp: (self.broker.committed[tp], self.broker.metadata.get(tp, ""))
+                                    for tp in partitions if tp in self.broker.committed})
+            elif kind == "lose":
+                self._on_lost(partitions)
+                self.assignment = [tp for tp in self.assignment if tp not in partitions]
             else:
                 self._on_revoked(partitions)
                 self.assignment = [tp for tp in self.assignment if tp not in partitions]
@@ -99,15 +115,20 @@ class FakeConsumer:
         return found
 
     async def pause(self, pause: bool) -> None:
+        await asyncio.sleep(0)  # a call to the consumer thread: the fires taken before it start meanwhile
         self.pauses.append(pause)
         self.paused = pause
 
-    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+    async def commit(self, offsets: Offsets) -> None:
+        self.broker.commit_attempts.append(dict(offsets))
+        if self.broker.commit_gate is not None:
+            await self.broker.commit_gate.wait()  # the broker has not answered yet
         if self.broker.commit_failures:
             self.broker.commit_failures -= 1
-            raise KafkaUnavailable("commit refused")
-        self.broker.committed.update(offsets)
-        self.broker.commits.append(dict(offsets))
+            raise CommitRejected("RebalanceInProgressError", "commit refused")
+        self.broker.committed.update({tp: offset for tp, (offset, _) in offsets.items()})
+        self.broker.metadata.update({tp: metadata for tp, (_, metadata) in offsets.items()})
+        self.broker.commits.append({tp: offset for tp, (offset, _) in offsets.items()})
 
     async def close(self) -> None:
         self.closed = True
@@ -120,17 +141,22 @@ class FakeBroker:
     partitions: int = 2
     records: dict[TopicPartition, list[Record]] = field(default_factory=dict)
     committed: dict[TopicPartition, int] = field(default_factory=dict)
-    commits: list[dict[TopicPartition, int]] = field(default_factory=list)
+    metadata: dict[TopicPartition, str] = field(default_factory=dict)  # of the committed offsets
+    commits: list[dict[TopicPartition, int]] = field(default_factory=list)  # accepted
+    commit_attempts: list[Offsets] = field(default_factory=list)
     commit_failures: int = 0
+    commit_gate: asyncio.Event | None = None  # set: commits wait for it (a broker slow to answer)
     consumers: list[FakeConsumer] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.records = {TopicPartition(TOPIC, p): [] for p in range(self.partitions)}
 
     def factory(self, kafka: KafkaSettings, group_id: str, topics: list[str], on_assigned: RebalanceCallback,
-                on_revoked: RebalanceCallback, **config: object) -> FakeConsumer:
+                on_revoked: RebalanceCallback, *, on_lost: RebalanceCallback,
+                on_committed: Callable[[Offsets], None], **config: object) -> FakeConsumer:
         assert topics == [TOPIC]
-        consumer = FakeConsumer(self, on_assigned, on_revoked)
+        assert config["session_timeout_ms"] == 10_000 and config["heartbeat_interval_ms"] == 1_000
+        consumer = FakeConsumer(self, on_assigned, on_revoked, on_lost, on_committed)
         self.consumers.append(consumer)
         return consumer
 
@@ -274,8 +300,10 @@ def test_fires_everything_and_commits_to_the_end() -> None:
 
 
 def test_a_crash_redelivers_exactly_what_was_not_committed() -> None:
-    """At-least-once: nothing is committed past an unfinished message, so a new firer on the same
-    group fires every message at or after the committed offset again, and nothing before it."""
+    """At-least-once: nothing is committed past an unfinished message, but the finished ones
+    above it travel in the commit's metadata, so a new firer on the same group fires the
+    unfinished message again and skips the ones already fired (issue 12: before, it fired
+    everything at or after the committed offset again)."""
     broker = FakeBroker(partitions=1)
     for n in range(6):
         broker.message(0, "/guest/slow" if n == 2 else f"/guest/t{n}", n)
@@ -285,21 +313,23 @@ def test_a_crash_redelivers_exactly_what_was_not_committed() -> None:
         triggers = Triggers(Gates(stuck).respond)  # n=2 never answers
         await start(broker, triggers)
         await until(lambda: len(triggers.fired) == 5 and broker.commits, "all but one fired, a commit")
-        await until(lambda: any(c for c in broker.commits if c[tp(0)] == 2), "the commit up to the stuck one")
+        await until(lambda: broker.committed.get(tp(0)) == 2 and broker.metadata.get(tp(0)) == encode(2, [(3, 6)]),
+                    "the commit up to the stuck one, with the finished ones above it")
         return list(triggers.fired)  # returning ends the loop under the running firer: the crash
 
     fired_before = asyncio.run(before_the_crash())
     assert broker.committed == {tp(0): 2}  # never past n=2, though 3..5 were fired
 
-    async def after_the_restart() -> list[Fire]:
+    async def after_the_restart() -> tuple[list[Fire], float]:
         triggers = Triggers()
         running = await start(broker, triggers)
         await until(lambda: broker.committed == {tp(0): 6}, "everything committed")
         await running.stop()
-        return triggers.fired
+        return triggers.fired, running.metric("firer_messages_skipped_total")
 
-    fired_after = asyncio.run(after_the_restart())
-    assert sorted(f.n for f in fired_after) == [2, 3, 4, 5]  # re-delivered: from the commit on
+    fired_after, skipped = asyncio.run(after_the_restart())
+    assert sorted(f.n for f in fired_after) == [2]  # re-delivered: only the unfinished one
+    assert skipped == 3
     assert {f.n for f in fired_before} | {f.n for f in fired_after} == set(range(6))
 
 
@@ -343,6 +373,9 @@ def test_a_revoked_partition_fires_nothing_more_and_commits_only_what_was_done()
         await until(lambda: {f.n for f in running.triggers.fired} == {10, 20}, "the unblocked ones fired")
         running.consumer.revoke([tp(0)])
         await until(lambda: running.metric("firer_assigned_partitions") == 1, "the revoke is applied")
+        polls = running.consumer.polls
+        await until(lambda: running.consumer.polls > polls, "polling again: the fire on the wire was given up "
+                    "(RELEASE_WIRE_WAIT_S) and the revoked partition's final commit landed")
         await until(lambda: broker.committed.get(tp(0)) == 0, "the revoked partition's final commit")
         gate.set()  # the in-flight fire answers after the revoke
         broker.message(1, "/guest/other", 21)
@@ -509,6 +542,148 @@ def test_a_failed_commit_is_retried() -> None:
         running = await start(broker, Triggers())
         await until(lambda: broker.committed == {tp(0): 1}, "committed after the failures")
         assert broker.commit_failures == 0
+        await running.stop()
+
+    asyncio.run(scenario())
+
+
+# --- membership and commits (issue 12) ---------------------------------------------------------
+
+
+def test_a_commit_the_broker_is_slow_to_answer_blocks_neither_polling_nor_firing() -> None:
+    async def scenario() -> None:
+        broker = FakeBroker(partitions=1, commit_gate=asyncio.Event())
+        broker.message(0, "/guest/a", 0)
+        running = await start(broker, Triggers())
+        await until(lambda: broker.commit_attempts, "a commit sent (and not answered)")
+        polls = running.consumer.polls
+        broker.message(0, "/guest/b", 1)
+        await until(lambda: len(running.triggers.fired) == 2 and running.consumer.polls > polls + 5,
+                    "polling and firing go on")
+        assert len(broker.commit_attempts) == 1  # one periodic commit in flight at a time
+        assert broker.commit_gate is not None
+        broker.commit_gate.set()
+        await until(lambda: broker.committed == {tp(0): 2}, "the latest offsets committed")
+        await running.stop()
+
+    asyncio.run(scenario())
+
+
+def test_refused_commits_are_retried_with_the_latest_offsets_and_counted_by_reason() -> None:
+    async def scenario() -> None:
+        broker = FakeBroker(partitions=1, commit_failures=5)
+        broker.message(0, "/guest/a", 0)
+        running = await start(broker, Triggers())
+        await until(lambda: broker.commit_attempts, "a first attempt")
+        broker.message(0, "/guest/a", 1)
+        await until(lambda: broker.committed == {tp(0): 2}, "committed once the broker accepts")
+        assert broker.commits == [{tp(0): 2}]  # the refused offset 1 was never re-sent once 2 was done
+        assert running.metric("firer_commit_failures_total", reason="RebalanceInProgressError") == 5
+        await running.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_revoked_partition_is_committed_before_the_next_poll_even_when_refused_at_first() -> None:
+    async def scenario() -> None:
+        broker = FakeBroker(partitions=2)
+        broker.message(0, "/guest/a", 0)
+        broker.message(0, "/guest/slow", 1)  # offset 1: in flight at the revoke
+        broker.message(0, "/guest/b", 2)  # offset 2: done above it, travels in the metadata
+        gate = Gates(Fire("/guest/slow", 1))
+        broker.commit_failures = 3
+        broker.commit_gate = asyncio.Event()  # nothing lands before the revoke
+        running = await start(broker, Triggers(gate.respond))
+        await until(lambda: {f.n for f in running.triggers.fired} == {0, 2}, "all but the slow one fired")
+        running.consumer.revoke([tp(0)])
+        await until(lambda: running.metric("firer_assigned_partitions") == 1, "the revoke is applied")
+        polls = running.consumer.polls
+        await until(lambda: any(tp(0) in c and len(c) == 1 for c in broker.commit_attempts), "the revoke commit sent")
+        assert running.consumer.polls == polls  # no rejoin before the commit lands
+        broker.commit_gate.set()
+        await until(lambda: running.consumer.polls > polls, "polling again once it landed")
+        assert broker.committed[tp(0)] == 1 and broker.metadata[tp(0)] == encode(1, [(2, 3)])
+        assert running.metric("firer_commit_failures_total", reason="RebalanceInProgressError") == 3
+        gate.open(Fire("/guest/slow", 1))
+        await running.stop()
+        assert broker.committed[tp(0)] == 1  # the abandoned one is the new owner's
+
+    asyncio.run(scenario())
+
+
+def test_a_fenced_member_fires_nothing_until_it_is_a_member_again_and_is_not_ready() -> None:
+    async def scenario() -> None:
+        broker = FakeBroker(partitions=1)
+        broker.message(0, "/guest/a", 0)
+        running = await start(broker, Triggers())
+        await until(lambda: broker.committed == {tp(0): 1}, "the first one fired")
+        assert running.firer.ready
+        running.consumer.member = Membership(valid=False, reachable=True, rebalancing=False)  # lease ran out
+        assert not running.firer.ready
+        broker.message(0, "/guest/a", 1)
+        await until(lambda: running.metric("firer_in_flight") == 1, "taken")
+        polls = running.consumer.polls
+        await until(lambda: running.consumer.polls > polls + 20, "a while")
+        assert len(running.triggers.calls) == 1 and running.metric("firer_group_member") == 0
+        running.consumer.member = Membership(valid=True, reachable=True, rebalancing=False)  # heartbeats answered
+        await until(lambda: broker.committed == {tp(0): 2}, "fired once a member again")
+        assert running.firer.ready
+        await running.stop()
+
+    asyncio.run(scenario())
+
+
+def test_lost_partitions_are_dropped_uncommitted_and_never_fired() -> None:
+    async def scenario() -> None:
+        broker = FakeBroker(partitions=2)
+        broker.message(0, "/guest/a", 0)
+        broker.message(1, "/guest/b", 1)
+        running = await start(broker, Triggers())
+        await until(lambda: broker.committed == {tp(0): 1, tp(1): 1}, "both fired")
+        running.consumer.member = Membership(valid=False, reachable=True, rebalancing=False)
+        broker.message(0, "/guest/a", 2)
+        broker.message(1, "/guest/b", 3)
+        await until(lambda: running.metric("firer_in_flight") == 2, "taken, waiting for the membership")
+        attempts = len(broker.commit_attempts)
+        running.consumer.lose()  # the heartbeat answer: unknown member
+        await until(lambda: running.metric("firer_partitions_lost_total") == 2, "everything dropped")
+        await until(lambda: running.metric("firer_in_flight") == 0, "the waiting fires abandoned")
+        running.consumer.member = Membership(valid=True, reachable=True, rebalancing=False)  # rejoined...
+        running.consumer.assign([tp(0), tp(1)])  # ... and got the partitions back, from the commit
+        await until(lambda: broker.committed == {tp(0): 2, tp(1): 2}, "fired by the new generation")
+        assert [f.n for f in running.triggers.calls].count(2) == 1 and len(broker.commit_attempts) > attempts
+        await running.stop()
+
+    asyncio.run(scenario())
+
+
+def test_rebalances_are_counted_and_timed() -> None:
+    async def scenario() -> None:
+        broker = FakeBroker(partitions=1)
+        running = await start(broker, Triggers())
+        running.consumer.member = Membership(valid=True, reachable=True, rebalancing=True)
+        await until(lambda: running.metric("firer_rebalances_total") == 1, "a rebalance seen")
+        running.consumer.member = Membership(valid=True, reachable=True, rebalancing=False)
+        await until(lambda: running.metric("firer_rebalance_seconds_count") == 1, "and its end")
+        await running.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_fire_on_the_wire_at_the_revoke_is_awaited_and_committed_so_the_new_owner_skips_it() -> None:
+    async def scenario() -> None:
+        broker = FakeBroker(partitions=1)
+        broker.message(0, "/guest/a", 0)
+        broker.message(0, "/guest/b", 1)
+        wire = Fire("/guest/a", 0)
+        gates = Gates(wire)
+        running = await start(broker, Triggers(gates.respond))
+        await until(lambda: [f.n for f in running.triggers.fired] == [1] and broker.metadata.get(tp(0)),
+                    "b fired and committed above a, a on the wire")
+        running.consumer.revoke([tp(0)])
+        await until(lambda: running.metric("firer_assigned_partitions") == 0, "the revoke is applied")
+        gates.open(wire)  # the answer comes after the revoke
+        await until(lambda: broker.committed.get(tp(0)) == 2, "the revoked partition committed past a")
         await running.stop()
 
     asyncio.run(scenario())

@@ -35,7 +35,8 @@ from tests.fixtures.kafka import KafkaHandle
 
 pytestmark = pytest.mark.timeout(120)
 API_KEY = "23bc46b1-71f6-4ed5-8c54-816aa4f8c502:" + "a" * 64
-SEALER = Sealer([Fernet.generate_key().decode()])
+SEALING_KEY = Fernet.generate_key().decode()
+SEALER = Sealer([SEALING_KEY])
 
 
 @dataclass
@@ -51,7 +52,8 @@ class Harness:
         self.dead = self.kafka.create_topic("dead")
 
     def settings(self) -> Settings:
-        return Settings(roles="router", kafka=KafkaSettings(bootstrap_servers=(self.kafka.bootstrap,)),
+        return Settings(roles="router", sealing_keys=SEALING_KEY,
+                        kafka=KafkaSettings(bootstrap_servers=(self.kafka.bootstrap,)),
                         trigger_messages_topic=self.out, dead_letter_topic=self.dead,
                         router_group=f"router-{self.run_id}", commit_interval_s=0.1, shutdown_timeout_s=5,
                         max_payload_bytes=900_000)

@@ -38,7 +38,8 @@ from messaging_lib.kafka_config import KafkaSettings
 
 OUT, DEAD, GROUP, SUBSCRIPTIONS = "envelopes", "dead", "router-test", "subscriptions"
 API_KEY = "23bc46b1-71f6-4ed5-8c54-816aa4f8c502:" + "a" * 64
-SEALER = Sealer([Fernet.generate_key().decode()])
+SEALING_KEY = Fernet.generate_key().decode()
+SEALER = Sealer([SEALING_KEY])
 Offsets = dict[TopicPartition, tuple[int, str]]
 
 
@@ -307,7 +308,8 @@ class Harness:
         return self.log.append(given.key, None if revoke else grants.encode_grant(given, 1))
 
     def settings(self) -> Settings:
-        values: dict[str, Any] = dict(roles="router", kafka=KafkaSettings(bootstrap_servers=("unused:9092",)),
+        values: dict[str, Any] = dict(roles="router", sealing_keys=SEALING_KEY,
+                                      kafka=KafkaSettings(bootstrap_servers=("unused:9092",)),
                                       subscriptions_topic=SUBSCRIPTIONS,
                                       trigger_messages_topic=OUT, dead_letter_topic=DEAD, router_group=GROUP,
                                       commit_interval_s=0.02, shutdown_timeout_s=5.0, max_payload_bytes=10_000)

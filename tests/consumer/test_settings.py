@@ -56,6 +56,38 @@ def test_allow_list_defaults_to_the_configured_apihost() -> None:
     assert settings.allowed_apihosts == {"https://ow.example"}
 
 
-def test_a_router_alone_needs_no_sealing_key() -> None:
-    settings = load([], {"ROLES": "router", "SUBSCRIPTIONS_TOPIC": "subs"})
+def test_a_router_alone_needs_the_sealing_keys_too() -> None:
+    """It re-seals each subscription's credential into the envelopes it writes."""
+    with pytest.raises(ConfigError, match="SEALING_KEYS"):
+        load([], {"ROLES": "router", "SUBSCRIPTIONS_TOPIC": "subs"})
+    settings = load([], {"ROLES": "router", "SUBSCRIPTIONS_TOPIC": "subs", "SEALING_KEYS": KEY})
     assert settings.role_set == {"router"} and settings.subscriptions_topic == "subs"
+
+
+def test_a_malformed_legacy_cut_off_is_refused_with_its_name() -> None:
+    with pytest.raises(ConfigError, match="LEGACY_CREDENTIALS_UNTIL"):
+        load([], {"SEALING_KEYS": KEY, "LEGACY_CREDENTIALS_UNTIL": "next tuesday"})
+
+
+def test_membership_settings_reach_both_roles_with_their_own_instance_id() -> None:
+    settings = load(["--kafka-session-timeout-ms", "6000"], {
+        "SEALING_KEYS": KEY, "KAFKA_HEARTBEAT_INTERVAL_MS": "500", "KAFKA_BOOTSTRAP_SERVERS": "a:1",
+        "CONSUMER_INSTANCE_ID": "pod-7"})
+    assert settings.kafka.client_kwargs()["bootstrap_servers"] == ["a:1"]  # our KAFKA_* do not go to KafkaSettings
+    assert settings.membership("firer") == {"session_timeout_ms": 6000, "heartbeat_interval_ms": 500,
+                                            "max_poll_interval_ms": 300_000, "request_timeout_ms": 15_000,
+                                            "group_instance_id": "pod-7-firer"}
+    assert settings.membership("router")["group_instance_id"] == "pod-7-router"
+    dynamic = load([], {"SEALING_KEYS": KEY})
+    assert "group_instance_id" not in dynamic.membership("firer")
+    assert (dynamic.kafka_session_timeout_ms, dynamic.kafka_heartbeat_interval_ms) == (10_000, 1_000)
+
+
+@pytest.mark.parametrize(("env", "named"), [
+    ({"KAFKA_SESSION_TIMEOUT_MS": "0"}, "KAFKA_SESSION_TIMEOUT_MS"),
+    ({"KAFKA_SESSION_TIMEOUT_MS": "2000", "KAFKA_HEARTBEAT_INTERVAL_MS": "1000"}, "KAFKA_HEARTBEAT_INTERVAL_MS"),
+])
+def test_membership_settings_are_checked(env: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load([], {"SEALING_KEYS": KEY, **env})
+    assert error.value.variable == named
