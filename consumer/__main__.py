@@ -16,9 +16,10 @@ import sys
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 
+from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from consumer import health, logs
+from consumer import health, logs, table_api
 from consumer.firer import Firer
 from consumer.kafka_edge import KafkaLog, Producer
 from consumer.metrics import FirerMetrics, RouterMetrics
@@ -36,6 +37,7 @@ async def run(settings: Settings) -> None:
     registry = CollectorRegistry()
     producer = Producer(settings.kafka)
     probes: list[health.RoleProbe] = []
+    routes: list[web.RouteDef] = []  # the routers' read API (consumer.table_api), when this process routes
     loops: list[tuple[Callable[[], Awaitable[None]], Callable[[], None]]] = []
     async with AsyncExitStack() as stack:
         if "firer" in settings.role_set:
@@ -53,7 +55,8 @@ async def run(settings: Settings) -> None:
                             RouterMetrics(registry))
             probes.append(health.RoleProbe("router", lambda: router.ready, lambda: router.last_poll))
             loops.append((router.run, router.stop))
-        runner = await health.serve(health.app(probes, registry), settings.http_host, settings.http_port)
+            routes += table_api.routes(router.index, lambda: router.ready, settings.sealing_keys)
+        runner = await health.serve(health.app(probes, registry, routes), settings.http_host, settings.http_port)
 
         def stop_all() -> None:
             for _, stop in loops:

@@ -18,7 +18,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from consumer.table import Change
+from feed import grants as feed_grants
 from feed import records
+from feed.grants import Grant
 from feed.records import Status, Subscription
 from messaging_lib.errors import RecordError
 
@@ -48,6 +50,7 @@ class SubscriptionIndex:
         self._by_trigger: dict[str, Live] = {}
         self._by_topic: dict[str, dict[str, Live]] = {}
         self._statuses: dict[str, Status] = {}
+        self._grants: dict[str, dict[bytes, Grant]] = {}  # namespace -> grant key -> grant (few: the operator's)
         self.skipped = 0
 
     def __len__(self) -> int:
@@ -57,6 +60,9 @@ class SubscriptionIndex:
         """Apply one change; returns (trigger, the topic its subscription was on before, if any)
         when a subscription or its status changed."""
         self.applied = max(self.applied, change.offset)
+        if feed_grants.is_grant_key(change.key):
+            self._apply_grant(change)
+            return None
         parsed = records.parse_key(change.key)
         if parsed is None:
             return None
@@ -75,6 +81,24 @@ class SubscriptionIndex:
             log.warning("skipping a subscriptions record", extra={"fields": {
                 "offset": change.offset, "trigger": trigger, "error": str(e)}})
         return None
+
+    def _apply_grant(self, change: Change) -> None:
+        """Kept for the read API (consumer.table_api): the feed checks a namespace's grants."""
+        try:
+            grant = feed_grants.parse_grant_key(change.key)
+            if change.value is not None:
+                feed_grants.decode_grant(change.key, change.value)
+        except RecordError as e:
+            self.skipped += 1
+            log.warning("skipping a grant record", extra={"fields": {"offset": change.offset, "error": str(e)}})
+            return
+        held = self._grants.setdefault(grant.namespace, {})
+        if change.value is None:
+            held.pop(grant.key, None)
+            if not held:
+                del self._grants[grant.namespace]
+        else:
+            held[grant.key] = grant
 
     def _apply_status(self, trigger: str, status: Status | None) -> None:
         if status is None:
@@ -108,6 +132,10 @@ class SubscriptionIndex:
 
     def topics(self) -> frozenset[str]:
         return frozenset(self._by_topic)
+
+    def grants_of(self, namespace: str) -> list[Grant]:
+        """The live grants of ``namespace`` (the read API answers the feed's grant checks with them)."""
+        return list(self._grants.get(namespace, {}).values())
 
 
 def status_writer(send: Callable[[bytes, bytes], Awaitable[object]],
