@@ -59,6 +59,7 @@ class TableApi:
                  clock: Callable[[], float] = time.time, max_wait_ms: int = lookup.MAX_WAIT_MS) -> None:
         self._table, self._secrets, self._ready = table, secrets, ready
         self._clock, self._max_wait_ms = clock, max_wait_ms
+        self.waiting = 0  # requests waiting for the table to catch up now
 
     def route(self) -> web.RouteDef:
         return web.get(lookup.PATH, self.latest)
@@ -89,11 +90,15 @@ class TableApi:
 
     async def _caught_up(self, min_offset: int, wait_s: float) -> bool:
         deadline = time.monotonic() + wait_s
-        while self._table.applied < min_offset:
-            if time.monotonic() >= deadline:
-                return False
-            await asyncio.sleep(POLL_S)
-        return True
+        self.waiting += 1
+        try:
+            while self._table.applied < min_offset:
+                if time.monotonic() >= deadline:
+                    return False
+                await asyncio.sleep(POLL_S)
+            return True
+        finally:
+            self.waiting -= 1
 
     def lookup(self, keys: Iterable[str], prefixes: Iterable[str]) -> dict[bytes, tuple[int | None, bytes]]:
         """The latest value of each key (and of every key under each grant prefix) the table holds."""

@@ -67,6 +67,14 @@ class SubscriptionStore(Protocol):
         ...
 
 
+class TopicStore(SubscriptionStore, Protocol):
+    """A store that reads the subscriptions topic itself, and tells its end offset (RouterStore's fallback)."""
+
+    def end_offset(self) -> int:
+        """The subscriptions topic's end offset now (one past its last record)."""
+        ...
+
+
 def wanted(key: bytes | None, keys: Collection[bytes], prefixes: Collection[bytes]) -> bool:
     return key is not None and (key in keys or any(key.startswith(p) for p in prefixes))
 
@@ -108,6 +116,9 @@ class MemoryStore:
 
     def latest(self, keys: Collection[bytes], prefixes: Collection[bytes] = ()) -> dict[bytes, Stored]:
         return {key: (offset, value) for offset, (key, value) in enumerate(self.records) if wanted(key, keys, prefixes)}
+
+    def end_offset(self) -> int:
+        return len(self.records)
 
     def write(self, key: bytes, value: bytes | None) -> None:
         self.records.append((key, value))
@@ -212,9 +223,9 @@ class RouterStore:
     """A ``SubscriptionStore`` whose ``latest`` asks a router's read API (feed.lookup) at ``url``
     for an answer that includes the topic's last record now (read-your-writes: one end-offset
     request to Kafka first), and reads the topic (``KafkaStore.latest``) when no router answers in
-    time, for any reason. Writes and positions are the ``KafkaStore``'s."""
+    time, for any reason. Writes and positions are the ``KafkaStore``'s (a ``MemoryStore`` in unit tests)."""
 
-    def __init__(self, kafka: KafkaStore, url: str, secret: bytes, time_left_s: Callable[[], float],
+    def __init__(self, kafka: TopicStore, url: str, secret: bytes, time_left_s: Callable[[], float],
                  session: requests.Session | None = None, clock: Callable[[], float] = time.time,
                  wait_ms: int = lookup.MAX_WAIT_MS) -> None:
         self._kafka, self._url, self._secret = kafka, url.rstrip("/"), secret
