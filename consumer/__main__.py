@@ -55,7 +55,7 @@ async def run(settings: Settings) -> None:
                             RouterMetrics(registry))
             probes.append(health.RoleProbe("router", lambda: router.ready, lambda: router.last_poll))
             loops.append((router.run, router.stop))
-            routes += table_api.routes(router.index, lambda: router.ready, settings.sealing_keys)
+            routes += table_api.routes(router.index, lambda: router.ready, settings.sealing_keys, registry)
         runner = await health.serve(health.app(probes, registry, routes), settings.http_host, settings.http_port)
 
         def stop_all() -> None:

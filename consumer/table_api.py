@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter
 
 from consumer.subscriptions import Live
 from feed import grants as feed_grants
@@ -56,15 +57,24 @@ class TableApi:
     """``GET feed.lookup.PATH`` over ``table``; ``ready``: the router has loaded it and runs."""
 
     def __init__(self, table: Table, secrets: list[bytes], ready: Callable[[], bool],
-                 clock: Callable[[], float] = time.time, max_wait_ms: int = lookup.MAX_WAIT_MS) -> None:
+                 clock: Callable[[], float] = time.time, max_wait_ms: int = lookup.MAX_WAIT_MS,
+                 registry: CollectorRegistry | None = None) -> None:
         self._table, self._secrets, self._ready = table, secrets, ready
         self._clock, self._max_wait_ms = clock, max_wait_ms
         self.waiting = 0  # requests waiting for the table to catch up now
+        # by HTTP status: 200 answered; 401, 400, 503 sent the caller to the topic
+        self._answers = Counter("subscriptions_api_requests", "Requests to the subscriptions read API, by answer",
+                                ["status"], registry=CollectorRegistry() if registry is None else registry)
 
     def route(self) -> web.RouteDef:
         return web.get(lookup.PATH, self.latest)
 
     async def latest(self, request: web.Request) -> web.Response:
+        response = await self._latest(request)
+        self._answers.labels(str(response.status)).inc()
+        return response
+
+    async def _latest(self, request: web.Request) -> web.Response:
         if not lookup.authorized(request.headers.get("Authorization"), self._secrets, self._clock(),
                                  request.method, request.raw_path):
             return web.json_response({"error": "unauthorized"}, status=401)
@@ -130,8 +140,9 @@ def _grant_namespace(prefix: str) -> str:
     return rest[:-1]
 
 
-def routes(table: Table, ready: Callable[[], bool], sealing_keys: str) -> list[web.RouteDef]:
+def routes(table: Table, ready: Callable[[], bool], sealing_keys: str,
+           registry: CollectorRegistry) -> list[web.RouteDef]:
     """The API's route for the consumer's HTTP server; none without sealing keys (no one could ask)."""
     if not sealing_keys.strip():
         return []
-    return [TableApi(table, lookup.api_secrets(sealing_keys), ready).route()]
+    return [TableApi(table, lookup.api_secrets(sealing_keys), ready, registry=registry).route()]
