@@ -75,9 +75,17 @@ class TableApi:
         return response
 
     async def _latest(self, request: web.Request) -> web.Response:
-        if not lookup.authorized(request.headers.get("Authorization"), self._secrets, self._clock(),
-                                 request.method, request.raw_path):
+        signed_by = lookup.authorized(request.headers.get("Authorization"), self._secrets, self._clock(),
+                                      request.method, request.raw_path)
+        if signed_by is None:
             return web.json_response({"error": "unauthorized"}, status=401)
+        response = await self._answer(request)
+        body = response.body if isinstance(response.body, bytes) else b""  # json_response: always bytes
+        response.headers[lookup.ANSWER_HEADER] = lookup.answer_signature(
+            signed_by, request.headers["Authorization"], body)
+        return response
+
+    async def _answer(self, request: web.Request) -> web.Response:
         try:
             keys, prefixes = request.query.getall("key", []), request.query.getall("prefix", [])
             min_offset = int(request.query.get("min_offset", "-1"))

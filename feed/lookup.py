@@ -22,7 +22,10 @@ request carries ``Authorization: MessagingHMAC t=<epoch s>,s=<hex>``, an HMAC-SH
 time, method and path with query under a secret derived from a sealing key (the idea of
 ``messaging_lib.credentials.web_auth_secret``, under its own label, since that value is bound on
 the public package). The router accepts a signature under any of its keys (rotation), within
-``MAX_SKEW_S`` of its clock, compared in constant time; anything else is 401.
+``MAX_SKEW_S`` of its clock, compared in constant time; anything else is 401. The answer is signed
+too (``ANSWER_HEADER``: the body, bound to the request's signature), since the action writes back
+what it reads (PAUSE, UNPAUSE and UPDATE rewrite the subscription): an answer from anyone else at
+the router's address is not believed.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from messaging_lib.errors import RecordError
 
 PATH = "/subscriptions/latest"
 SCHEME = "MessagingHMAC"
+ANSWER_HEADER = "X-Messaging-Signature"
 LABEL = b"messaging subscriptions read API v1"
 MAX_SKEW_S = 60
 MAX_WAIT_MS = 2000  # the longest a router waits for its table to catch up
@@ -62,18 +66,25 @@ def authorization(secret: bytes, timestamp: int, method: str, path_qs: str) -> s
     return f"{SCHEME} t={timestamp},s={_mac(secret, timestamp, method, path_qs)}"
 
 
-def authorized(header: str | None, secrets: Iterable[bytes], now_s: float, method: str, path_qs: str) -> bool:
-    """Whether ``header`` signs this request under one of ``secrets``, made within MAX_SKEW_S of now."""
+def authorized(header: str | None, secrets: Iterable[bytes], now_s: float, method: str, path_qs: str) -> bytes | None:
+    """The secret among ``secrets`` that signed this request in ``header`` within MAX_SKEW_S of now, or None."""
     found = _HEADER_RE.fullmatch(header or "")
     if found is None:
-        return False
+        return None
     timestamp, given = int(found.group(1)), found.group(2)
     if abs(now_s - timestamp) > MAX_SKEW_S:
-        return False
-    ok = False
+        return None
+    signer = None
     for secret in secrets:  # every key is tried (no early exit: the time does not tell which matched)
-        ok |= hmac.compare_digest(_mac(secret, timestamp, method, path_qs), given)
-    return ok
+        if hmac.compare_digest(_mac(secret, timestamp, method, path_qs), given):
+            signer = secret
+    return signer
+
+
+def answer_signature(secret: bytes, request_authorization: str, body: bytes) -> str:
+    """The ``ANSWER_HEADER`` of an answer: an HMAC of the body bound to the request's signature, so
+    the action writes back only what a router holding the keys answered to this very request."""
+    return hmac.new(secret, request_authorization.encode() + b"\n" + body, hashlib.sha256).hexdigest()
 
 
 def encode_answer(applied_offset: int, found: Mapping[bytes, tuple[int | None, bytes]]) -> dict:

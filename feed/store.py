@@ -14,6 +14,7 @@ answer) from its ``KafkaStore``.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import time
 from collections.abc import Callable, Collection, Iterable
@@ -270,6 +271,9 @@ class RouterStore:
             raise NoAnswer(f"{type(e).__name__} from {self._url}") from None
         if response.status_code != 200:
             raise NoAnswer(f"{self._url} answered {response.status_code}")
+        expected = lookup.answer_signature(self._secret, headers["Authorization"], response.content)
+        if not hmac.compare_digest(expected, response.headers.get(lookup.ANSWER_HEADER, "")):
+            raise NoAnswer(f"the answer of {self._url} is not signed with the sealing keys")
         try:
             applied, found = lookup.decode_answer(response.json())
         except (ValueError, RecordError):

@@ -55,7 +55,11 @@ def answer(response: requests.Response) -> tuple[int, dict[bytes, tuple[int, byt
 
 def test_only_a_request_signed_with_a_sealing_key_now_is_answered(server: ApiServer) -> None:
     target = path_qs(["subscription:/guest/T"])
-    assert ask(server, target).status_code == 200
+    good = ask(server, target)
+    assert good.status_code == 200
+    assert good.headers[lookup.ANSWER_HEADER] == lookup.answer_signature(
+        lookup.api_secrets(server.sealing_keys)[0], good.request.headers["Authorization"], good.content), \
+        "the answer is signed, bound to the request"
     other = lookup.api_secrets(Fernet.generate_key().decode())[0]
     refused = {
         "no header": requests.get(server.url + target, timeout=10),

@@ -4,8 +4,11 @@ no router answers (none there, a wrong key, a table behind the topic, a router n
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from cryptography.fernet import Fernet
@@ -143,3 +146,31 @@ def test_an_answer_holds_only_the_keys_asked_for(router: ApiServer) -> None:
         grant_key("guest", "orders")}
     assert via_router.latest([records.subscription_key("/guest/none")]) == {}
     assert topic.scans == 0
+
+
+class Impostor(BaseHTTPRequestHandler):
+    """Whoever answers at the router's address without the keys: a well-formed answer, forged."""
+
+    def do_GET(self) -> None:
+        body = json.dumps(lookup.encode_answer(10**9, {records.subscription_key(FQN): (5, b"forged")})).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header(lookup.ANSWER_HEADER, "0" * 64)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        return None
+
+
+def test_an_answer_not_signed_with_the_keys_is_not_believed() -> None:
+    """The action writes back what it reads: a forged answer must never reach the lifecycle."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Impostor)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        topic = topic_with_data()
+        fallback_case(topic, store(topic, f"http://127.0.0.1:{server.server_address[1]}",
+                                   Fernet.generate_key().decode()))
+    finally:
+        server.shutdown()
+        server.server_close()
