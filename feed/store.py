@@ -15,14 +15,16 @@ answer) from its ``KafkaStore``.
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import time
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
+from urllib.error import HTTPError
 from urllib.parse import quote, urlencode
+from urllib.request import HTTPRedirectHandler, ProxyHandler, Request, build_opener
 
-import requests
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from feed import lookup
@@ -216,6 +218,16 @@ class KafkaStore:
 # --- a router's table, the topic as the fallback --------------------------------------------------
 
 
+class _NoRedirect(HTTPRedirectHandler):
+    """A router never redirects: a 3xx is no answer (the signed request goes nowhere else)."""
+
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+_OPENER = build_opener(ProxyHandler({}), _NoRedirect)  # straight to the operator's URL: no proxy, no redirect
+
+
 class NoAnswer(Exception):
     """Why a router did not answer (the store then reads the topic); never holds a secret."""
 
@@ -227,11 +239,9 @@ class RouterStore:
     time, for any reason. Writes and positions are the ``KafkaStore``'s (a ``MemoryStore`` in unit tests)."""
 
     def __init__(self, kafka: TopicStore, url: str, secret: bytes, time_left_s: Callable[[], float],
-                 session: requests.Session | None = None, clock: Callable[[], float] = time.time,
-                 wait_ms: int = lookup.MAX_WAIT_MS) -> None:
+                 clock: Callable[[], float] = time.time, wait_ms: int = lookup.MAX_WAIT_MS) -> None:
         self._kafka, self._url, self._secret = kafka, url.rstrip("/"), secret
         self._time_left_s, self._clock, self._wait_ms = time_left_s, clock, wait_ms
-        self._session = requests.Session() if session is None else session
         self.answered = self.fell_back = 0  # how each latest() was served (tests, logs)
 
     @property
@@ -263,21 +273,28 @@ class RouterStore:
         wait_ms = max(0, min(self._wait_ms, int((self._time_left_s() - 1.0) * 1000)))
         query += [("min_offset", str(min_offset)), ("wait_ms", str(wait_ms))]
         path_qs = f"{lookup.PATH}?{urlencode(query, quote_via=quote)}"
-        headers = {"Authorization": lookup.authorization(self._secret, int(self._clock()), "GET", path_qs)}
-        try:
-            response = self._session.get(self._url + path_qs, headers=headers, timeout=(1.0, wait_ms / 1000 + 2.0),
-                                         allow_redirects=False)
-        except requests.RequestException as e:
-            raise NoAnswer(f"{type(e).__name__} from {self._url}") from None
-        if response.status_code != 200:
-            raise NoAnswer(f"{self._url} answered {response.status_code}")
-        expected = lookup.answer_signature(self._secret, headers["Authorization"], response.content)
-        if not hmac.compare_digest(expected, response.headers.get(lookup.ANSWER_HEADER, "")):
+        signed = lookup.authorization(self._secret, int(self._clock()), "GET", path_qs)
+        status, signature, body = self._get(self._url + path_qs, signed, wait_ms / 1000 + 2.0)
+        if status != 200:
+            raise NoAnswer(f"{self._url} answered {status}")
+        if not hmac.compare_digest(lookup.answer_signature(self._secret, signed, body), signature):
             raise NoAnswer(f"the answer of {self._url} is not signed with the sealing keys")
         try:
-            applied, found = lookup.decode_answer(response.json())
+            applied, found = lookup.decode_answer(json.loads(body))
         except (ValueError, RecordError):
             raise NoAnswer(f"{self._url} answered something else than the read API") from None
         if applied < min_offset:
             raise NoAnswer(f"{self._url} answered from offset {applied}, before {min_offset}")
         return {k: v for k, v in found.items() if wanted(k, keys, prefixes)}
+
+    def _get(self, url: str, authorization: str, timeout_s: float) -> tuple[int, str, bytes]:
+        """(status, answer signature, body) of one GET; the standard library's client, so that the
+        feed package needs nothing more than it did (the consumer image ships it)."""
+        request = Request(url, headers={"Authorization": authorization, "Accept": "application/json"})
+        try:
+            with _OPENER.open(request, timeout=timeout_s) as response:
+                return response.status, response.headers.get(lookup.ANSWER_HEADER, ""), response.read()
+        except HTTPError as e:
+            return e.code, "", b""
+        except (OSError, ValueError) as e:  # refused, unreachable, timed out, a URL that is not one
+            raise NoAnswer(f"{type(e).__name__} from {self._url}") from None

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 
-import requests
 from kafka import KafkaConsumer
 
 from actions.common import ActionError, time_left_s
@@ -27,7 +26,6 @@ from messaging_lib.errors import ConfigError
 from messaging_lib.kafka_config import KafkaSettings
 
 _consumers: OrderedDict[KafkaSettings, KafkaConsumer] = OrderedDict()
-_api_session = requests.Session()  # connections to the routers kept across warm activations
 # What OpenWhisk sends a feed action (lifecycleEvent, triggerName; authKey is the forwarder's), the
 # feed's parameters (manifest.yaml, feed.options) and `brokers` (the old feed's; checked by the lifecycle).
 INTERFACE = frozenset({"lifecycleEvent", "triggerName", "topic", "startFrom", "brokers",
@@ -87,7 +85,7 @@ def _store(params: dict) -> SubscriptionStore:
         secret = lookup.api_secrets(str(params.get("sealing_keys") or ""))[0]
     except ConfigError:  # no keys: nothing to sign with (the lifecycle refuses what needs them)
         return kafka
-    return RouterStore(kafka, url.strip(), secret, time_left_s, _api_session)
+    return RouterStore(kafka, url.strip(), secret, time_left_s)
 
 
 def _consumer(settings: KafkaSettings) -> KafkaConsumer:
