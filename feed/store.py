@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
-from urllib.error import HTTPError
+from urllib.error import HTTPError, URLError
 from urllib.parse import quote, urlencode
 from urllib.request import HTTPRedirectHandler, ProxyHandler, Request, build_opener
 
@@ -297,4 +297,5 @@ class RouterStore:
         except HTTPError as e:
             return e.code, "", b""
         except (OSError, ValueError) as e:  # refused, unreachable, timed out, a URL that is not one
-            raise NoAnswer(f"{type(e).__name__} from {self._url}") from None
+            cause = e.reason if isinstance(e, URLError) and isinstance(e.reason, BaseException) else e
+            raise NoAnswer(f"{type(cause).__name__} from {self._url}") from None

@@ -129,4 +129,4 @@ def test_with_the_router_gone_the_same_events_read_the_topic(
     latest = OpenWhisk(emulator.url, emulator.auth(OWNER)).session.get(  # the web action's, newest first
         f"{emulator.url}/api/v1/namespaces/_/activations", params={"docs": "true", "limit": 200}, timeout=30).json()
     logs = [line for a in latest for line in a.get("logs", [])]
-    assert any("no router answered (ConnectionError" in line for line in logs), logs[-5:]
+    assert any("no router answered (ConnectionRefusedError" in line for line in logs), logs[-5:]
