@@ -46,6 +46,9 @@ Kafka (flag, else environment; the consumer reads the same variables):
                                                                 env ACTIONS_KAFKA_BOOTSTRAP_SERVERS
   --external-kafka-bootstrap HOSTS  the brokers as producers outside OpenWhisk reach them, shown by token
                               (default --kafka-bootstrap)       env EXTERNAL_KAFKA_BOOTSTRAP_SERVERS
+  --subscriptions-api-url URL  the routers' read API as the web actions reach them (the consumer's HTTP port,
+                              e.g. a Kubernetes Service); kafkaFeed asks it instead of reading the whole
+                              subscriptions topic (default: none; --local: its consumer) env SUBSCRIPTIONS_API_URL
   --kafka-service-principal P  principal of the consumer and actions (default User:<SASL username>); its ACLs
   --kafka-producer-principal P  an external producer: may only write trigger messages (repeatable or P1,P2)
                               ACLs are created where the cluster has an authorizer, else printed (README: Security)
@@ -140,6 +143,7 @@ while [ "$#" -gt 0 ]; do
     --kafka-ssl-cafile) KAFKA_SSL_CAFILE="$(absolute "$v")"; export KAFKA_SSL_CAFILE ;;
     --actions-kafka-bootstrap) export ACTIONS_KAFKA_BOOTSTRAP_SERVERS="$v" ;;
     --external-kafka-bootstrap) export EXTERNAL_KAFKA_BOOTSTRAP_SERVERS="$v" ;;
+    --subscriptions-api-url) export SUBSCRIPTIONS_API_URL="$v" ;;
     --kafka-service-principal) service_principal="$v" ;;
     --kafka-producer-principal) producer_principals="${producer_principals:+$producer_principals,}$v" ;;
     --trigger-messages-topic) export TRIGGER_MESSAGES_TOPIC="$v" ;;
@@ -296,6 +300,7 @@ run_wskdeploy() {  # run_wskdeploy [undeploy]: manifest.yaml with the operator's
   [ -z "${SEALING_KEYS:-}" ] || web_auth="$("$PY" -c 'import os; from messaging_lib.credentials import web_auth_secret as w; print(w(os.environ["SEALING_KEYS"]))')"
   if ! env KAFKA_BOOTSTRAP_SERVERS="${ACTIONS_KAFKA_BOOTSTRAP_SERVERS:-${KAFKA_BOOTSTRAP_SERVERS:-}}" MESSAGING_WEB_AUTH="$web_auth" \
       EXTERNAL_KAFKA_BOOTSTRAP_SERVERS="${EXTERNAL_KAFKA_BOOTSTRAP_SERVERS:-${KAFKA_BOOTSTRAP_SERVERS:-}}" \
+      SUBSCRIPTIONS_API_URL="${SUBSCRIPTIONS_API_URL:-}" \
       WSK_CONFIG_FILE="$state_dir/wskprops" "$WSKDEPLOY" "${args[@]}" > "$state_dir/wskdeploy.log" 2>&1; then
     sed 's/^/    | /' "$state_dir/wskdeploy.log" | tail -n 25 >&2
     die "wskdeploy ${1:-deploy} failed (its full output: $state_dir/wskdeploy.log)" \
@@ -588,6 +593,11 @@ local_deploy() {
   start_emulator
   auth="$WHISK_SYSTEM_AUTH"; namespace=""
   export OW_AUTH="$auth"
+  if running consumer; then export SUBSCRIPTIONS_API_URL="${SUBSCRIPTIONS_API_URL:-$(cat "$state_dir/consumer.url")}"
+  else  # the consumer starts after the package is deployed: its port is chosen now, its URL bound
+    consumer_port="$(resolve_port "$consumer_port" "the consumer's health and metrics" --consumer-port)"
+    export SUBSCRIPTIONS_API_URL="${SUBSCRIPTIONS_API_URL:-http://127.0.0.1:$consumer_port}"
+  fi
   deploy_package
   start_consumer
   write_wskprops "$state_dir/guest.wskprops" "$apihost" "$GUEST_AUTH"

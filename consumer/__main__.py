@@ -16,9 +16,10 @@ import sys
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 
+from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from consumer import health, logs
+from consumer import health, logs, table_api
 from consumer.firer import Firer
 from consumer.kafka_edge import KafkaLog, Producer
 from consumer.metrics import FirerMetrics, RouterMetrics
@@ -36,11 +37,13 @@ async def run(settings: Settings) -> None:
     registry = CollectorRegistry()
     producer = Producer(settings.kafka)
     probes: list[health.RoleProbe] = []
+    routes: list[web.RouteDef] = []  # the routers' read API (consumer.table_api), when this process routes
     loops: list[tuple[Callable[[], Awaitable[None]], Callable[[], None]]] = []
     legacy_until = parse_legacy_cutoff(settings.legacy_credentials_until)
 
-    def sealer(**options: bool) -> Sealer:
-        return Sealer(settings.sealing_key_list, legacy_until=legacy_until, **options)
+    def sealer(subscription_credentials_fire: bool = True) -> Sealer:
+        return Sealer(settings.sealing_key_list, legacy_until=legacy_until,
+                      subscription_credentials_fire=subscription_credentials_fire)
 
     async with AsyncExitStack() as stack:
         if "firer" in settings.role_set:
@@ -59,7 +62,8 @@ async def run(settings: Settings) -> None:
                             RouterMetrics(registry), sealer=sealer())
             probes.append(health.RoleProbe("router", lambda: router.ready, lambda: router.last_poll))
             loops.append((router.run, router.stop))
-        runner = await health.serve(health.app(probes, registry), settings.http_host, settings.http_port)
+            routes += table_api.routes(router.index, lambda: router.ready, settings.sealing_keys, registry)
+        runner = await health.serve(health.app(probes, registry, routes), settings.http_host, settings.http_port)
 
         def stop_all() -> None:
             for _, stop in loops:

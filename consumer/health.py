@@ -26,7 +26,9 @@ class RoleProbe:
     last_poll: Callable[[], float]  # time.monotonic() of the loop's last poll
 
 
-def app(probes: Sequence[RoleProbe], registry: CollectorRegistry) -> web.Application:
+def app(probes: Sequence[RoleProbe], registry: CollectorRegistry,
+        routes: Sequence[web.RouteDef] = ()) -> web.Application:
+    """``routes``: more on the same port (the routers' read API, consumer.table_api)."""
     async def healthz(_: web.Request) -> web.Response:
         now = time.monotonic()
         stale = [p.name for p in probes if p.ready() and now - p.last_poll() > STALE_POLL_S]
@@ -46,6 +48,7 @@ def app(probes: Sequence[RoleProbe], registry: CollectorRegistry) -> web.Applica
 
     application = web.Application()
     application.add_routes([web.get("/healthz", healthz), web.get("/readyz", readyz), web.get("/metrics", metrics)])
+    application.add_routes(routes)
     return application
 
 

@@ -123,7 +123,8 @@ class SubscriptionIndex:
         return None
 
     def _apply_grant(self, change: Change) -> None:
-        """Grants only count once ``recheck`` decides their namespace's subscriptions again."""
+        """Grants only count once ``recheck`` decides their namespace's subscriptions again; they are
+        also kept for the read API (consumer.table_api): the feed checks a namespace's grants."""
         try:
             grant = feed_grants.parse_grant_key(change.key)
             if change.value is not None:
@@ -233,6 +234,10 @@ class SubscriptionIndex:
     def topics(self) -> frozenset[str]:
         """The topics to subscribe to: those of subscriptions not refused."""
         return frozenset(self._by_topic)
+
+    def grants_of(self, namespace: str) -> list[Grant]:
+        """The live grants of ``namespace`` (the read API answers the feed's grant checks with them)."""
+        return list(self._grants.get(namespace, {}).values())
 
 
 def status_writer(send: Callable[[bytes, bytes], Awaitable[object]],

@@ -6,6 +6,7 @@ records. Importing it has no side effects. Modules (imports flow downwards only)
     errors     FeedError (a refusal with its HTTP status); kafka-python errors mapped in one place
     options    the table of feed options (parameter, field, READ key, validation, texts) and Options
     records    the subscription record format on the compacted subscriptions topic: keys, values
-    store      SubscriptionStore: what the lifecycle needs of that topic; MemoryStore, KafkaStore
+    lookup     the routers' read API over their subscriptions table: path, answer, HMAC authentication
+    store      SubscriptionStore: what the lifecycle needs of that topic; MemoryStore, KafkaStore, RouterStore
     lifecycle  CREATE, READ, UPDATE, DELETE, PAUSE, UNPAUSE over a store and the caller's checks
 """

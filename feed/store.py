@@ -5,21 +5,34 @@ and nothing else: the cluster it serves (CREATE's ``brokers`` check), the latest
 keys (with its offset, which is the configuration's version), writing a record or a tombstone and
 waiting for the acknowledgement, and per-partition positions of a topic (``startFrom`` at CREATE,
 the end offsets at PAUSE). ``MemoryStore`` keeps them in lists, for unit tests; ``KafkaStore`` is
-the kafka-python implementation the web action uses, and the only place where a Kafka error
-becomes the feed's (``feed.errors``).
+the kafka-python implementation, and the only place where a Kafka error becomes the feed's
+(``feed.errors``). ``RouterStore`` is what the web action uses when a router's read API is
+configured: the latest records come from a router's table (feed.lookup), at a cost that does not
+grow with the number of subscriptions, and everything else (and ``latest`` whenever no router can
+answer) from its ``KafkaStore``.
 """
 
 from __future__ import annotations
 
+import hmac
+import json
+import logging
 import time
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
+from urllib.error import HTTPError, URLError
+from urllib.parse import quote, urlencode
+from urllib.request import HTTPRedirectHandler, ProxyHandler, Request, build_opener
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from feed import lookup
 from feed.errors import FeedError, kafka_errors
 from feed.options import EARLIEST, LATEST
+from messaging_lib.errors import RecordError
+
+log = logging.getLogger("feed.store")
 
 Stored = tuple[int, bytes | None]  # the latest record of a key: (offset, value; None for a tombstone)
 At = str | int  # LATEST, EARLIEST or a timestamp in epoch milliseconds
@@ -54,6 +67,14 @@ class SubscriptionStore(Protocol):
 
     def positions(self, topic: str, at: At) -> dict[int, int]:
         """Per partition of ``topic``: the offset of ``at`` now (the end where a time is past it)."""
+        ...
+
+
+class TopicStore(SubscriptionStore, Protocol):
+    """A store that reads the subscriptions topic itself, and tells its end offset (RouterStore's fallback)."""
+
+    def end_offset(self) -> int:
+        """The subscriptions topic's end offset now (one past its last record)."""
         ...
 
 
@@ -98,6 +119,9 @@ class MemoryStore:
 
     def latest(self, keys: Collection[bytes], prefixes: Collection[bytes] = ()) -> dict[bytes, Stored]:
         return {key: (offset, value) for offset, (key, value) in enumerate(self.records) if wanted(key, keys, prefixes)}
+
+    def end_offset(self) -> int:
+        return len(self.records)
 
     def write(self, key: bytes, value: bytes | None) -> None:
         self.records.append((key, value))
@@ -157,6 +181,12 @@ class KafkaStore:
                             found[record.key] = (record.offset, record.value)
         return found
 
+    def end_offset(self) -> int:
+        """The subscriptions topic's end offset now (one past its last record): one request."""
+        tp = TopicPartition(self._topic, 0)
+        with kafka_errors(UNAVAILABLE):
+            return int(self._get_consumer().end_offsets([tp])[tp])
+
     def write(self, key: bytes, value: bytes | None) -> None:
         with kafka_errors(NOT_ACCEPTED):
             self._get_producer().send(self._topic, key=key, value=value).get(timeout=self._time_left_s())
@@ -183,3 +213,89 @@ class KafkaStore:
         if not partitions:
             raise no_topic(topic)
         return [TopicPartition(topic, p) for p in sorted(partitions)]
+
+
+# --- a router's table, the topic as the fallback --------------------------------------------------
+
+
+class _NoRedirect(HTTPRedirectHandler):
+    """A router never redirects: a 3xx is no answer (the signed request goes nowhere else)."""
+
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+_OPENER = build_opener(ProxyHandler({}), _NoRedirect)  # straight to the operator's URL: no proxy, no redirect
+
+
+class NoAnswer(Exception):
+    """Why a router did not answer (the store then reads the topic); never holds a secret."""
+
+
+class RouterStore:
+    """A ``SubscriptionStore`` whose ``latest`` asks a router's read API (feed.lookup) at ``url``
+    for an answer that includes the topic's last record now (read-your-writes: one end-offset
+    request to Kafka first), and reads the topic (``KafkaStore.latest``) when no router answers in
+    time, for any reason. Writes and positions are the ``KafkaStore``'s (a ``MemoryStore`` in unit tests)."""
+
+    def __init__(self, kafka: TopicStore, url: str, secret: bytes, time_left_s: Callable[[], float],
+                 clock: Callable[[], float] = time.time, wait_ms: int = lookup.MAX_WAIT_MS) -> None:
+        self._kafka, self._url, self._secret = kafka, url.rstrip("/"), secret
+        self._time_left_s, self._clock, self._wait_ms = time_left_s, clock, wait_ms
+        self.answered = self.fell_back = 0  # how each latest() was served (tests, logs)
+
+    @property
+    def bootstrap_servers(self) -> frozenset[str]:
+        return self._kafka.bootstrap_servers
+
+    def latest(self, keys: Collection[bytes], prefixes: Collection[bytes] = ()) -> dict[bytes, Stored]:
+        min_offset = self._kafka.end_offset() - 1  # Kafka unavailable: the topic cannot be read either
+        try:
+            found = self._ask(keys, prefixes, min_offset)
+        except NoAnswer as e:
+            self.fell_back += 1
+            log.warning("no router answered (%s): reading the subscriptions topic", e)
+            return self._kafka.latest(keys, prefixes)
+        self.answered += 1
+        return found
+
+    def write(self, key: bytes, value: bytes | None) -> None:
+        self._kafka.write(key, value)
+
+    def positions(self, topic: str, at: At) -> dict[int, int]:
+        return self._kafka.positions(topic, at)
+
+    def _ask(self, keys: Collection[bytes], prefixes: Collection[bytes], min_offset: int) -> dict[bytes, Stored]:
+        try:
+            query = [("key", k.decode()) for k in keys] + [("prefix", p.decode()) for p in prefixes]
+        except UnicodeDecodeError:
+            raise NoAnswer("a key is not UTF-8") from None
+        wait_ms = max(0, min(self._wait_ms, int((self._time_left_s() - 1.0) * 1000)))
+        query += [("min_offset", str(min_offset)), ("wait_ms", str(wait_ms))]
+        path_qs = f"{lookup.PATH}?{urlencode(query, quote_via=quote)}"
+        signed = lookup.authorization(self._secret, int(self._clock()), "GET", path_qs)
+        status, signature, body = self._get(self._url + path_qs, signed, wait_ms / 1000 + 2.0)
+        if status != 200:
+            raise NoAnswer(f"{self._url} answered {status}")
+        if not hmac.compare_digest(lookup.answer_signature(self._secret, signed, body), signature):
+            raise NoAnswer(f"the answer of {self._url} is not signed with the sealing keys")
+        try:
+            applied, found = lookup.decode_answer(json.loads(body))
+        except (ValueError, RecordError):
+            raise NoAnswer(f"{self._url} answered something else than the read API") from None
+        if applied < min_offset:
+            raise NoAnswer(f"{self._url} answered from offset {applied}, before {min_offset}")
+        return {k: v for k, v in found.items() if wanted(k, keys, prefixes)}
+
+    def _get(self, url: str, authorization: str, timeout_s: float) -> tuple[int, str, bytes]:
+        """(status, answer signature, body) of one GET; the standard library's client, so that the
+        feed package needs nothing more than it did (the consumer image ships it)."""
+        request = Request(url, headers={"Authorization": authorization, "Accept": "application/json"})
+        try:
+            with _OPENER.open(request, timeout=timeout_s) as response:
+                return response.status, response.headers.get(lookup.ANSWER_HEADER, ""), response.read()
+        except HTTPError as e:
+            return e.code, "", b""
+        except (OSError, ValueError) as e:  # refused, unreachable, timed out, a URL that is not one
+            cause = e.reason if isinstance(e, URLError) and isinstance(e.reason, BaseException) else e
+            raise NoAnswer(f"{type(cause).__name__} from {self._url}") from None

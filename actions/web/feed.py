@@ -2,7 +2,9 @@
 
 The public `messaging/kafkaFeed` (actions/forward.py) forwards every lifecycle event here with the
 caller's key. This entry point only parses the request and wires the lifecycle (feed.lifecycle) to
-the caller's OpenWhisk checks and to the subscriptions topic (feed.store.KafkaStore).
+the caller's OpenWhisk checks and to the subscriptions: a router's read API (feed.store.RouterStore,
+at the bound ``subscriptions_api_url``) over the topic (feed.store.KafkaStore), or the topic alone
+when no URL is bound.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ from kafka import KafkaConsumer
 
 from actions.common import ActionError, time_left_s
 from actions.web import support
+from feed import lookup
 from feed.grants import TopicPolicy
 from feed.lifecycle import EVENTS, Lifecycle
 from feed.options import OPTIONS
-from feed.store import KafkaStore
+from feed.store import KafkaStore, RouterStore, SubscriptionStore
 from messaging_lib import envelope, topics
 from messaging_lib.errors import ConfigError
 from messaging_lib.kafka_config import KafkaSettings
@@ -68,12 +71,21 @@ def _policy(params: dict) -> TopicPolicy:
         raise ActionError(f"the messaging service is misconfigured: {e}", 503) from None
 
 
-def _store(params: dict) -> KafkaStore:
-    """The subscriptions topic through clients kept warm per Kafka configuration."""
+def _store(params: dict) -> SubscriptionStore:
+    """The subscriptions topic through clients kept warm per Kafka configuration, read through the
+    routers' API when ``subscriptions_api_url`` is bound (and the topic when they cannot answer)."""
     settings = support.kafka_settings(params)
-    return KafkaStore(lambda: _consumer(settings), lambda: support.producer(params),
-                      support.topic(params, "subscriptions_topic", topics.SUBSCRIPTIONS_TOPIC),
-                      settings.bootstrap_servers, time_left_s)
+    kafka = KafkaStore(lambda: _consumer(settings), lambda: support.producer(params),
+                       support.topic(params, "subscriptions_topic", topics.SUBSCRIPTIONS_TOPIC),
+                       settings.bootstrap_servers, time_left_s)
+    url = params.get("subscriptions_api_url")
+    if not isinstance(url, str) or not url.strip():
+        return kafka
+    try:
+        secret = lookup.api_secrets(str(params.get("sealing_keys") or ""))[0]
+    except ConfigError:  # no keys: nothing to sign with (the lifecycle refuses what needs them)
+        return kafka
+    return RouterStore(kafka, url.strip(), secret, time_left_s)
 
 
 def _consumer(settings: KafkaSettings) -> KafkaConsumer:

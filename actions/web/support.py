@@ -38,7 +38,7 @@ SETTINGS = frozenset({
     "sealing_keys", "kafka_bootstrap_servers", "kafka_security_protocol", "kafka_sasl_mechanism",
     "kafka_sasl_username", "kafka_sasl_password", "trigger_messages_topic", "subscriptions_topic",
     "dead_letter_topic", "topic_prefix_pattern", "max_payload_bytes", "produce_credential_ttl_s",
-    "token_max_ttl_s", "external_kafka_bootstrap_servers",
+    "token_max_ttl_s", "external_kafka_bootstrap_servers", "subscriptions_api_url",
 })
 FORWARDED = frozenset({"authKey", "callerNamespace"})  # added by the public forwarders (actions/forward.py)
 PLATFORM = frozenset({"__ow_method", "__ow_headers", "__ow_path", "__ow_user"})  # set by the controller only
