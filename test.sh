@@ -45,8 +45,9 @@ bash local_stack/container/setup.sh || image_status=$?
 # 3: podman cannot be installed here; the image test then skips and says why, except in CI, where it must run
 if [ "$image_status" -ne 0 ] && { [ "$image_status" -ne 3 ] || [ "${CI:-}" = true ]; }; then exit "$image_status"; fi
 
-step "Lint"
+step "Lint and type check"
 .venv/bin/ruff check .
+.venv/bin/mypy
 .venv/bin/hadolint consumer/Dockerfile
 .venv/bin/shellcheck deploy.sh test.sh local_stack/build_tools.sh local_stack/container/setup.sh .ci/run
 

@@ -27,7 +27,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -108,8 +108,8 @@ class ConsumerFactory(Protocol):
     """``on_lost``: partitions taken away when fenced (no commit possible); ``on_committed``: the
     committed offset and metadata of newly assigned partitions, before any of their records."""
 
-    def __call__(self, settings: KafkaSettings, group_id: str, topics: list[str], on_assigned: RebalanceCallback,
-                 on_revoked: RebalanceCallback, *, on_lost: RebalanceCallback,
+    def __call__(self, settings: KafkaSettings, group_id: str, topic_names: Sequence[str],
+                 on_assigned: RebalanceCallback, on_revoked: RebalanceCallback, *, on_lost: RebalanceCallback,
                  on_committed: Callable[[Offsets], None], **config: object) -> GroupConsumer: ...
 
 

@@ -47,7 +47,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import accumulate
-from typing import Any
+from typing import Any, cast
 
 from kafka import TopicPartition
 
@@ -178,7 +178,8 @@ class Router:
     async def _until_loaded(self, table: CompactedTable, table_task: asyncio.Future[None]) -> None:
         loaded = asyncio.ensure_future(table.loaded.wait())
         stopping = asyncio.ensure_future(self._stopping.wait())
-        await asyncio.wait({loaded, table_task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        waiting: set[asyncio.Future[Any]] = {loaded, table_task, stopping}
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         loaded.cancel()
         stopping.cancel()
         if table_task.done():
@@ -479,7 +480,7 @@ class Router:
     async def _write_batch(self, batch: Batch) -> None:
         await self._write_envelope(batch)
         for piece in batch.refs:
-            self._acknowledged(piece)  # type: ignore[arg-type]
+            self._acknowledged(cast(Piece, piece))  # batching carries the router's refs opaquely
 
     async def _write_envelope(self, batch: Batch) -> None:
         env = envelope.Envelope(id=str(uuid.uuid4()), source=feed_source(batch.version), trigger=batch.trigger,

@@ -40,7 +40,7 @@ from consumer.positions import PartitionState, SegmentStart
 from consumer.settings import Settings
 from consumer.subscriptions import SubscriptionIndex
 from feed.options import BatchLimits, batch_limits
-from feed.records import Options
+from feed.records import Options, Segment
 
 log = logging.getLogger("consumer.router")
 
@@ -210,7 +210,7 @@ class Partitions:
         """Account for a partition's fetched records about to be routed: the partition, the
         offsets and the records that are ours to route (not fetched before a revoke or a seek),
         or None when none is."""
-        part = self._parts.get((fetched.topic, fetched.partition))  # type: ignore[call-overload]
+        part = self._parts.get(TopicPartition(fetched.topic, fetched.partition))
         if part is None:
             return None
         records = fetched.records
@@ -236,7 +236,7 @@ class Partitions:
             sub = live.sub
             bounds = []
             for segment in sub.segments:
-                low = part.state.lower_bound(segment.origin, segment.start_at(partition))  # type: ignore[arg-type]
+                low = part.state.lower_bound(_origin(segment), segment.start_at(partition))
                 if low is not None:
                     bounds.append((low, segment.stop_at(partition)))
             if bounds:
@@ -254,7 +254,7 @@ class Partitions:
         return affected
 
     def _segments(self, tp: TopicPartition) -> list[SegmentStart]:
-        return [SegmentStart(s.origin, s.start_at(tp.partition))  # type: ignore[arg-type]
+        return [SegmentStart(_origin(s), s.start_at(tp.partition))
                 for live in self._index.on_topic(tp.topic) for s in live.sub.segments]
 
     async def join(self, reader: GroupReader, partitions: Iterable[TopicPartition]) -> None:
@@ -321,3 +321,9 @@ def _offsets_to_commit(parts: dict[TopicPartition, Partition]) -> tuple[Offsets,
         if value != part.committed:
             offsets[tp] = value
     return offsets, rejoin
+
+
+def _origin(segment: Segment) -> int:
+    """The index holds resolved subscriptions (``Subscription.resolved``): every origin is set."""
+    assert segment.origin is not None, "an unresolved segment reached the router"
+    return segment.origin

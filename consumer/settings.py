@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from functools import cached_property
+from typing import Any
 
 from messaging_lib import topics
 from messaging_lib.credentials import parse_key_list, parse_legacy_cutoff
@@ -154,7 +155,7 @@ def parser() -> argparse.ArgumentParser:
 def load(argv: Sequence[str] | None, env: Mapping[str, str]) -> Settings:
     """Flags over environment over defaults; any bad value is a ConfigError naming it."""
     args = vars(parser().parse_args(argv))
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}  # each checked by Settings itself
     for f in _plain_fields():
         raw = args.get(f.name)
         if raw is None:
@@ -162,11 +163,12 @@ def load(argv: Sequence[str] | None, env: Mapping[str, str]) -> Settings:
         if raw is None:
             continue
         try:
-            values[f.name] = type(f.default)(raw)
+            convert: Callable[[str], object] = type(f.default)  # str, int, float: the default's type parses
+            values[f.name] = convert(raw)
         except ValueError:
             raise ConfigError(_env_name(f), f"must be a {type(f.default).__name__}") from None
     own = {_env_name(f) for f in _plain_fields()}
     kafka_env = {k: v for k, v in env.items() if k.startswith("KAFKA_") and k not in own}
     if kafka_env:
         values["kafka"] = KafkaSettings.from_env(kafka_env)
-    return Settings(**values)  # type: ignore[arg-type]
+    return Settings(**values)
