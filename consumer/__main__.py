@@ -23,10 +23,11 @@ from consumer import health, logs, table_api
 from consumer.firer import Firer
 from consumer.kafka_edge import KafkaLog, Producer
 from consumer.metrics import FirerMetrics, RouterMetrics
+from consumer.no_rule import NoRuleReporter
 from consumer.openwhisk import HttpTriggerClient
 from consumer.router import Router
 from consumer.settings import Settings, load
-from consumer.subscriptions import status_writer
+from consumer.subscriptions import StatusWriter
 from messaging_lib.credentials import Sealer, parse_legacy_cutoff
 from messaging_lib.errors import ConfigError
 
@@ -52,9 +53,10 @@ async def run(settings: Settings) -> None:
 
             async def send_status(key: bytes, value: bytes) -> object:
                 return await producer.send(settings.subscriptions_topic, value, key=key)
+            statuses, firer_metrics = StatusWriter(send_status), FirerMetrics(registry)
             firer = Firer(settings, client, producer, sealer(subscription_credentials_fire=False),  # router re-seals
-                          FirerMetrics(registry),
-                          on_refused=status_writer(send_status))
+                          firer_metrics, on_refused=statuses.on_refused,
+                          no_rule=NoRuleReporter(firer_metrics.fires_without_rule, note=statuses.on_no_rule))
             probes.append(health.RoleProbe("firer", lambda: firer.ready, lambda: firer.last_poll))
             loops.append((firer.run, firer.stop))
         if "router" in settings.role_set:

@@ -18,7 +18,8 @@ One asyncio loop owns all mutable state below. Guarantees, and where each is kep
   bad credential, out of scope, host not allowed) is dead-lettered with its reason, never crashes
   the loop, never stalls its partition.
 - subscriptions: on 401/403/404 the optional `on_refused` hook (consumer.subscriptions) hears of
-  it before the dead-letter write, so the router's subscription can be marked disabled.
+  it before the dead-letter write, so the router's subscription can be marked disabled; a fire
+  answered 204 (no active rule: nothing ran) goes to `consumer.no_rule` (metric, log, status note).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from consumer.kafka_edge import (
 )
 from consumer.logs import fields
 from consumer.metrics import FirerMetrics, status_class
+from consumer.no_rule import NO_RULE_STATUS, NoRuleReporter
 from consumer.offsets import METADATA_MAX_BYTES, PartitionOffsets
 from consumer.openwhisk import TriggerClient
 from consumer.outcomes import TRIGGER_GONE_STATUSES, Attempt, RetryPolicy, Verdict, dead_letter_reason, decide
@@ -136,9 +138,11 @@ class Firer:
 
     def __init__(self, settings: Settings, client: TriggerClient, producer: Producer, sealer: Sealer,
                  metrics: FirerMetrics, clock: Callable[[], float] = time.monotonic,
-                 on_refused: RefusalHook | None = None, consumer_factory: ConsumerFactory = ConsumerThread) -> None:
+                 on_refused: RefusalHook | None = None, consumer_factory: ConsumerFactory = ConsumerThread,
+                 no_rule: NoRuleReporter | None = None) -> None:
         self.settings = settings
         self._on_refused = on_refused
+        self._no_rule = no_rule or NoRuleReporter(metrics.fires_without_rule)
         self._client, self._producer, self._metrics, self._clock = client, producer, metrics, clock
         self._consumer_factory = consumer_factory
         # Opening a token is the firer's main CPU cost, and a trigger's messages repeat its token.
@@ -384,6 +388,8 @@ class Firer:
             verdict, backoff = decide(attempt, first_s, self._clock(), attempts, self._policy)
             if verdict is Verdict.FIRED:
                 self._metrics.fired.inc()
+                if attempt.status == NO_RULE_STATUS:
+                    await self._no_rule.report(job.trigger, job.source)
                 self._finish(job.record, done=True)
                 return
             if verdict is Verdict.DEAD_LETTER:

@@ -35,6 +35,8 @@ class FirerMetrics:
                                            registry=registry, buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
         self.member = Gauge("firer_group_member", "1 while a valid member of the group that reaches Kafka "
                             "(what /readyz reports)", registry=registry)
+        self.fires_without_rule = Counter("firer_fires_without_rule", "Fires answered 204: the trigger has no "
+                                          "active rule, so nothing ran (see consumer.no_rule)", registry=registry)
         self.partitions_lost = Counter("firer_partitions_lost", "Partitions dropped uncommitted because the "
                                        "membership was lost (fenced, session expired)", registry=registry)
 

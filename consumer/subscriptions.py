@@ -15,8 +15,12 @@ topic, so the router neither subscribes to its topic nor routes for it. A grant 
 namespace; ``recheck`` decides its subscriptions again. ``unreported`` hands the router the
 refusals whose status record (disabled, naming the version) it has to write, once.
 
-``status_writer`` is the firer's hook: on a permanent 401/403/404 for an envelope the router
-built, it records the subscription as disabled for that configuration version.
+``StatusWriter`` holds the firer's hooks: on a permanent 401/403/404 for an envelope the router
+built (``on_refused``), it records the subscription as disabled for that configuration version;
+on a fire that ran no rule (``on_no_rule``, consumer.no_rule), it records a notice that leaves it
+active (``records.no_rule_notice``; ``Live.disabled`` and READ ignore its state for disabling).
+A notice replaces any earlier notice and is dropped by an UPDATE (a new version); it is never
+written over a disable this writer recorded for the same version.
 """
 
 from __future__ import annotations
@@ -63,7 +67,7 @@ class Live:
 
     @property
     def disabled(self) -> bool:
-        return self.status is not None and self.status.applies_to(self.version)
+        return self.status is not None and self.status.disables_version(self.version)
 
     @property
     def reported(self) -> bool:
@@ -240,22 +244,38 @@ class SubscriptionIndex:
         return list(self._grants.get(namespace, {}).values())
 
 
-def status_writer(send: Callable[[bytes, bytes], Awaitable[object]],
-                  clock_ms: Callable[[], int] = lambda: int(time.time() * 1000)) -> RefusalHook:
-    """The firer's hook. ``send(key, value)`` writes to the subscriptions topic and waits for the
-    acknowledgement. Repeats for the same trigger and version are written once."""
-    written: dict[str, int] = {}
+class StatusWriter:
+    """The firer's status hooks. ``send(key, value)`` writes to the subscriptions topic and waits
+    for the acknowledgement. Repeated disables of the same trigger and version are written once."""
 
-    async def on_refused(trigger: str, source: str, status_code: int) -> None:
+    def __init__(self, send: Callable[[bytes, bytes], Awaitable[object]],
+                 clock_ms: Callable[[], int] = lambda: int(time.time() * 1000)) -> None:
+        self._send, self._clock_ms = send, clock_ms
+        self._disabled: dict[str, int] = {}  # trigger -> configuration version this writer disabled
+
+    async def on_refused(self, trigger: str, source: str, status_code: int) -> None:
         version = records.config_version_of(source)
-        if version is None or status_code not in DISABLING_STATUSES or written.get(trigger) == version:
+        if version is None or status_code not in DISABLING_STATUSES or self._disabled.get(trigger) == version:
             return
-        status = Status(status_code, records.disabled_message(status_code), version, clock_ms())
-        await send(records.status_key(trigger), records.encode_status(status))
-        if len(written) >= 10_000:
-            written.clear()
-        written[trigger] = version
+        status = Status(status_code, records.disabled_message(status_code), version, self._clock_ms())
+        await self._send(records.status_key(trigger), records.encode_status(status))
+        if len(self._disabled) >= 10_000:
+            self._disabled.clear()
+        self._disabled[trigger] = version
         log.info("subscription disabled", extra={"fields": {
             "trigger": trigger, "status": status_code, "config": version}})
 
-    return on_refused
+    async def on_no_rule(self, trigger: str, source: str) -> None:
+        """Note that a fire of the subscription ran no rule (throttled by the caller, consumer.no_rule)."""
+        version = records.config_version_of(source)
+        if version is None or self._disabled.get(trigger) == version:
+            return  # not a kafkaFeed envelope, or disabled already: a notice must not replace that
+        notice = records.no_rule_notice(version, self._clock_ms())
+        await self._send(records.status_key(trigger), records.encode_status(notice))
+        log.info("subscription noted: a fire ran no rule", extra={"fields": {"trigger": trigger, "config": version}})
+
+
+def status_writer(send: Callable[[bytes, bytes], Awaitable[object]],
+                  clock_ms: Callable[[], int] = lambda: int(time.time() * 1000)) -> RefusalHook:
+    """The refusal hook alone (``StatusWriter.on_refused``)."""
+    return StatusWriter(send, clock_ms).on_refused

@@ -240,14 +240,19 @@ def status_view(sub: Subscription, version: int, status: Status | None, revoked:
     """READ's status in the old package's shape: {active, dateChanged, reason?}, plus state and an ISO time.
 
     ``revoked``: why the topic policy refuses the subscription now (a revoked grant); it shows as
-    disabled (403) even before the router has written its status record."""
-    if status is not None and status.applies_to(version):
-        return _status_body(records.DISABLED, status.updated_ms,
-                            {"kind": "AUTO", "statusCode": status.status_code, "message": status.message})
+    disabled (403) even before the router has written its status record. A notice (a status that
+    does not disable, e.g. the last fire ran no rule) shows as the reason of an active status."""
+    current = status if status is not None and status.applies_to(version) else None
+    if current is not None and current.disables:
+        return _status_body(records.DISABLED, current.updated_ms,
+                            {"kind": "AUTO", "statusCode": current.status_code, "message": current.message})
     if revoked is not None:
         return _status_body(records.DISABLED, sub.updated_ms, {"kind": "AUTO", "statusCode": 403, "message": revoked})
     if sub.paused:
         return _status_body(records.PAUSED, sub.updated_ms, {"kind": "USER", "message": PAUSED_REASON})
+    if current is not None:
+        return _status_body(records.ACTIVE, current.updated_ms,
+                            {"kind": "AUTO", "statusCode": current.status_code, "message": current.message})
     return _status_body(records.ACTIVE, sub.updated_ms, None)
 
 

@@ -4,7 +4,8 @@ The subscriptions topic is **compacted and has exactly one partition**, so its o
 order every record ever written; both sides rely on that order. Keys are named prefixes::
 
     subscription:/ns/T   the configuration, written by the feed lifecycle (feed.lifecycle)
-    status:/ns/T         the runtime status, written by the consumer (disabled after 401/403/404)
+    status:/ns/T         the runtime status, written by the consumer: disabled (after 401/403/404,
+                         or refused by the router), or active with a notice (a fire ran no rule)
 
 A null value (tombstone) deletes the key. Values are compact UTF-8 JSON carrying a format
 version ``v``; a reader refuses a version it does not know (``RecordError``) instead of guessing.
@@ -91,6 +92,11 @@ def config_version_of(source: str) -> int | None:
     return int(source[len(prefix):])
 
 
+NO_RULE_MESSAGE = ("The last fire ran no rule: the trigger has no active rule, so nothing was run. "
+                   "Enable its rule (wsk rule enable RULE) or create one (wsk rule create RULE TRIGGER ACTION); "
+                   "a trigger deleted and created again leaves its rules disabled.")
+
+
 def disabled_message(status_code: int) -> str:
     """The old feed's exact wording for an automatic disable."""
     return f"Automatically disabled after receiving a {status_code} status code when firing the trigger."
@@ -162,7 +168,10 @@ class Subscription:
 
 @dataclass(frozen=True, slots=True)
 class Status:
-    """The consumer's verdict on a configuration version: disabled because a fire was refused."""
+    """The consumer's verdict on a configuration version: ``state`` DISABLED because a fire was
+    refused (the only kind before notices; records without another state read as that), or
+    ACTIVE with a notice (``no_rule_notice``: a fire ran no rule) that disables nothing. Readers
+    ask ``disables`` rather than comparing states."""
 
     status_code: int
     message: str
@@ -172,6 +181,19 @@ class Status:
 
     def applies_to(self, config_version: int) -> bool:
         return self.config == config_version
+
+    @property
+    def disables(self) -> bool:
+        return self.state == DISABLED
+
+    def disables_version(self, config_version: int) -> bool:
+        """Whether this status disables configuration ``config_version`` (a notice never does)."""
+        return self.disables and self.applies_to(config_version)
+
+
+def no_rule_notice(config_version: int, now_ms: int) -> Status:
+    """The notice of a fire answered 204 (no active rule): the subscription stays active."""
+    return Status(204, NO_RULE_MESSAGE, config_version, now_ms, state=ACTIVE)
 
 
 # --- encoding -----------------------------------------------------------------------------------
@@ -302,9 +324,11 @@ def _shared_options(value: object) -> Options:
 def decode_status(value: bytes) -> Status:
     """A ``status:`` record value. Raises only ``RecordError``."""
     content = _load(value)
-    if content.get("state") != DISABLED:
-        raise RecordError(f"unknown status state {content.get('state')!r}")
+    state = content.get("state")
+    if state not in (DISABLED, ACTIVE):
+        raise RecordError(f"unknown status state {state!r}")
     return Status(status_code=record_int(content.get("statusCode"), "statusCode"),
                   message=_text(content.get("message"), "message"),
                   config=record_int(content.get("config"), "config"),
-                  updated_ms=record_int(content.get("updated_ms"), "updated_ms"))
+                  updated_ms=record_int(content.get("updated_ms"), "updated_ms"),
+                  state=DISABLED if state == DISABLED else ACTIVE)
