@@ -284,6 +284,7 @@ def membership_of(consumer: KafkaConsumer | None) -> Membership:
 
 
 LEASE_SHARE = 0.8
+MISSING_TOPIC_REFRESH_S = 2.0  # metadata fetches while the firer holds no partition (its topic may be new)
 
 
 class CommitRejected(KafkaUnavailable):
@@ -312,6 +313,7 @@ class ConsumerThread:
         self._listener = _Listener(on_assigned, on_revoked, on_lost=on_lost)
         self._consumer: KafkaConsumer | None = None
         self._config = _group_config(settings, group_id, config)
+        self._metadata_fetched = 0.0
 
     async def start(self) -> list[str]:
         """Create the consumer and subscribe; returns the topics whose partitions are not known yet."""
@@ -329,8 +331,21 @@ class ConsumerThread:
     async def poll(self, timeout_ms: int, max_records: int) -> list[Record]:
         def poll() -> list[Record]:
             assert self._consumer is not None
+            self._watch_missing_topics(self._consumer)
             return _records(self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records))
         return await self._thread.call("poll failed", poll)
+
+    def _watch_missing_topics(self, consumer: KafkaConsumer) -> None:
+        """While this member holds nothing, fetch the metadata every few seconds: kafka-python
+        refreshes it only every metadata_max_age_ms (5 minutes), and a group leader that assigned
+        before its topic existed rejoins only once its metadata shows the topic's partitions (seen:
+        a firer started before its topic idled after it was made). A member with partitions skips it."""
+        if consumer.assignment():
+            return
+        now = time.monotonic()
+        if now - self._metadata_fetched >= MISSING_TOPIC_REFRESH_S:
+            self._metadata_fetched = now
+            consumer.topics()
 
     async def pause(self, pause: bool) -> None:
         """Pause (or resume) every assigned partition."""
