@@ -284,6 +284,7 @@ def membership_of(consumer: KafkaConsumer | None) -> Membership:
 
 
 LEASE_SHARE = 0.8
+STUCK_SESSIONS = 3  # session timeouts without a stable membership, holding nothing, before starting over
 MISSING_TOPIC_REFRESH_S = 2.0  # metadata fetches while the firer holds no partition (its topic may be new)
 
 
@@ -314,16 +315,18 @@ class ConsumerThread:
         self._consumer: KafkaConsumer | None = None
         self._config = _group_config(settings, group_id, config)
         self._metadata_fetched = 0.0
+        self._unsettled_since: float | None = None
 
     async def start(self) -> list[str]:
         """Create the consumer and subscribe; returns the topics whose partitions are not known yet."""
-        def create() -> list[str]:
-            self._consumer = MemberConsumer(**self._config)
-            self._consumer.on_committed = self._on_committed
-            missing = learn_partitions(self._consumer, self._topics)
-            self._consumer.subscribe(self._topics, listener=self._listener)
-            return missing
-        return await self._thread.call("cannot create the consumer", create)
+        return await self._thread.call("cannot create the consumer", self._create)
+
+    def _create(self) -> list[str]:
+        self._consumer = MemberConsumer(**self._config)
+        self._consumer.on_committed = self._on_committed
+        missing = learn_partitions(self._consumer, self._topics)
+        self._consumer.subscribe(self._topics, listener=self._listener)
+        return missing
 
     def membership(self) -> Membership:
         return membership_of(self._consumer)
@@ -332,6 +335,7 @@ class ConsumerThread:
         def poll() -> list[Record]:
             assert self._consumer is not None
             self._watch_missing_topics(self._consumer)
+            self._start_over_if_stuck(self._consumer)
             return _records(self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records))
         return await self._thread.call("poll failed", poll)
 
@@ -346,6 +350,27 @@ class ConsumerThread:
         if now - self._metadata_fetched >= MISSING_TOPIC_REFRESH_S:
             self._metadata_fetched = now
             consumer.topics()
+
+    def _start_over_if_stuck(self, consumer: MemberConsumer) -> None:
+        """A member that holds nothing and has not been a stable group member for several session
+        timeouts is stuck in a join that will not complete (seen under load after the coordinator
+        moved: the broker had forgotten the member, which never learned it). Holding nothing, it
+        loses nothing by starting over with a new consumer, which joins afresh."""
+        if consumer.assignment() or consumer._coordinator.state is MemberState.STABLE:
+            self._unsettled_since = None
+            return
+        now = time.monotonic()
+        if self._unsettled_since is None:
+            self._unsettled_since = now
+            return
+        stuck_s = now - self._unsettled_since
+        if stuck_s < STUCK_SESSIONS * consumer.config["session_timeout_ms"] / 1000:
+            return
+        log.warning("no group membership for several session timeouts while holding nothing: starting over",
+                    extra={"fields": {"stuck_s": round(stuck_s, 1)}})
+        consumer.close(autocommit=False, timeout_ms=2000)
+        self._unsettled_since = None
+        self._create()
 
     async def pause(self, pause: bool) -> None:
         """Pause (or resume) every assigned partition."""
