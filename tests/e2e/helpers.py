@@ -6,15 +6,11 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import requests
 from kafka import KafkaConsumer, TopicPartition
-
-from tests.fixtures.messaging import ConsumerProcess, Messaging, grant
 
 T = TypeVar("T")
 
@@ -35,24 +31,6 @@ def wait_for(check: Callable[[], T], timeout_s: float = 60.0, interval_s: float 
             return last
         time.sleep(interval_s)
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what or check}: last value {last!r:.500}")
-
-
-@contextmanager
-def firer_and_router(messaging: Messaging, log_path: Path, grant_to: str | None = None,
-                     log_tail: int = 0) -> Iterator[ConsumerProcess]:
-    """One real `python -m consumer` with both roles, ready and holding the firer's partitions, for
-    a test module to share; stopped after. `grant_to`: the operator first grants that namespace
-    every topic (issue 11). `log_tail`: so many last lines of its log are printed after it stops,
-    for the failure report."""
-    if grant_to is not None:
-        grant(messaging, "add", grant_to, "", prefix=True)
-    proc = ConsumerProcess(messaging.consumer_env(ROLES="firer,router"), log_path)
-    proc.wait_ready()
-    wait_for(lambda: proc.metric("firer_assigned_partitions") > 0, what="the firer's partitions")
-    yield proc
-    proc.stop()
-    if log_tail:
-        print(*proc.log().splitlines()[-log_tail:], sep="\n")
 
 
 class OpenWhisk:

@@ -17,10 +17,10 @@ from collections.abc import Iterator
 import pytest
 
 from feed import records
-from tests.e2e.helpers import Emulator, OpenWhisk, firer_and_router, unique, wait_for
+from tests.e2e.helpers import Emulator, OpenWhisk, unique, wait_for
 from tests.e2e.test_kafka_feed import create, fired, read_feed, send, wait_fired, wsk
 from tests.fixtures.kafka import KafkaHandle
-from tests.fixtures.messaging import ConsumerProcess, Messaging
+from tests.fixtures.messaging import ConsumerProcess, Messaging, firer_and_router
 
 pytestmark = pytest.mark.timeout(300)
 USER = "guest"

@@ -23,11 +23,10 @@ from feed.options import Options
 from feed.records import Segment, Status, Subscription
 from messaging_lib import envelope, topics
 from messaging_lib.credentials import Sealer
-from tests.e2e import helpers
 from tests.e2e.helpers import Emulator, OpenWhisk, end_offsets, envelope_json, headers_of, read_from, unique, wait_for
 from tests.e2e.test_kafka_feed import create, fired, read_feed, send, subscriptions_now, wait_fired
 from tests.fixtures.kafka import KafkaHandle
-from tests.fixtures.messaging import ConsumerProcess, Messaging
+from tests.fixtures.messaging import ConsumerProcess, Messaging, firer_and_router
 
 pytestmark = pytest.mark.timeout(300)
 USER = "guest"
@@ -36,7 +35,7 @@ USER = "guest"
 @pytest.fixture(scope="module")
 def service(messaging: Messaging, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsumerProcess]:
     log_path = tmp_path_factory.mktemp("isolation") / "consumer.log"
-    with helpers.firer_and_router(messaging, log_path, grant_to=USER, log_tail=150) as proc:
+    with firer_and_router(messaging, log_path, grant_to=USER, log_tail=150) as proc:
         yield proc
 
 

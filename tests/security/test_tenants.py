@@ -23,10 +23,9 @@ from kafka import KafkaProducer
 from feed.grants import GRANT_PREFIX
 from messaging_lib import topics
 from messaging_lib.credentials import Sealer, web_auth_secret
-from tests.e2e import helpers
 from tests.e2e.helpers import Emulator, OpenWhisk, end_offsets, envelope_json, headers_of, read_from, unique, wait_for
 from tests.fixtures.kafka import KafkaHandle
-from tests.fixtures.messaging import OWNER, Messaging, grant
+from tests.fixtures.messaging import OWNER, Messaging, firer_and_router, grant
 from tests.fixtures.tools import REPO_ROOT
 
 pytestmark = pytest.mark.timeout(300)
@@ -62,7 +61,7 @@ def refusal_of(done: subprocess.CompletedProcess[str]) -> str:
 @pytest.fixture(scope="module")
 def service(messaging: Messaging, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     log_path = tmp_path_factory.mktemp("security") / "consumer.log"
-    with helpers.firer_and_router(messaging, log_path, log_tail=100) as proc:
+    with firer_and_router(messaging, log_path, log_tail=100) as proc:
         yield proc
 
 
