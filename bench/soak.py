@@ -23,7 +23,6 @@ import argparse
 import itertools
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -38,7 +37,7 @@ import requests
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from bench.firer_bench import GUEST, REPO_ROOT, Stack, create_triggers, stack, wait_until
+from bench.firer_bench import GUEST, REPO_ROOT, ConsumerProcess, Stack, create_triggers, stack, wait_until
 from local_stack.kafka import free_port
 from messaging_lib import envelope
 from messaging_lib.credentials import Sealer
@@ -128,8 +127,9 @@ def fires_since(apihost: str, since_ms: int) -> list[Fire]:
 # --- one run ---
 
 
-class SoakFirer:
-    """One `python -m consumer` firer, started from ``code`` (this checkout or another one)."""
+class SoakFirer(ConsumerProcess):
+    """One `python -m consumer` firer, started from ``code`` (this checkout or another one); its
+    metrics are the benchmarks' ConsumerProcess's, only how it starts and stops differs."""
 
     def __init__(self, log_path: Path, env: dict[str, str], code: Path) -> None:
         self.port = free_port()
@@ -139,17 +139,11 @@ class SoakFirer:
                 env={**os.environ, **env, "HTTP_PORT": str(self.port), "HTTP_HOST": "127.0.0.1",
                      "PYTHONPATH": str(code)})
 
-    def metric(self, name: str) -> float:
-        text = requests.get(f"http://127.0.0.1:{self.port}/metrics", timeout=5).text
-        return sum(float(line.split()[-1]) for line in text.splitlines()
-                   if line.startswith(name) and not line.startswith("#"))
-
     def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
+        """A firer that ignores SIGTERM for 60 s is killed, and the soak goes on (no raise)."""
         try:
-            self.proc.wait(60)
+            super().stop()
         except subprocess.TimeoutExpired:
-            self.proc.kill()
             self.proc.wait()
 
 

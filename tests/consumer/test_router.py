@@ -32,6 +32,7 @@ from messaging_lib.credentials import Sealer
 from messaging_lib.errors import ConfigError
 from messaging_lib.kafka_config import KafkaSettings
 from tests.fixtures.kafka import KafkaHandle
+from tests.fixtures.router_log import current_subscription, write_subscription
 
 pytestmark = pytest.mark.timeout(120)
 API_KEY = "23bc46b1-71f6-4ed5-8c54-816aa4f8c502:" + "a" * 64
@@ -83,16 +84,13 @@ class Harness:
         sub = Subscription(trigger=trigger, topic=topic, credential=SEALER.seal_subscription(API_KEY, trigger),
                            options=Options(**options),
                            start_from=start_from, segments=(Segment(None, start),), created_ms=1, updated_ms=1)
-        return self.log.append(records.subscription_key(trigger), records.encode_subscription(sub))
+        return write_subscription(self.log, sub)
 
     def current(self, trigger: str) -> Subscription:
-        offset, value = next((c.offset, c.value) for c in reversed(self.log.records)
-                             if c.key == records.subscription_key(trigger))
-        assert value is not None
-        return records.decode_subscription(value).resolved(offset)
+        return current_subscription(self.log, trigger)
 
     def rewrite(self, sub: Subscription) -> int:
-        return self.log.append(records.subscription_key(sub.trigger), records.encode_subscription(sub))
+        return write_subscription(self.log, sub)
 
     def offsets(self, topic: str, earliest: bool = False) -> dict[int, int]:
         consumer = KafkaConsumer(bootstrap_servers=self.kafka.bootstrap)

@@ -35,6 +35,7 @@ from feed.records import Options, Segment, Status, Subscription
 from messaging_lib import envelope, topics
 from messaging_lib.credentials import ENVELOPE_TTL_S, Sealer
 from messaging_lib.kafka_config import KafkaSettings
+from tests.fixtures.router_log import current_subscription, write_subscription
 
 OUT, DEAD, GROUP, SUBSCRIPTIONS = "envelopes", "dead", "router-test", "subscriptions"
 API_KEY = "23bc46b1-71f6-4ed5-8c54-816aa4f8c502:" + "a" * 64
@@ -358,16 +359,13 @@ class Harness:
                            start_from="latest" if start is None else "earliest",
                            segments=(Segment(None, ends if start is None else start),),
                            created_ms=1, updated_ms=1)
-        return self.log.append(records.subscription_key(trigger), records.encode_subscription(sub))
+        return write_subscription(self.log, sub)
 
     def current(self, trigger: str) -> Subscription:
-        offset, value = next((c.offset, c.value) for c in reversed(self.log.records)
-                             if c.key == records.subscription_key(trigger))
-        assert value is not None
-        return records.decode_subscription(value).resolved(offset)
+        return current_subscription(self.log, trigger)
 
     def rewrite(self, sub: Subscription) -> int:
-        return self.log.append(records.subscription_key(sub.trigger), records.encode_subscription(sub))
+        return write_subscription(self.log, sub)
 
     def envelopes(self, trigger: str | None = None) -> list[envelope.Envelope]:
         found = [s.opened() for s in self.producer.sent if s.topic == OUT]

@@ -18,7 +18,6 @@ import subprocess
 import time
 import uuid
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,41 +28,18 @@ from cryptography.fernet import Fernet
 from deploy.ports import free_port
 from deploy.topics import topic_config
 from tests.e2e.helpers import OpenWhisk, unique, wait_for
-from tests.fixtures.emulator import STANDARD_AUTH, EmulatorHandle, start_emulator, stop_emulator
+from tests.fixtures.deploy import DEPLOY, deploy_env, read_env_file, run_deploy
+from tests.fixtures.emulator import STANDARD_AUTH, EmulatorHandle, emulator_fixture
 from tests.fixtures.kafka import KafkaHandle
 from tests.fixtures.tools import REPO_ROOT, Tools
 
 pytestmark = pytest.mark.timeout(300)
-DEPLOY = str(REPO_ROOT / "deploy.sh")
 OWNER, USER = "whisk.system", "guest"
 STEPS = ("==> Checking OpenWhisk", "==> Kafka topics", "==> Sealing key", "==> Building the action folders",
          "==> Deploying manifest.yaml with wskdeploy", "==> Start the consumer with the same settings")
 
 
-@pytest.fixture(scope="module")
-def openwhisk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorHandle]:
-    """An OpenWhisk host of this module's own, empty to begin with."""
-    handle = start_emulator(tmp_path_factory.mktemp("deploy-emulator"))
-    try:
-        yield handle
-    finally:
-        stop_emulator(handle.process)
-
-
-def deploy_env(tools: Tools, home: Path) -> dict[str, str]:
-    """This environment without anything deploy.sh would read as configuration, and no ~/.wskprops."""
-    ours = ("SEALING_KEYS", "TRIGGER_MESSAGES_TOPIC", "SUBSCRIPTIONS_TOPIC", "DEAD_LETTER_TOPIC",
-            "MESSAGING_STATE_DIR", "REPLICATION_FACTOR", "TRIGGER_MESSAGES_PARTITIONS")
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("WHISK_", "WSK_", "KAFKA_", "ACTIONS_KAFKA_", "__OW_")) and k not in ours}
-    env.update(HOME=str(home), WSKDEPLOY=tools.wskdeploy, WSK=tools.wsk)
-    return env
-
-
-def run_deploy(tools: Tools, home: Path, *args: str, timeout_s: float = 180,
-               **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([DEPLOY, *args], capture_output=True, text=True, timeout=timeout_s, cwd=REPO_ROOT,
-                          env={**deploy_env(tools, home), **env})
+openwhisk = emulator_fixture("deploy-emulator", "An OpenWhisk host of this module's own, empty to begin with.")
 
 
 def wsk(tools: Tools, apihost: str, auth: str, *args: str) -> str:
@@ -71,10 +47,6 @@ def wsk(tools: Tools, apihost: str, auth: str, *args: str) -> str:
                           timeout=120, env={**os.environ, "HOME": "/nonexistent"})
     assert done.returncode == 0, f"wsk {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
     return done.stdout
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    return dict(line.split("=", 1) for line in path.read_text().splitlines() if line and not line.startswith("#"))
 
 
 # ---- what a deployment consists of --------------------------------------------------------------

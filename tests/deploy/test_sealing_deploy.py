@@ -3,27 +3,20 @@ the running consumers cannot open. It is refused with how to share the key, and 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.deploy.test_deploy import read_env_file, run_deploy
 from tests.e2e.helpers import unique
-from tests.fixtures.emulator import EmulatorHandle, start_emulator, stop_emulator
+from tests.fixtures.deploy import read_env_file, run_deploy
+from tests.fixtures.emulator import EmulatorHandle, emulator_fixture
 from tests.fixtures.kafka import KafkaHandle
 from tests.fixtures.tools import Tools
 
 pytestmark = pytest.mark.timeout(600)
 
 
-@pytest.fixture(scope="module")
-def openwhisk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorHandle]:
-    handle = start_emulator(tmp_path_factory.mktemp("sealing-emulator"))
-    try:
-        yield handle
-    finally:
-        stop_emulator(handle.process)
+openwhisk = emulator_fixture("sealing-emulator", "An OpenWhisk host of this module's own.")
 
 
 def test_a_second_namespace_on_the_same_kafka_must_share_the_sealing_key(

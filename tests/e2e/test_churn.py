@@ -13,7 +13,6 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 from kafka import KafkaProducer
@@ -28,17 +27,6 @@ pytestmark = pytest.mark.timeout(600)
 USER = "guest"
 COMMIT_INTERVAL_S = 0.2  # the consumers fixture's COMMIT_INTERVAL_S
 GAP_LIMIT_MS = 15_000  # issue 12: no partition waits longer, killed owner or not
-
-
-@pytest.fixture
-def guest(emulator) -> OpenWhisk:
-    return OpenWhisk(emulator.url, emulator.auth(USER))
-
-
-@pytest.fixture
-def control(emulator) -> Iterator[Emulator]:
-    yield Emulator(emulator.url)
-    Emulator(emulator.url).clear_faults()
 
 
 class Load(threading.Thread):

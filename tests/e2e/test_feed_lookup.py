@@ -58,12 +58,6 @@ def routed(messaging: Messaging, tools, emulator, tmp_path_factory: pytest.TempP
     service.stop_all()
 
 
-@pytest.fixture
-def control(emulator) -> Iterator[Emulator]:
-    yield Emulator(emulator.url)
-    Emulator(emulator.url).clear_faults()
-
-
 def answers(consumer: ConsumerProcess) -> dict[str, float]:
     """The read API's answers so far, by HTTP status."""
     found: dict[str, float] = {}

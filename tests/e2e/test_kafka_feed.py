@@ -72,17 +72,6 @@ def service(messaging: Messaging, tmp_path_factory: pytest.TempPathFactory) -> I
     running.stop_all()
 
 
-@pytest.fixture
-def guest(emulator) -> OpenWhisk:
-    return OpenWhisk(emulator.url, emulator.auth(USER))
-
-
-@pytest.fixture
-def control(emulator) -> Iterator[Emulator]:
-    yield Emulator(emulator.url)
-    Emulator(emulator.url).clear_faults()
-
-
 def wsk(tools, emulator, *args: str, namespace: str = USER) -> subprocess.CompletedProcess[str]:
     return subprocess.run([tools.wsk, "--apihost", emulator.url, "-u", emulator.auth(namespace), *args],
                           capture_output=True, text=True, timeout=120, env={**os.environ, "HOME": "/nonexistent"})

@@ -20,7 +20,7 @@ from feed import records
 from tests.e2e.helpers import Emulator, OpenWhisk, unique, wait_for
 from tests.e2e.test_kafka_feed import create, fired, read_feed, send, wait_fired, wsk
 from tests.fixtures.kafka import KafkaHandle
-from tests.fixtures.messaging import ConsumerProcess, Messaging, grant
+from tests.fixtures.messaging import ConsumerProcess, Messaging, firer_and_router
 
 pytestmark = pytest.mark.timeout(300)
 USER = "guest"
@@ -29,18 +29,8 @@ METRIC = "firer_fires_without_rule_total"
 
 @pytest.fixture(scope="module")
 def service(messaging: Messaging, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsumerProcess]:
-    grant(messaging, "add", USER, "", prefix=True)  # the operator grants the test user every topic
-    proc = ConsumerProcess(messaging.consumer_env(ROLES="firer,router"),
-                           tmp_path_factory.mktemp("no-rule") / "consumer.log")
-    proc.wait_ready()
-    wait_for(lambda: proc.metric("firer_assigned_partitions") > 0, what="the firer's partitions")
-    yield proc
-    proc.stop()
-
-
-@pytest.fixture
-def guest(emulator) -> OpenWhisk:
-    return OpenWhisk(emulator.url, emulator.auth(USER))
+    with firer_and_router(messaging, tmp_path_factory.mktemp("no-rule") / "consumer.log", grant_to=USER) as proc:
+        yield proc
 
 
 def test_a_fire_with_the_rule_disabled_is_counted_logged_once_and_shown_in_read_until_the_rule_is_enabled(

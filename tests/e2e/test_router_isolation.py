@@ -26,7 +26,7 @@ from messaging_lib.credentials import Sealer
 from tests.e2e.helpers import Emulator, OpenWhisk, end_offsets, envelope_json, headers_of, read_from, unique, wait_for
 from tests.e2e.test_kafka_feed import create, fired, read_feed, send, subscriptions_now, wait_fired
 from tests.fixtures.kafka import KafkaHandle
-from tests.fixtures.messaging import ConsumerProcess, Messaging, grant
+from tests.fixtures.messaging import ConsumerProcess, Messaging, firer_and_router
 
 pytestmark = pytest.mark.timeout(300)
 USER = "guest"
@@ -34,20 +34,9 @@ USER = "guest"
 
 @pytest.fixture(scope="module")
 def service(messaging: Messaging, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsumerProcess]:
-    grant(messaging, "add", USER, "", prefix=True)  # the operator grants the test user every topic
-    proc = ConsumerProcess(messaging.consumer_env(ROLES="firer,router"),
-                           tmp_path_factory.mktemp("isolation") / "consumer.log")
-    proc.wait_ready()
-    wait_for(lambda: proc.metric("firer_assigned_partitions") > 0, what="the firer's partitions")
-    yield proc
-    proc.stop()
-    print(*proc.log().splitlines()[-150:], sep="\n")
-
-
-@pytest.fixture
-def control(emulator) -> Iterator[Emulator]:
-    yield Emulator(emulator.url)
-    Emulator(emulator.url).clear_faults()
+    log_path = tmp_path_factory.mktemp("isolation") / "consumer.log"
+    with firer_and_router(messaging, log_path, grant_to=USER, log_tail=150) as proc:
+        yield proc
 
 
 def sealer(messaging: Messaging) -> Sealer:
@@ -85,11 +74,6 @@ def good_subscription(messaging: Messaging, kafka: KafkaHandle, tools, emulator,
     create(tools, emulator, trigger, topic=topic)
     guest.rule(unique("R"), trigger, guest.echo_action(unique("A")))
     return trigger, topic
-
-
-@pytest.fixture
-def guest(emulator) -> OpenWhisk:
-    return OpenWhisk(emulator.url, emulator.auth(USER))
 
 
 def test_a_record_for_consumer_offsets_is_refused_and_the_others_still_fire(

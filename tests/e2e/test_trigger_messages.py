@@ -53,17 +53,6 @@ def invoke(tools, emulator, action: str, **params: object) -> dict:
     return json.loads(done.stdout)
 
 
-@pytest.fixture
-def guest(emulator) -> OpenWhisk:
-    return OpenWhisk(emulator.url, emulator.auth(USER))
-
-
-@pytest.fixture
-def control(emulator) -> Emulator:
-    yield Emulator(emulator.url)
-    Emulator(emulator.url).clear_faults()
-
-
 def token_for(tools, emulator, trigger: str) -> str:
     result = invoke(tools, emulator, "token", trigger=trigger)
     assert "error" not in result, result

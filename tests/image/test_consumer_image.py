@@ -28,7 +28,8 @@ import requests
 
 from local_stack.kafka import free_port
 from tests.e2e.helpers import OpenWhisk, unique, wait_for
-from tests.fixtures.emulator import EmulatorHandle, start_emulator, stop_emulator
+from tests.fixtures.deploy import run_deploy
+from tests.fixtures.emulator import EmulatorHandle, emulator_fixture
 from tests.fixtures.kafka import KafkaHandle
 from tests.fixtures.tools import REPO_ROOT, Tools
 
@@ -61,14 +62,8 @@ def image() -> str:
     return IMAGE
 
 
-@pytest.fixture(scope="module")
-def openwhisk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorHandle]:
-    """An OpenWhisk host of this module's own (deploy.sh installs the package into it)."""
-    handle = start_emulator(tmp_path_factory.mktemp("image-emulator"))
-    try:
-        yield handle
-    finally:
-        stop_emulator(handle.process)
+openwhisk = emulator_fixture("image-emulator",
+                             "An OpenWhisk host of this module's own (deploy.sh installs the package into it).")
 
 
 @pytest.fixture(scope="module")
@@ -78,14 +73,11 @@ def state_dir(openwhisk: EmulatorHandle, kafka: KafkaHandle, tools: Tools,
     home = tmp_path_factory.mktemp("image-home")
     state = home / "state"
     run = uuid.uuid4().hex[:8]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WHISK_", "WSK_", "KAFKA_", "__OW_"))}
-    env.update(HOME=str(home), WSKDEPLOY=tools.wskdeploy, WSK=tools.wsk)
-    done = subprocess.run(
-        [str(REPO_ROOT / "deploy.sh"), "--apihost", openwhisk.url, "--auth", openwhisk.auth(OWNER),
-         "--state-dir", str(state), "--kafka-bootstrap", kafka.bootstrap, "--partitions", "2",
-         "--trigger-messages-topic", f"img-messages-{run}", "--subscriptions-topic", f"img-subscriptions-{run}",
-         "--dead-letter-topic", f"img-dead-letters-{run}"],
-        capture_output=True, text=True, timeout=300, cwd=REPO_ROOT, env=env)
+    done = run_deploy(
+        tools, home, "--apihost", openwhisk.url, "--auth", openwhisk.auth(OWNER),
+        "--state-dir", str(state), "--kafka-bootstrap", kafka.bootstrap, "--partitions", "2",
+        "--trigger-messages-topic", f"img-messages-{run}", "--subscriptions-topic", f"img-subscriptions-{run}",
+        "--dead-letter-topic", f"img-dead-letters-{run}", timeout_s=300)
     assert done.returncode == 0, done.stderr
     return state
 

@@ -25,7 +25,7 @@ from messaging_lib import topics
 from messaging_lib.credentials import Sealer, web_auth_secret
 from tests.e2e.helpers import Emulator, OpenWhisk, end_offsets, envelope_json, headers_of, read_from, unique, wait_for
 from tests.fixtures.kafka import KafkaHandle
-from tests.fixtures.messaging import OWNER, Messaging, grant
+from tests.fixtures.messaging import OWNER, Messaging, firer_and_router, grant
 from tests.fixtures.tools import REPO_ROOT
 
 pytestmark = pytest.mark.timeout(300)
@@ -60,15 +60,9 @@ def refusal_of(done: subprocess.CompletedProcess[str]) -> str:
 
 @pytest.fixture(scope="module")
 def service(messaging: Messaging, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
-    from tests.fixtures.messaging import ConsumerProcess
-
-    proc = ConsumerProcess(messaging.consumer_env(ROLES="firer,router"),
-                           tmp_path_factory.mktemp("security") / "consumer.log")
-    proc.wait_ready()
-    wait_for(lambda: proc.metric("firer_assigned_partitions") > 0, what="the firer's partitions")
-    yield proc
-    proc.stop()
-    print(*proc.log().splitlines()[-100:], sep="\n")
+    log_path = tmp_path_factory.mktemp("security") / "consumer.log"
+    with firer_and_router(messaging, log_path, log_tail=100) as proc:
+        yield proc
 
 
 def test_alice_cannot_subscribe_to_bobs_topic_until_the_operator_grants_it(
