@@ -56,7 +56,7 @@ def readme_examples() -> list[Example]:
 def test_the_readme_marks_its_user_guide_examples_in_order_and_they_avoid_the_old_traps() -> None:
     examples = readme_examples()
     assert [e.name for e in examples] == ["", "produce", "token", "kcat", "kafka-python", "kafkaFeed",
-                                          "kafkaFeed-manage"]
+                                          "kafkaFeed-manage", "kafkaProduce"]
     env_block = examples[0].code
     assert env_block.startswith("export ") and set(re.findall(r"(\w+)=", env_block)) == SUBSTITUTED
     assert '"$PWD/' in env_block, "WSK_CONFIG_FILE must be absolute"
@@ -154,3 +154,8 @@ def test_the_user_guide_examples_run_as_pasted_and_do_what_they_say(runner: Runn
 
     managed = runner.run("kafkaFeed-manage")
     assert '"isJSONData": true' in managed and '"brokers"' in managed, managed
+
+    produced_raw = runner.run("kafkaProduce")
+    assert '"success": true' in produced_raw, produced_raw
+    sent = read_from(messaging.bootstrap, "events", {0: 0})
+    assert [(r.key, json.loads(r.value)) for r in sent] == [(b"k1", {"hello": "world"})]
