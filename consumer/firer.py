@@ -35,6 +35,7 @@ from kafka import TopicPartition
 
 from consumer import dead_letters
 from consumer.dead_letters import DeadLetter
+from consumer.fairness import FairSlots
 from consumer.kafka_edge import (
     CommitRejected,
     ConsumerThread,
@@ -146,7 +147,8 @@ class Firer:
         self._policy = RetryPolicy(settings.retry_initial_backoff_s, settings.retry_max_backoff_s,
                                    settings.retry_max_age_s)
         self._pacer = Pacer()
-        self._fire_slots = asyncio.Semaphore(settings.max_concurrent_fires)
+        # concurrent fires shared by namespace, each capped at the concurrency OpenWhisk stated for it
+        self._fire_slots = FairSlots(settings.max_concurrent_fires, self._pacer.concurrency)
         self._offsets: dict[TopicPartition, PartitionOffsets] = {}  # one per assigned partition
         self._active: Counter[TopicPartition] = Counter()  # messages not finished, per partition
         self._supervisor = Supervisor("firer", self.stop)
@@ -233,6 +235,8 @@ class Firer:
             self._metrics.paused.set(int(paused))
         self._metrics.in_flight.set(self._in_flight)
         self._metrics.assigned.set(len(self._offsets))
+        for namespace in self._pacer.expire(self._clock()):
+            log.info("namespace no longer throttled", extra=fields(namespace=namespace))
         self._metrics.paced_namespaces.set(len(self._pacer))
 
     def _watch_membership(self, now: float) -> None:
@@ -363,10 +367,10 @@ class Firer:
             if not await self._while_fenced(job.record.tp):
                 self._finish(job.record, done=False)
                 return
-            wait = self._pacer.reserve(job.namespace, self._clock())
-            if wait > 0:
-                await asyncio.sleep(wait)
-            async with self._fire_slots:
+            if not await self._paced(job):
+                self._finish(job.record, done=False)
+                return
+            async with self._fire_slots.slot(job.namespace):
                 if not self._may_fire(job.record.tp):
                     continue  # fenced while waiting for a slot (a stopped process resumed): wait outside it
                 started = self._clock()
@@ -394,6 +398,8 @@ class Firer:
                     attempt.status, attempts, first_ms, _now_ms()), job.trigger)
                 return
             self._metrics.retries.inc()
+            if attempt.status == 429:
+                backoff = 0.0  # the namespace's pace is the wait: its next slot, at the rate OpenWhisk allows
             if not await self._sleep_unless_revoked(backoff, job.record.tp):
                 self._finish(job.record, done=False)
                 return
@@ -405,11 +411,32 @@ class Firer:
         except KafkaUnavailable as e:  # the next refused message reports it again
             log.warning("could not record the refusal", extra=fields(trigger=job.trigger, error=str(e)))
 
+    async def _paced(self, job: Job) -> bool:
+        """Wait until the job's namespace may fire by its pace; each wait is re-asked afterwards,
+        so the slot is taken at the rate in force then. False: the partition was revoked."""
+        delayed = False
+        while (wait := self._pacer.reserve(job.namespace, self._clock(), waited=delayed)) > 0:
+            if not delayed:
+                self._metrics.paced_delays.inc()
+                delayed = True
+            if not await self._sleep_unless_revoked(wait, job.record.tp):
+                self._pacer.arrived(job.namespace)
+                return False
+        return True
+
     def _pace(self, namespace: str, attempt: Attempt) -> None:
+        now = self._clock()
         if attempt.status == 429:
-            self._pacer.throttled(namespace, self._clock())
-        elif attempt.status is not None and attempt.status < 300:
-            self._pacer.succeeded(namespace)
+            new = namespace not in self._pacer
+            self._pacer.throttled(namespace, now, attempt.error)
+            if new:  # the body's limit is OpenWhisk's text, no secret: it tells the user why
+                log.info("namespace throttled", extra=fields(
+                    namespace=namespace, limit=attempt.error[:200],
+                    rate_per_s=self._pacer.rate(namespace), concurrency=self._pacer.concurrency(namespace)))
+        elif attempt.status is not None and attempt.status < 300 and namespace in self._pacer:
+            self._pacer.succeeded(namespace, now)
+            if namespace not in self._pacer:
+                log.info("namespace no longer throttled", extra=fields(namespace=namespace))
 
     def _may_fire(self, tp: TopicPartition) -> bool:
         assert self._consumer is not None

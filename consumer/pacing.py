@@ -90,24 +90,28 @@ class Pacer:
 
     # --- what the firer asks before a fire ---
 
-    def reserve(self, namespace: str, now: float) -> float:
+    def reserve(self, namespace: str, now: float, waited: bool = False) -> float:
         """Seconds to wait before this namespace may fire (0 when unpaced, and then the token is
         taken). A positive wait holds a place in line behind those already waiting; the caller
-        sleeps it, calls ``arrived`` and asks again, so its slot is taken at the rate in force
-        then (a rate that recovered meanwhile is not held back by waits computed at the old one)."""
+        sleeps it and asks again with ``waited=True`` (or calls ``arrived`` if it gives up), so its
+        slot is taken at the rate in force then (a rate that recovered meanwhile is not held back
+        by waits computed at the old one), and a caller back a little early keeps its place."""
         pace = self._paced.get(namespace)
         if pace is None:
             return 0.0
+        if waited and pace.waiting > 0:
+            pace.waiting -= 1
         self._refill(pace, now)
         if pace.tokens >= 1.0 - _EPSILON:  # a wait computed to the token may land a rounding short
             pace.tokens = max(0.0, pace.tokens - 1.0)
             return 0.0
         pace.waiting += 1
         pace.last_wait = now
-        return (pace.waiting - pace.tokens) / pace.rate_per_s
+        ahead = 0 if waited else pace.waiting - 1  # back for its token: first in line
+        return (ahead + 1.0 - pace.tokens) / pace.rate_per_s
 
     def arrived(self, namespace: str) -> None:
-        """A fire told to wait is back (it asks ``reserve`` again next)."""
+        """A fire told to wait gives up its place (its partition was revoked)."""
         if (pace := self._paced.get(namespace)) is not None and pace.waiting > 0:
             pace.waiting -= 1
 

@@ -75,14 +75,13 @@ def test_a_zero_allowance_is_no_limit() -> None:
 
 def greedy_fires(pacer: Pacer, namespace: str, start: float, seconds: float) -> list[float]:
     """A namespace with endless demand: one waiter firing as soon as the pacer lets it."""
-    now, fired = start, []
+    now, fired, waited = start, [], False
     while now < start + seconds:
-        wait = pacer.reserve(namespace, now)
-        if wait == 0:
+        wait = pacer.reserve(namespace, now, waited=waited)
+        waited = wait > 0
+        if not waited:
             fired.append(now)
-            continue
         now += wait
-        pacer.arrived(namespace)
     return fired
 
 
@@ -110,11 +109,12 @@ def test_adaptive_pacing_recovers_to_full_within_seconds_after_the_last_429(thro
         now += gap
     assert pacer.rate("ns") is not None
     last_429 = now
+    waited = False
     while "ns" in pacer and now - last_429 < 60:  # demand continues: the rate climbs back
-        wait = pacer.reserve("ns", now)
-        if wait:
+        wait = pacer.reserve("ns", now, waited=waited)
+        waited = wait > 0
+        if waited:
             now += wait
-            pacer.arrived("ns")
         else:
             pacer.succeeded("ns", now)
     assert "ns" not in pacer and now - last_429 <= 15
@@ -126,10 +126,20 @@ def test_a_wait_is_taken_at_the_rate_in_force_when_the_fire_goes_out() -> None:
         pacer.throttled("ns", 0.0)  # down to the floor: 0.25/s
     waits = [pacer.reserve("ns", 0.0) for _ in range(10)]
     assert waits[-1] == pytest.approx(40.0)  # ten in line at 0.25/s
-    for _ in range(10):
-        pacer.arrived("ns")
     # 6 s later the rate recovered (16/s): asking again, the tenth waits far less than its original 40 s
-    assert all(pacer.reserve("ns", 6.0) < 1.0 for _ in range(10))
+    assert all(pacer.reserve("ns", 6.0, waited=True) < 1.0 for _ in range(10))
+
+
+def test_a_waiter_back_a_little_early_keeps_its_place_in_line() -> None:
+    pacer = Pacer()
+    pacer.throttled("ns", 0.0, rate_body(61, 60))
+    first = pacer.reserve("ns", 0.0)
+    behind = [pacer.reserve("ns", 0.0) for _ in range(5)]
+    assert behind[-1] == pytest.approx(6 * first)
+    again = pacer.reserve("ns", first - 1e-3, waited=True)
+    assert 0 < again < 0.01  # only the millisecond it is early, not the whole line again
+    pacer.arrived("ns")  # one behind gives up: no place is leaked
+    assert pacer.reserve("ns", first + 1e-3, waited=True) == 0.0
 
 
 def test_an_idle_namespace_is_forgotten_and_the_end_is_reported() -> None:
