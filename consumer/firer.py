@@ -137,11 +137,13 @@ class Firer:
 
     def __init__(self, settings: Settings, client: TriggerClient, producer: Producer, sealer: Sealer,
                  metrics: FirerMetrics, clock: Callable[[], float] = time.monotonic,
-                 on_refused: RefusalHook | None = None, consumer_factory: ConsumerFactory = ConsumerThread) -> None:
+                 on_refused: RefusalHook | None = None, consumer_factory: ConsumerFactory = ConsumerThread,
+                 window_left_s: Callable[[], float] | None = None) -> None:
         self.settings = settings
         self._on_refused = on_refused
         self._client, self._producer, self._metrics, self._clock = client, producer, metrics, clock
         self._consumer_factory = consumer_factory
+        self._window_left_s = window_left_s or _window_left_s  # OpenWhisk's throttle window, by the wall clock
         # Opening a token is the firer's main CPU cost, and a trigger's messages repeat its token.
         self._authorize = sealer.authorize  # it caches the opening; expiry is checked on every call
         self._policy = RetryPolicy(settings.retry_initial_backoff_s, settings.retry_max_backoff_s,
@@ -428,7 +430,7 @@ class Firer:
         now = self._clock()
         if attempt.status == 429:
             new = namespace not in self._pacer
-            self._pacer.throttled(namespace, now, attempt.error)
+            self._pacer.throttled(namespace, now, attempt.error, window_left_s=self._window_left_s())
             if new:  # the body's limit is OpenWhisk's text, no secret: it tells the user why
                 log.info("namespace throttled", extra=fields(
                     namespace=namespace, limit=attempt.error[:200],
@@ -548,3 +550,9 @@ class Firer:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _window_left_s(margin_s: float = 0.5) -> float:
+    """What is left of OpenWhisk's current throttle window (the epoch minute, by the wall clock),
+    plus a margin for the controller's clock being a little behind ours."""
+    return 60.0 - time.time() % 60.0 + margin_s

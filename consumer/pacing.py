@@ -108,7 +108,7 @@ class Pacer:
         pace.waiting += 1
         pace.last_wait = now
         ahead = 0 if waited else pace.waiting - 1  # back for its token: first in line
-        return (ahead + 1.0 - pace.tokens) / pace.rate_per_s
+        return max(0.0, pace.updated - now) + (ahead + 1.0 - pace.tokens) / pace.rate_per_s
 
     def arrived(self, namespace: str) -> None:
         """A fire told to wait gives up its place (its partition was revoked)."""
@@ -122,8 +122,11 @@ class Pacer:
 
     # --- what the firer reports after a fire ---
 
-    def throttled(self, namespace: str, now: float, body: str = "") -> None:
-        """A 429; ``body`` is its text, whose stated limit (if any) sets the pace."""
+    def throttled(self, namespace: str, now: float, body: str = "", window_left_s: float = 0.0) -> None:
+        """A 429; ``body`` is its text, whose stated limit (if any) sets the pace. ``window_left_s``:
+        how long the controller's current one-minute window still runs (OpenWhisk counts in epoch
+        minutes, refused requests too): after a per-minute 429 nothing passes before it ends, so
+        the namespace holds until then instead of collecting a 429 per try."""
         p = self.policy
         limit = parse_limit(body)
         pace = self._paced.get(namespace)
@@ -137,6 +140,7 @@ class Pacer:
         if limit is not None and limit.kind is LimitKind.PER_MINUTE:
             pace.rate_per_s = limit.allowed * p.allowance_margin / 60.0
             pace.stated = True
+            pace.updated = max(pace.updated, now + window_left_s)  # tokens accrue from the next window
         elif limit is not None and limit.kind is LimitKind.CONCURRENT:
             pace.concurrency = limit.allowed
             if not pace.stated:  # concurrency alone: the rate is not the problem
@@ -164,7 +168,7 @@ class Pacer:
             grown = min(since_429, elapsed) / self.policy.recovery_doubling_s
             pace.rate_per_s = min(pace.rate_per_s * 2.0 ** grown, self.policy.unpace_above_per_s * 2)
         pace.tokens = min(pace.burst, pace.tokens + elapsed * pace.rate_per_s)
-        pace.updated = max(pace.updated, now)
+        pace.updated = max(pace.updated, now)  # a hold (updated ahead of now) stays until it ends
 
     def _unpace_if_done(self, namespace: str, pace: _Pace, now: float | None) -> None:
         p = self.policy

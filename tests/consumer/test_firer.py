@@ -259,11 +259,11 @@ class Running:
 
 
 async def start(broker: FakeBroker, triggers: Triggers, producer: FakeProducer | None = None,
-                **changes: object) -> Running:
+                window_left_s: float = 0.0, **changes: object) -> Running:
     registry = CollectorRegistry()
     producer = producer or FakeProducer()
     firer = Firer(settings(**changes), triggers, producer, SEALER, FirerMetrics(registry),  # type: ignore[arg-type]
-                  consumer_factory=broker.factory)
+                  consumer_factory=broker.factory, window_left_s=lambda: window_left_s)
     running = Running(firer, asyncio.ensure_future(firer.run()), broker, triggers, producer, registry)
     await until(lambda: firer.ready and broker.consumers and broker.consumers[-1].polls > 0, "the firer polls")
     return running

@@ -169,3 +169,39 @@ def test_a_body_less_429_after_a_stated_allowance_keeps_the_allowance() -> None:
     pacer.throttled("ns", 1.0)
     pacer.succeeded("ns", 2.0)
     assert pacer.rate("ns") == pytest.approx(120 * 0.95 / 60)
+
+
+@settings(max_examples=60, deadline=None)
+@given(allowed=st.integers(10, 300), start=st.floats(0, 10_000))
+def test_against_openwhisk_windows_only_the_first_429_is_refused_and_the_allowance_is_reached(
+        allowed: int, start: float) -> None:
+    """A controller as OpenWhisk's: epoch-minute windows counting every check, refused ones too.
+    One greedy waiter (a trigger) fires unpaced until the first 429, then as the pacer says."""
+    pacer = Pacer()
+    counts: dict[int, int] = {}
+    now, waited, refused, accepted = start, False, 0, []
+    while now < start + 600:
+        wait = pacer.reserve("ns", now, waited=waited)
+        waited = wait > 0
+        if waited:
+            now += wait
+            continue
+        window = int(now // 60)
+        counts[window] = counts.get(window, 0) + 1
+        if counts[window] > allowed:
+            refused += 1
+            pacer.throttled("ns", now, rate_body(counts[window], allowed), window_left_s=60 - now % 60)
+        else:
+            accepted.append(now)
+            pacer.succeeded("ns", now)
+        now += 0.001
+    assert refused == 1
+    steady = [t for t in accepted if t > start + 120]
+    assert len(steady) / (steady[-1] - steady[0]) * 60 >= 0.9 * allowed
+
+
+def test_after_a_per_minute_429_the_namespace_holds_until_the_window_ends() -> None:
+    pacer = Pacer()
+    pacer.throttled("ns", 10.0, rate_body(61, 60), window_left_s=30.0)
+    assert pacer.reserve("ns", 10.0) == pytest.approx(30.0 + 60 / 57)
+    assert pacer.reserve("ns", 40.0 + 60 / 57, waited=True) == 0.0
