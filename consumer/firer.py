@@ -18,7 +18,13 @@ One asyncio loop owns all mutable state below. Guarantees, and where each is kep
   bad credential, out of scope, host not allowed) is dead-lettered with its reason, never crashes
   the loop, never stalls its partition.
 - subscriptions: on 401/403/404 the optional `on_refused` hook (consumer.subscriptions) hears of
-  it before the dead-letter write, so the router's subscription can be marked disabled.
+  it before the dead-letter write, so the router's subscription can be marked disabled;
+- fairness (issue 13): concurrent fires are shared by namespace (`consumer.fairness.FairSlots`),
+  and a throttled namespace is paced to what its 429 body states (`consumer.pacing`): its fires
+  wait for its pace outside any fire slot, so it holds few slots and the others keep firing. A
+  429's retry waits for the pace, not a backoff. Not yet shared by namespace: the in-flight window
+  (`max_in_flight`); a namespace with a backlog above it still pauses every partition (parking
+  its messages is the planned remedy).
 """
 
 from __future__ import annotations
