@@ -19,7 +19,13 @@ One asyncio loop owns all mutable state below. Guarantees, and where each is kep
   the loop, never stalls its partition.
 - subscriptions: on 401/403/404 the optional `on_refused` hook (consumer.subscriptions) hears of
   it before the dead-letter write, so the router's subscription can be marked disabled; a fire
-  answered 204 (no active rule: nothing ran) goes to `consumer.no_rule` (metric, log, status note).
+  answered 204 (no active rule: nothing ran) goes to `consumer.no_rule` (metric, log, status note);
+- fairness (issue 13): concurrent fires are shared by namespace (`consumer.fairness.FairSlots`),
+  and a throttled namespace is paced to what its 429 body states (`consumer.pacing`): its fires
+  wait for its pace outside any fire slot, so it holds few slots and the others keep firing. A
+  429's retry waits for the pace, not a backoff. Not yet shared by namespace: the in-flight window
+  (`max_in_flight`); a namespace with a backlog above it still pauses every partition (parking
+  its messages is the planned remedy).
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from kafka import TopicPartition
 
 from consumer import dead_letters
 from consumer.dead_letters import DeadLetter
+from consumer.fairness import FairSlots
 from consumer.kafka_edge import (
     CommitRejected,
     ConsumerThread,
@@ -139,18 +146,21 @@ class Firer:
     def __init__(self, settings: Settings, client: TriggerClient, producer: Producer, sealer: Sealer,
                  metrics: FirerMetrics, clock: Callable[[], float] = time.monotonic,
                  on_refused: RefusalHook | None = None, consumer_factory: ConsumerFactory = ConsumerThread,
-                 no_rule: NoRuleReporter | None = None) -> None:
+                 no_rule: NoRuleReporter | None = None,
+                 window_left_s: Callable[[], float] | None = None) -> None:
         self.settings = settings
         self._on_refused = on_refused
         self._no_rule = no_rule or NoRuleReporter(metrics.fires_without_rule)
         self._client, self._producer, self._metrics, self._clock = client, producer, metrics, clock
         self._consumer_factory = consumer_factory
+        self._window_left_s = window_left_s or _window_left_s  # OpenWhisk's throttle window, by the wall clock
         # Opening a token is the firer's main CPU cost, and a trigger's messages repeat its token.
         self._authorize = sealer.authorize  # it caches the opening; expiry is checked on every call
         self._policy = RetryPolicy(settings.retry_initial_backoff_s, settings.retry_max_backoff_s,
                                    settings.retry_max_age_s)
         self._pacer = Pacer()
-        self._fire_slots = asyncio.Semaphore(settings.max_concurrent_fires)
+        # concurrent fires shared by namespace, each capped at the concurrency OpenWhisk stated for it
+        self._fire_slots = FairSlots(settings.max_concurrent_fires, self._pacer.concurrency)
         self._offsets: dict[TopicPartition, PartitionOffsets] = {}  # one per assigned partition
         self._active: Counter[TopicPartition] = Counter()  # messages not finished, per partition
         self._supervisor = Supervisor("firer", self.stop)
@@ -237,6 +247,8 @@ class Firer:
             self._metrics.paused.set(int(paused))
         self._metrics.in_flight.set(self._in_flight)
         self._metrics.assigned.set(len(self._offsets))
+        for namespace in self._pacer.expire(self._clock()):
+            log.info("namespace no longer throttled", extra=fields(namespace=namespace))
         self._metrics.paced_namespaces.set(len(self._pacer))
 
     def _watch_membership(self, now: float) -> None:
@@ -367,10 +379,10 @@ class Firer:
             if not await self._while_fenced(job.record.tp):
                 self._finish(job.record, done=False)
                 return
-            wait = self._pacer.reserve(job.namespace, self._clock())
-            if wait > 0:
-                await asyncio.sleep(wait)
-            async with self._fire_slots:
+            if not await self._paced(job):
+                self._finish(job.record, done=False)
+                return
+            async with self._fire_slots.slot(job.namespace):
                 if not self._may_fire(job.record.tp):
                     continue  # fenced while waiting for a slot (a stopped process resumed): wait outside it
                 started = self._clock()
@@ -400,6 +412,8 @@ class Firer:
                     attempt.status, attempts, first_ms, _now_ms()), job.trigger)
                 return
             self._metrics.retries.inc()
+            if attempt.status == 429:
+                backoff = 0.0  # the namespace's pace is the wait: its next slot, at the rate OpenWhisk allows
             if not await self._sleep_unless_revoked(backoff, job.record.tp):
                 self._finish(job.record, done=False)
                 return
@@ -411,11 +425,32 @@ class Firer:
         except KafkaUnavailable as e:  # the next refused message reports it again
             log.warning("could not record the refusal", extra=fields(trigger=job.trigger, error=str(e)))
 
+    async def _paced(self, job: Job) -> bool:
+        """Wait until the job's namespace may fire by its pace; each wait is re-asked afterwards,
+        so the slot is taken at the rate in force then. False: the partition was revoked."""
+        delayed = False
+        while (wait := self._pacer.reserve(job.namespace, self._clock(), waited=delayed)) > 0:
+            if not delayed:
+                self._metrics.paced_delays.inc()
+                delayed = True
+            if not await self._sleep_unless_revoked(wait, job.record.tp):
+                self._pacer.arrived(job.namespace)
+                return False
+        return True
+
     def _pace(self, namespace: str, attempt: Attempt) -> None:
+        now = self._clock()
         if attempt.status == 429:
-            self._pacer.throttled(namespace, self._clock())
-        elif attempt.status is not None and attempt.status < 300:
-            self._pacer.succeeded(namespace)
+            new = namespace not in self._pacer
+            self._pacer.throttled(namespace, now, attempt.error, window_left_s=self._window_left_s())
+            if new:  # the body's limit is OpenWhisk's text, no secret: it tells the user why
+                log.info("namespace throttled", extra=fields(
+                    namespace=namespace, limit=attempt.error[:200],
+                    rate_per_s=self._pacer.rate(namespace), concurrency=self._pacer.concurrency(namespace)))
+        elif attempt.status is not None and attempt.status < 300 and namespace in self._pacer:
+            self._pacer.succeeded(namespace, now)
+            if namespace not in self._pacer:
+                log.info("namespace no longer throttled", extra=fields(namespace=namespace))
 
     def _may_fire(self, tp: TopicPartition) -> bool:
         assert self._consumer is not None
@@ -527,3 +562,9 @@ class Firer:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _window_left_s(margin_s: float = 0.5) -> float:
+    """What is left of OpenWhisk's current throttle window (the epoch minute, by the wall clock),
+    plus a margin for the controller's clock being a little behind ours."""
+    return 60.0 - time.time() % 60.0 + margin_s

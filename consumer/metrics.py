@@ -21,8 +21,10 @@ class FirerMetrics:
         self.assigned = Gauge("firer_assigned_partitions", "Partitions of the trigger-messages topic held",
                               registry=registry)
         self.paused = Gauge("firer_paused", "1 while partitions are paused for backpressure", registry=registry)
-        self.paced_namespaces = Gauge("firer_paced_namespaces", "Namespaces slowed down after a 429",
-                                      registry=registry)
+        self.paced_namespaces = Gauge("firer_paced_namespaces", "Namespaces throttled now: paced after a 429 "
+                                      "(at the limit its body stated, or adaptively)", registry=registry)
+        self.paced_delays = Counter("firer_fires_delayed_by_pacing", "Fires that waited for their namespace's "
+                                    "pace (a throttled namespace's allowance)", registry=registry)
         self.fire_seconds = Histogram("firer_fire_seconds", "Duration of one fire request", registry=registry,
                                       buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
         self.commits = Counter("firer_commits", "Offset commits the broker accepted", registry=registry)

@@ -259,11 +259,11 @@ class Running:
 
 
 async def start(broker: FakeBroker, triggers: Triggers, producer: FakeProducer | None = None,
-                **changes: object) -> Running:
+                window_left_s: float = 0.0, **changes: object) -> Running:
     registry = CollectorRegistry()
     producer = producer or FakeProducer()
     firer = Firer(settings(**changes), triggers, producer, SEALER, FirerMetrics(registry),  # type: ignore[arg-type]
-                  consumer_factory=broker.factory)
+                  consumer_factory=broker.factory, window_left_s=lambda: window_left_s)
     running = Running(firer, asyncio.ensure_future(firer.run()), broker, triggers, producer, registry)
     await until(lambda: firer.ready and broker.consumers and broker.consumers[-1].polls > 0, "the firer polls")
     return running
@@ -684,6 +684,90 @@ def test_a_fire_on_the_wire_at_the_revoke_is_awaited_and_committed_so_the_new_ow
         await until(lambda: running.metric("firer_assigned_partitions") == 0, "the revoke is applied")
         gates.open(wire)  # the answer comes after the revoke
         await until(lambda: broker.committed.get(tp(0)) == 2, "the revoked partition committed past a")
+        await running.stop()
+
+    asyncio.run(scenario())
+
+
+# --- fairness: a throttled namespace is paced to what OpenWhisk says, others keep flowing -------
+
+ALICE = SEALER.seal(API_KEY, ["/alice/*"])
+BOB = SEALER.seal(API_KEY, ["/bob/*"])
+
+
+def rate_429(allowed: int) -> Attempt:
+    return Attempt(429, f'{{"error":"Too many requests in the last minute (count: {allowed + 1}, '
+                        f'allowed: {allowed}).","code":"t"}}')
+
+
+def test_a_throttled_namespace_fires_at_its_stated_allowance_in_order_while_another_flows() -> None:
+    async def scenario() -> None:
+        broker = FakeBroker(partitions=2)
+        for n in range(30):  # a trigger's messages share a partition (keyed by trigger)
+            broker.message(n % 3 % 2, f"/alice/t{n % 3}", n, credential=ALICE)
+        for n in range(100, 110):
+            broker.message(n % 2, f"/bob/t{n % 2}", n, credential=BOB)
+        alice_ok: list[float] = []
+        throttled = False
+
+        async def respond(fire: Fire) -> Attempt:
+            nonlocal throttled
+            if fire.trigger.startswith("/alice/"):
+                if not throttled:  # the controller says the limit once: 600/min
+                    throttled = True
+                    return rate_429(600)
+                alice_ok.append(time.monotonic())
+            return Attempt(200)
+
+        running = await start(broker, Triggers(respond))
+        await until(lambda: len([f for f in running.triggers.fired if f.n >= 100]) == 10, "bob fired")
+        bob_done = time.monotonic()
+        await until(lambda: broker.committed == {tp(0): 25, tp(1): 15}, "everything committed")
+        fired = running.triggers.fired
+        assert bob_done < alice_ok[-1]  # bob did not wait behind alice's paced backlog
+        for trigger in {f.trigger for f in fired}:
+            ns = [f.n for f in fired if f.trigger == trigger]
+            assert ns == sorted(ns) and len(ns) == len(set(ns))  # in order, once each
+        rate = (len(alice_ok) - 1) / (alice_ok[-1] - alice_ok[0])
+        assert 0.8 * 9.5 <= rate <= 1.1 * 10  # 600/min paced a little under it
+        assert len([f for f in running.triggers.calls if f.trigger.startswith("/alice/")]) == 31  # one 429 only
+        assert running.metric("firer_fires_delayed_by_pacing_total") > 0
+        assert running.metric("firer_paced_namespaces") == 1
+        await running.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_stated_concurrency_caps_the_namespace_and_a_slow_namespace_holds_at_most_its_share() -> None:
+    async def scenario() -> None:
+        broker = FakeBroker(partitions=1)
+        for n in range(12):
+            broker.message(0, f"/alice/t{n}", n, credential=ALICE)  # 12 triggers: 12 parallel fires wanted
+        for n in range(100, 104):
+            broker.message(0, f"/bob/t{n}", n, credential=BOB)
+        alice_now = alice_max = 0
+        told = False
+        release = asyncio.Event()
+
+        async def respond(fire: Fire) -> Attempt:
+            nonlocal alice_now, alice_max, told
+            if not fire.trigger.startswith("/alice/"):
+                return Attempt(200)
+            if not told:
+                told = True
+                return Attempt(429, '{"error":"Too many concurrent requests in flight (count: 3, allowed: 2)."}')
+            alice_now += 1
+            alice_max = max(alice_max, alice_now)
+            await release.wait()  # alice is slow
+            alice_now -= 1
+            return Attempt(200)
+
+        running = await start(broker, Triggers(respond), max_concurrent_fires=4)
+        await until(lambda: len([f for f in running.triggers.fired if f.n >= 100]) == 4, "bob fired past alice")
+        assert alice_max <= 2
+        release.set()
+        await until(lambda: broker.committed == {tp(0): 16}, "everything committed")
+        assert alice_max <= 2
         await running.stop()
 
     asyncio.run(scenario())

@@ -1,8 +1,15 @@
-"""Per-namespace pacing: a throttled namespace slows down, others are untouched, recovery unpaces."""
+"""Per-namespace pacing: a throttled namespace slows down to what OpenWhisk allows it, others are
+untouched, recovery unpaces within seconds. An injected clock: hypothesis explores limits and timings."""
 
 from __future__ import annotations
 
-from consumer.pacing import Pacer, PacingPolicy
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from consumer.pacing import Limit, LimitKind, Pacer, PacingPolicy, parse_limit
 
 
 def test_unthrottled_namespaces_never_wait_and_hold_no_state() -> None:
@@ -35,3 +42,166 @@ def test_successes_speed_up_until_unpaced() -> None:
     assert pacer.rate("ns") == 80
     pacer.succeeded("ns")
     assert pacer.rate("ns") is None and len(pacer) == 0
+
+
+# --- what OpenWhisk says: the 429 bodies (docs/openwhisk-api.md §9.3) --------------------------
+
+
+
+def rate_body(count: int, allowed: int) -> str:
+    return json.dumps({"error": f"Too many requests in the last minute (count: {count}, allowed: {allowed}).",
+                       "code": "tid"})
+
+
+def concurrency_body(count: int, allowed: int) -> str:
+    return json.dumps({"error": f"Too many concurrent requests in flight (count: {count}, allowed: {allowed}).",
+                       "code": "tid"})
+
+
+@given(st.integers(0, 10**6), st.integers(1, 10**6))
+def test_both_bodies_are_parsed(count: int, allowed: int) -> None:
+    assert parse_limit(rate_body(count, allowed)) == Limit(LimitKind.PER_MINUTE, allowed)
+    assert parse_limit(concurrency_body(count, allowed)) == Limit(LimitKind.CONCURRENT, allowed)
+
+
+@given(st.text(max_size=200))
+def test_other_bodies_state_no_limit(body: str) -> None:
+    assert parse_limit(body) is None or "Too many" in body
+
+
+def test_a_zero_allowance_is_no_limit() -> None:
+    assert parse_limit(rate_body(5, 0)) is None
+
+
+def greedy_fires(pacer: Pacer, namespace: str, start: float, seconds: float) -> list[float]:
+    """A namespace with endless demand: one waiter firing as soon as the pacer lets it."""
+    now, fired, waited = start, [], False
+    while now < start + seconds:
+        wait = pacer.reserve(namespace, now, waited=waited)
+        waited = wait > 0
+        if not waited:
+            fired.append(now)
+        now += wait
+    return fired
+
+
+@settings(max_examples=60, deadline=None)
+@given(allowed=st.integers(10, 600), start=st.floats(0, 10_000), window_offset=st.floats(0, 60))
+def test_a_stated_allowance_is_never_exceeded_in_any_fixed_minute_and_nearly_reached(
+        allowed: int, start: float, window_offset: float) -> None:
+    pacer = Pacer()
+    pacer.throttled("ns", start, rate_body(allowed + 1, allowed))
+    fired = greedy_fires(pacer, "ns", start, 600)
+    per_window: dict[int, int] = {}
+    for t in fired:
+        per_window[int((t + window_offset) // 60)] = per_window.get(int((t + window_offset) // 60), 0) + 1
+    assert max(per_window.values()) <= allowed
+    assert len(fired) / 600 * 60 >= 0.9 * allowed
+
+
+@settings(max_examples=60, deadline=None)
+@given(throttles=st.integers(1, 60), gap=st.floats(0, 1))
+def test_adaptive_pacing_recovers_to_full_within_seconds_after_the_last_429(throttles: int, gap: float) -> None:
+    pacer = Pacer()
+    now = 0.0
+    for _ in range(throttles):
+        pacer.throttled("ns", now)
+        now += gap
+    assert pacer.rate("ns") is not None
+    last_429 = now
+    waited = False
+    while "ns" in pacer and now - last_429 < 60:  # demand continues: the rate climbs back
+        wait = pacer.reserve("ns", now, waited=waited)
+        waited = wait > 0
+        if waited:
+            now += wait
+        else:
+            pacer.succeeded("ns", now)
+    assert "ns" not in pacer and now - last_429 <= 15
+
+
+def test_a_wait_is_taken_at_the_rate_in_force_when_the_fire_goes_out() -> None:
+    pacer = Pacer()
+    for _ in range(20):
+        pacer.throttled("ns", 0.0)  # down to the floor: 0.25/s
+    waits = [pacer.reserve("ns", 0.0) for _ in range(10)]
+    assert waits[-1] == pytest.approx(40.0)  # ten in line at 0.25/s
+    # 6 s later the rate recovered (16/s): asking again, the tenth waits far less than its original 40 s
+    assert all(pacer.reserve("ns", 6.0, waited=True) < 1.0 for _ in range(10))
+
+
+def test_a_waiter_back_a_little_early_keeps_its_place_in_line() -> None:
+    pacer = Pacer()
+    pacer.throttled("ns", 0.0, rate_body(61, 60))
+    first = pacer.reserve("ns", 0.0)
+    behind = [pacer.reserve("ns", 0.0) for _ in range(5)]
+    assert behind[-1] == pytest.approx(6 * first)
+    again = pacer.reserve("ns", first - 1e-3, waited=True)
+    assert 0 < again < 0.01  # only the millisecond it is early, not the whole line again
+    pacer.arrived("ns")  # one behind gives up: no place is leaked
+    assert pacer.reserve("ns", first + 1e-3, waited=True) == 0.0
+
+
+def test_an_idle_namespace_is_forgotten_and_the_end_is_reported() -> None:
+    pacer = Pacer(PacingPolicy(forget_after_s=120))
+    pacer.throttled("ns", 0.0, rate_body(61, 60))
+    assert pacer.expire(100.0) == [] and "ns" in pacer
+    assert pacer.expire(121.0) == ["ns"] and len(pacer) == 0
+
+
+def test_a_namespace_firing_at_its_allowance_stays_paced() -> None:
+    pacer = Pacer(PacingPolicy(forget_after_s=120))
+    pacer.throttled("ns", 0.0, rate_body(61, 60))
+    greedy_fires(pacer, "ns", 0.0, 300)
+    assert pacer.expire(300.0) == [] and pacer.rate("ns") == pytest.approx(60 * 0.95 / 60)
+
+
+def test_a_concurrency_body_caps_concurrency_and_others_are_untouched() -> None:
+    pacer = Pacer()
+    pacer.throttled("ns", 0.0, concurrency_body(31, 30))
+    assert pacer.concurrency("ns") == 30 and pacer.concurrency("other") is None
+    assert pacer.reserve("other", 0.0) == 0.0
+
+
+def test_a_body_less_429_after_a_stated_allowance_keeps_the_allowance() -> None:
+    pacer = Pacer()
+    pacer.throttled("ns", 0.0, rate_body(121, 120))
+    pacer.throttled("ns", 1.0)
+    pacer.succeeded("ns", 2.0)
+    assert pacer.rate("ns") == pytest.approx(120 * 0.95 / 60)
+
+
+@settings(max_examples=60, deadline=None)
+@given(allowed=st.integers(10, 300), start=st.floats(0, 10_000))
+def test_against_openwhisk_windows_only_the_first_429_is_refused_and_the_allowance_is_reached(
+        allowed: int, start: float) -> None:
+    """A controller as OpenWhisk's: epoch-minute windows counting every check, refused ones too.
+    One greedy waiter (a trigger) fires unpaced until the first 429, then as the pacer says."""
+    pacer = Pacer()
+    counts: dict[int, int] = {}
+    now, waited, refused, accepted = start, False, 0, []
+    while now < start + 600:
+        wait = pacer.reserve("ns", now, waited=waited)
+        waited = wait > 0
+        if waited:
+            now += wait
+            continue
+        window = int(now // 60)
+        counts[window] = counts.get(window, 0) + 1
+        if counts[window] > allowed:
+            refused += 1
+            pacer.throttled("ns", now, rate_body(counts[window], allowed), window_left_s=60 - now % 60)
+        else:
+            accepted.append(now)
+            pacer.succeeded("ns", now)
+        now += 0.001
+    assert refused == 1
+    steady = [t for t in accepted if t > start + 120]
+    assert len(steady) / (steady[-1] - steady[0]) * 60 >= 0.9 * allowed
+
+
+def test_after_a_per_minute_429_the_namespace_holds_until_the_window_ends() -> None:
+    pacer = Pacer()
+    pacer.throttled("ns", 10.0, rate_body(61, 60), window_left_s=30.0)
+    assert pacer.reserve("ns", 10.0) == pytest.approx(30.0 + 60 / 57)
+    assert pacer.reserve("ns", 40.0 + 60 / 57, waited=True) == 0.0

@@ -1,0 +1,113 @@
+"""Concurrent fires shared by namespace (DESIGN.md section 5, *Fairness*).
+
+The firer's HTTP requests to OpenWhisk are bounded (``max_concurrent_fires``). One global
+semaphore let a namespace with many triggers, or slow ones, take every slot while others
+waited. ``FairSlots`` allots them per namespace instead:
+
+- fair share = capacity / active namespaces (those holding or waiting for a slot), at least 1;
+- a namespace may borrow beyond its share while no other namespace waits, and gives the slots
+  back as soon as one does: a freed slot goes to a waiting namespace under its share before a
+  namespace over it (no preemption: a fire already sent finishes);
+- a namespace never holds more than the concurrency OpenWhisk stated for it (``limit``);
+- waiting namespaces are served round-robin, and each namespace's waiters first come first served.
+
+Only namespaces holding or waiting for a slot hold state. Runs on the firer's one loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Callable
+
+
+class FairSlots:
+    def __init__(self, capacity: int, limit: Callable[[str], int | None] = lambda _: None) -> None:
+        self.capacity = capacity
+        self._limit = limit
+        self._used: Counter[str] = Counter()
+        self._total = 0
+        self._waiters: dict[str, deque[asyncio.Future[None]]] = {}  # insertion order: round-robin
+
+    @contextlib.asynccontextmanager
+    async def slot(self, namespace: str) -> AsyncIterator[None]:
+        """Hold one of the namespace's slots for the duration of the block."""
+        await self.acquire(namespace)
+        try:
+            yield
+        finally:
+            self.release(namespace)
+
+    async def acquire(self, namespace: str) -> None:
+        if namespace not in self._waiters and self._may(namespace):
+            self._take(namespace)
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(namespace, deque()).append(future)
+        self._wake()
+        try:
+            await future  # resolved by _wake, which took the slot for us
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self.release(namespace)  # granted as we were cancelled: give it back
+            else:
+                self._drop_waiter(namespace, future)
+            raise
+
+    def release(self, namespace: str) -> None:
+        self._used[namespace] -= 1
+        if self._used[namespace] <= 0:
+            del self._used[namespace]
+        self._total -= 1
+        self._wake()
+
+    def share(self) -> int:
+        """The fair share of each active namespace now."""
+        active = len(self._used.keys() | self._waiters.keys())
+        return max(1, self.capacity // max(1, active))
+
+    def held(self, namespace: str) -> int:
+        return self._used.get(namespace, 0)
+
+    def _may(self, namespace: str) -> bool:
+        if self._total >= self.capacity:
+            return False
+        limit = self._limit(namespace)
+        if limit is not None and self._used[namespace] >= limit:
+            return False
+        others_waiting = len(self._waiters) > (1 if namespace in self._waiters else 0)
+        return self._used[namespace] < self.share() or not others_waiting
+
+    def _take(self, namespace: str) -> None:
+        self._used[namespace] += 1
+        self._total += 1
+
+    def _wake(self) -> None:
+        """Grant free slots to waiters, one per namespace per round, while any may take one."""
+        progress = True
+        while progress and self._waiters and self._total < self.capacity:
+            progress = False
+            for namespace in list(self._waiters):
+                queue = self._waiters[namespace]
+                while queue and queue[0].done():  # cancelled while waiting
+                    queue.popleft()
+                if queue and self._may(namespace):
+                    self._take(namespace)
+                    queue.popleft().set_result(None)
+                    progress = True
+                    del self._waiters[namespace]
+                    if queue:
+                        self._waiters[namespace] = queue  # to the end of the round
+                elif not queue:
+                    del self._waiters[namespace]
+
+    def _drop_waiter(self, namespace: str, future: asyncio.Future[None]) -> None:
+        queue = self._waiters.get(namespace)
+        if queue is None:
+            return
+        with contextlib.suppress(ValueError):
+            queue.remove(future)
+        if not queue:
+            del self._waiters[namespace]
+        self._wake()
