@@ -46,9 +46,14 @@ class HttpTriggerClient:
         """POST the payload (a JSON object, already serialized) to the trigger with the owner's key."""
         assert self._session is not None, "use HttpTriggerClient as an async context manager"
         try:
+            # never follow a redirect: the next host is not on the allow-list, and a 307/308 would
+            # re-send the owner's key and payload there (DESIGN.md section 5: a 3xx is permanent)
             async with self._session.post(trigger_url(apihost, namespace, name), data=payload,
-                                          headers=_headers(api_key)) as response:
+                                          headers=_headers(api_key), allow_redirects=False) as response:
                 body = await response.read()
+                if 300 <= response.status < 400:
+                    where = response.headers.get("Location", "")
+                    return Attempt(response.status, f"redirect to {where[:300]!r} not followed")
                 return Attempt(response.status, _error_text(response.status, body))
         except TimeoutError:
             return Attempt(None, "timeout")
