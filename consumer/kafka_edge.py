@@ -277,9 +277,15 @@ def membership_of(consumer: KafkaConsumer | None) -> Membership:
     if state is MemberState.UNJOINED or coordinator._generation.is_lost():
         return Membership(False, reachable, state is MemberState.REBALANCING)
     heartbeat = coordinator.heartbeat
-    heard_s = time.monotonic() - max(heartbeat.last_receive, heartbeat.last_reset)
     if state is MemberState.REBALANCING:  # heartbeats pause during a join; the broker waits for it
+        heard_s = time.monotonic() - max(heartbeat.last_receive, heartbeat.last_reset)
         return Membership(heard_s < heartbeat.config["max_poll_interval_ms"] / 1000, reachable, True)
+    # Only an answered heartbeat renews the lease: kafka-python also resets its timers when it
+    # (re)discovers the coordinator, which a stopped process does right after it resumes (its
+    # requests timed out meanwhile), before its first heartbeat learns it was expired (seen: a
+    # SIGSTOPped firer fired again after SIGCONT). After a join, the first answer comes within a
+    # heartbeat interval.
+    heard_s = time.monotonic() - heartbeat.last_receive
     return Membership(heard_s < LEASE_SHARE * heartbeat.config["session_timeout_ms"] / 1000, reachable, False)
 
 
