@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -35,7 +34,7 @@ from cryptography.fernet import Fernet
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from bench.firer_bench import wait_until
+from bench.firer_bench import ConsumerProcess, wait_until
 from local_stack import kafka as kafka_stack
 from local_stack.kafka import free_port
 from messaging_lib import envelope
@@ -87,7 +86,9 @@ class Bench:
         return [r for r in records if isinstance(r.get("payload"), dict) and r["payload"].get("run") == run]
 
 
-class Firer:
+class Firer(ConsumerProcess):
+    """The benchmarks' consumer process, started from the checkout under test (``--code``)."""
+
     def __init__(self, b: Bench, topic: str) -> None:
         self.port = free_port()
         env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": b.bootstrap, "OPENWHISK_APIHOST": b.apihost,
@@ -98,19 +99,6 @@ class Firer:
             self.proc = subprocess.Popen([sys.executable, "-m", "consumer"], cwd=b.code, stdout=log,
                                          stderr=subprocess.STDOUT, env=env)
         wait_until(lambda: self.metric("firer_assigned_partitions") > 0, "the firer's partitions")
-
-    def metric(self, name: str) -> float:
-        text = requests.get(f"http://127.0.0.1:{self.port}/metrics", timeout=5).text
-        return sum(float(line.split()[-1]) for line in text.splitlines()
-                   if line.startswith(name) and not line.startswith("#"))
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 class Load(threading.Thread):
