@@ -6,11 +6,13 @@ import string
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from messaging_lib import envelope as envelope_module
 from messaging_lib.envelope import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     ENTITY_NAME_RE,
@@ -776,3 +778,147 @@ def test_dead_letter_headers() -> None:
         source_offset=0,
     )
     assert DL_STATUS not in dict(bad) and dict(bad)[DL_ATTEMPTS] == b"0"
+
+
+# --- the fast path parses exactly as the checked path -------------------------------------------
+
+
+ascii_texts = st.text(string.printable, min_size=1, max_size=30)
+# The fast path takes ASCII attributes (what producers write): these reach it, `envelopes` rarely do.
+plain_envelopes = st.builds(
+    Envelope,
+    id=ascii_texts,
+    source=ascii_texts,
+    trigger=fqns.filter(str.isascii),
+    credential=ascii_texts,
+    apihost=st.none() | ascii_texts,
+    time=st.none() | rfc3339_times(),
+    data=json_objects,
+)
+some_envelopes = plain_envelopes | envelopes
+
+
+def outcome(call: Callable[[], Envelope]) -> tuple[str, object]:
+    """What a parser gives: the envelope with its payload, or the refusal's reason and detail."""
+    try:
+        parsed = call()
+    except BadMessage as exc:
+        return "refused", (exc.reason, exc.detail)
+    return "parsed", (parsed, parsed.payload)
+
+
+def both_paths(call: Callable[[], Envelope]) -> None:
+    """The parser gives the same outcome with its fast path as with the checked path alone."""
+    fast = outcome(call)
+    with patch.object(envelope_module, "_fast_envelope", lambda *args: None):
+        checked = outcome(call)
+    assert fast == checked
+
+
+def _is_rfc3339_before(text: str) -> bool:
+    """is_rfc3339 as it was before the fast path (the reference for the equivalence test)."""
+    match = envelope_module._RFC3339_RE.fullmatch(text) if isinstance(text, str) else None
+    if match is None:
+        return False
+    year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])
+    offset_hour, offset_minute = match.group(7), match.group(8)
+    if second > 60 or (offset_hour is not None and (int(offset_hour) > 23 or int(offset_minute) > 59)):
+        return False
+    try:
+        datetime(year, month, day, hour, minute, min(second, 59))
+    except ValueError:
+        return False
+    return True
+
+
+time_like = st.from_regex(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,3})?([Zz]|[+-][0-9]{2}:[0-9]{2})",
+    fullmatch=True)
+
+
+@FUZZ
+@given(time_like | rfc3339_times() | st.text(max_size=30))
+@example("0000-01-01T00:00:00Z")
+@example("2024-02-29T23:59:60Z")
+@example("2023-02-29T00:00:00Z")
+@example("2026-01-01T24:00:00Z")
+@example("2026-01-01T00:60:00Z")
+@example("2026-01-01T00:00:61Z")
+@example("2026-01-01T00:00:00+24:00")
+def test_is_rfc3339_accepts_what_it_accepted_before(text: str) -> None:
+    assert is_rfc3339(text) == _is_rfc3339_before(text)
+
+
+@FUZZ
+@given(
+    some_envelopes,
+    st.dictionaries(
+        st.sampled_from([*REQUIRED, "owapihost", "time", "data", "datacontenttype", "data_base64"]),
+        attribute_values | time_like | st.sampled_from(["application/json", "text/json; charset=utf-8", "Z"]),
+        max_size=2,
+    ),
+    st.sampled_from([DEFAULT_MAX_PAYLOAD_BYTES, 10, 40]),
+)
+def test_structured_records_parse_the_same_on_both_paths(envelope: Envelope, changes: dict[str, Any],
+                                                          limit: int) -> None:
+    value = encode(event_of(envelope) | changes)
+    both_paths(lambda: parse_record(structured_headers(), value, max_payload_bytes=limit))
+    both_paths(lambda: parse_structured(value, max_payload_bytes=limit))
+    both_paths(lambda: parse_record(None, value, max_payload_bytes=limit))
+    both_paths(lambda: parse_record(structured_headers(), to_structured(envelope), max_payload_bytes=limit))
+
+
+@FUZZ
+@given(some_envelopes, st.lists(st.tuples(header_names, header_values), max_size=3), st.integers(0, 8),
+       st.none() | st.binary(max_size=20) | json_values.map(encode), st.sampled_from([DEFAULT_MAX_PAYLOAD_BYTES, 10]))
+def test_binary_records_parse_the_same_on_both_paths(envelope: Envelope, noise: list[Any], at: int,
+                                                      value: bytes | None, limit: int) -> None:
+    headers, data = to_binary(envelope)
+    both_paths(lambda: parse_record(headers, data, max_payload_bytes=limit))
+    both_paths(lambda: parse_record(headers[:at] + noise + headers[at:], data, max_payload_bytes=limit))
+    both_paths(lambda: parse_record(headers, value, max_payload_bytes=limit))
+
+
+@FUZZ
+@given(st.binary(max_size=200) | json_values.map(encode))
+def test_arbitrary_values_parse_the_same_on_both_paths(value: bytes) -> None:
+    both_paths(lambda: parse_record(structured_headers(), value))
+    headers, _ = binary_example()
+    both_paths(lambda: parse_record(headers, value))
+
+
+def test_the_fast_path_takes_what_produce_and_the_router_write() -> None:
+    """Valid records of both modes are built by the fast path (else it would cost, not save)."""
+    built = example_envelope(apihost="https://ow.example")
+    calls: list[object] = []
+    real = envelope_module._fast_envelope
+
+    def spy(*args: Any) -> Envelope | None:
+        result = real(*args)
+        calls.append(result)
+        return result
+    with patch.object(envelope_module, "_fast_envelope", spy):
+        assert parse_record(structured_headers(), to_structured(built)) == built
+        assert parse_record(*to_binary(built)) == built
+    assert calls == [built, built]
+
+
+@FAST
+@given(some_envelopes, st.integers(-1, 1))
+def test_the_size_limit_is_the_same_on_both_paths(envelope: Envelope, off_by: int) -> None:
+    limit = len(envelope.payload) + off_by
+    both_paths(lambda: parse_record(structured_headers(), to_structured(envelope), max_payload_bytes=limit))
+    both_paths(lambda: parse_record(*to_binary(envelope), max_payload_bytes=limit))
+
+
+@FUZZ
+@given(some_envelopes, st.sampled_from([*STRING_ATTRIBUTES, "specversion", "datacontenttype", "data_base64", "data"]),
+       attribute_values | time_like | st.sampled_from(["application/json", "text/json", "/guest/*", "/a/b/c"]))
+def test_one_changed_attribute_parses_the_same_on_both_paths(envelope: Envelope, name: str, value: object) -> None:
+    structured = encode(event_of(envelope) | {name: value})
+    both_paths(lambda: parse_record(structured_headers(), structured))
+    if isinstance(value, str) and name != "data":
+        headers, data = to_binary(envelope)
+        header = "content-type" if name == "datacontenttype" else f"ce_{name}"
+        changed = [(key, raw) for key, raw in headers if key != header] + [(header, value.encode("utf-8", "replace"))]
+        both_paths(lambda: parse_record(changed, data))
