@@ -4,6 +4,9 @@ Builds the settings once, wires the edges (Kafka, OpenWhisk HTTP, metrics) to th
 ROLES (firer, router, or both in one process), serves health and metrics (/readyz reports each
 role), and turns SIGTERM/SIGINT into a drain-and-commit shutdown of every role. If one role
 fails, the others are stopped too, so the process exits and is restarted whole.
+
+With ``WORKERS=N`` (N > 1) this process only supervises N such processes, so one container uses N
+cores (consumer/workers.py).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from contextlib import AsyncExitStack
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from consumer import health, logs, table_api
+from consumer import health, logs, table_api, workers
 from consumer.firer import Firer
 from consumer.kafka_edge import KafkaLog, Producer
 from consumer.metrics import FirerMetrics, RouterMetrics
@@ -94,11 +97,16 @@ async def _until_done(role: Awaitable[None], stop_all: Callable[[], None]) -> No
 
 def main(argv: list[str] | None = None) -> int:
     try:
+        count, argv = workers.workers_option(sys.argv[1:] if argv is None else argv, os.environ)
         settings = load(argv, os.environ)
     except ConfigError as e:
         print(f"consumer: configuration error: {e}", file=sys.stderr)
         return 2
     logs.setup(settings.log_level)
+    if count > 1:
+        log.info("starting workers", extra=logs.fields(workers=count))
+        return workers.Supervisor(workers.worker_commands(argv, os.environ, count, settings.http_port),
+                                  settings.shutdown_timeout_s).run()
     log.info("starting", extra=logs.fields(settings=repr(settings)))
     asyncio.run(run(settings))
     return 0
