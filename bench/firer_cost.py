@@ -1,6 +1,6 @@
 """Benchmark: what the firer costs next to a bare aiohttp client doing the same requests, in one run.
 
-    .venv/bin/python -m bench.firer_cost [--quick] [--repeats N]
+    .venv/bin/python -m bench.firer_cost [--quick] [--repeats N] [--workers N]
 
 Starts its own Kafka broker and emulator on 127.0.0.1 (bench/firer_bench.py's stack), creates 1,000
 triggers and, for controller latency 0 ms and 20 ms (the emulator's fault injection), measures
@@ -13,7 +13,10 @@ against that same emulator:
 - a bare aiohttp client in its own process, POSTing the same requests (URL, headers, body) with the
   same connector limits as the firer's settings, straight at the emulator without Kafka: fires/s
   (the controller's limit, measured the same way) and CPU seconds per 10,000 POSTs;
-- the emulator's own CPU per request during each, to show whether it was the bottleneck.
+- the emulator's own CPU per request during each, to show whether it was the bottleneck;
+- with ``--workers N`` (N > 1), also the firer with ``WORKERS=N`` (N processes in one container,
+  consumer/workers.py), one shared token: fires/s, its scaling over one process, and CPU per
+  10,000 fires of the supervisor and all its workers together.
 
 CPU per unit of work is the figure to compare across machines: absolute fires/s follow the machine
 and its load (printed with the table). Every side runs alone, one after the other, in each repeat.
@@ -36,9 +39,24 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import aiohttp
+import requests
 
-from bench.firer_bench import GUEST, REPO_ROOT, Stack, cpu_seconds, create_triggers, drain, message_data, stack
+from bench.firer_bench import (
+    GUEST,
+    PARTITIONS,
+    REPO_ROOT,
+    ConsumerProcess,
+    Stack,
+    cpu_seconds,
+    create_triggers,
+    drain,
+    message_data,
+    produce,
+    stack,
+    wait_until,
+)
 from consumer.settings import Settings
+from deploy.ports import free_port, port_is_free
 from messaging_lib.envelope import encode_data
 from messaging_lib.topics import trigger_url
 
@@ -79,6 +97,7 @@ class Repeat:
     per_message: Side
     bare: Side
     load: tuple[float, float]
+    workers: Side | None = None  # the firer with WORKERS=N, when asked for
 
 
 @dataclass(frozen=True)
@@ -196,11 +215,81 @@ def firer_side(s: Stack, names: list[str], count: int, token_per_message: bool) 
     return Side(d.fired, d.seconds, d.firer_cpu_s, d.emulator_cpu_s)
 
 
+class Workers(ConsumerProcess):
+    """`python -m consumer` with WORKERS=n: worker i serves its metrics on port + i, so the ports
+    are chosen here (ConsumerProcess picks one free port)."""
+
+    def __init__(self, s: Stack, topic: str, workers: int) -> None:
+        self.port = consecutive_free_ports(workers)
+        self.ports = [self.port + i for i in range(workers)]
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "consumer"], cwd=REPO_ROOT, stderr=subprocess.STDOUT,
+            stdout=open(s.work / f"firer-{topic}.log", "wb"),  # noqa: SIM115
+            env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": s.bootstrap, "OPENWHISK_APIHOST": s.apihost,
+                 "SEALING_KEYS": s.sealing_key, "TRIGGER_MESSAGES_TOPIC": topic, "FIRER_GROUP": f"g-{topic}",
+                 "DEAD_LETTER_TOPIC": f"{topic}-dl", "LOG_LEVEL": "INFO", "WORKERS": str(workers),
+                 "HTTP_PORT": str(self.port), "HTTP_HOST": "127.0.0.1"})
+        try:  # every worker holds partitions, and all of them are held: no rebalance in the window
+            wait_until(lambda: self._all_assigned(), "every worker's partitions")
+        except BaseException:
+            self.stop()
+            raise
+
+    def _all_assigned(self) -> bool:
+        held = [self._metric(port, "firer_assigned_partitions") for port in self.ports]
+        return min(held) > 0 and sum(held) == PARTITIONS
+
+    def _metric(self, port: int, name: str) -> float:
+        text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        return sum(float(line.split()[-1]) for line in text.splitlines()
+                   if line.startswith(name) and not line.startswith("#"))
+
+    def fired(self) -> float:
+        return sum(self._metric(port, "firer_messages_fired_total") for port in self.ports)
+
+    def cpu_seconds(self) -> float:
+        """The supervisor's CPU and its workers' (its children, /proc/<pid>/task/<pid>/children)."""
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+        return cpu_seconds(self.proc.pid) + sum(cpu_seconds(pid) for pid in children)
+
+
+def consecutive_free_ports(count: int) -> int:
+    """A port p such that p .. p+count-1 are free now (the workers' health ports)."""
+    for _ in range(100):
+        first = free_port()
+        if all(port_is_free(first + i) for i in range(1, count)):
+            return first
+    raise RuntimeError(f"no {count} consecutive free ports")
+
+
+def workers_side(s: Stack, names: list[str], count: int, workers: int, window_s: float = 120,
+                 poll_s: float = 0.05) -> Side:
+    """The firer with WORKERS=workers draining a backlog, measured as `firer_bench.drain` does."""
+    topic = s.topic()
+    produce(s, topic, names, count)
+    firer = Workers(s, topic, workers)
+    try:
+        wait_until(lambda: firer.fired() > 0, "the first fire")
+        started, first = time.monotonic(), firer.fired()
+        firer_cpu, emulator_cpu = firer.cpu_seconds(), cpu_seconds(s.emulator_pid)
+        done = first
+        while done < count and time.monotonic() - started < window_s:
+            time.sleep(poll_s)
+            done = firer.fired()
+        seconds = time.monotonic() - started
+        cpu, emulator = firer.cpu_seconds() - firer_cpu, cpu_seconds(s.emulator_pid) - emulator_cpu
+    finally:
+        firer.stop()
+    if done < count:
+        raise RuntimeError(f"the firer with {workers} workers fired {done:.0f} of {count} in its window")
+    return Side(done - first, seconds, cpu, emulator)
+
+
 def load_average() -> float:
     return float(Path("/proc/loadavg").read_text().split()[0])
 
 
-def measure(s: Stack, names: list[str], count: int, limits: ClientLimits) -> Repeat:
+def measure(s: Stack, names: list[str], count: int, limits: ClientLimits, workers: int) -> Repeat:
     before = load_average()
     print("  firer, one shared token ...", file=sys.stderr)
     shared = firer_side(s, names, count, token_per_message=False)
@@ -208,7 +297,11 @@ def measure(s: Stack, names: list[str], count: int, limits: ClientLimits) -> Rep
     bare = bare_side(s, names, count, limits)
     print("  firer, a token per message ...", file=sys.stderr)
     per_message = firer_side(s, names, count, token_per_message=True)
-    return Repeat(shared, per_message, bare, (before, load_average()))
+    scaled = None
+    if workers > 1:
+        print(f"  firer, WORKERS={workers}, one shared token ...", file=sys.stderr)
+        scaled = workers_side(s, names, count, workers)
+    return Repeat(shared, per_message, bare, (before, load_average()), scaled)
 
 
 def shown(values: Sequence[float], spec: str) -> str:
@@ -239,12 +332,27 @@ ROWS: list[tuple[str, tuple[Value, ...], str]] = [
 ]
 
 
-def table(results: dict[int, list[Repeat]]) -> str:
+def worker_rows(workers: int) -> list[tuple[str, tuple[Value, ...], str]]:
+    def side(r: Repeat) -> Side:
+        assert r.workers is not None
+        return r.workers
+    return [
+        (f"fires/s: firer, WORKERS={workers}, shared token", (lambda r: side(r).rate,), ",.0f"),
+        (f"**WORKERS={workers} ÷ one process**: fires/s", (lambda r: side(r).rate / r.shared.rate,), ".2f"),
+        (f"WORKERS={workers} fires/s ÷ bare client's", (lambda r: side(r).rate / r.bare.rate,), ".2f"),
+        (f"CPU s per 10,000: firer, WORKERS={workers} (supervisor and workers)", (lambda r: side(r).cpu_per_10k,),
+         ".2f"),
+        (f"emulator CPU µs per request during WORKERS={workers}", (lambda r: side(r).emulator_us_per_request,),
+         ".0f"),
+    ]
+
+
+def table(results: dict[int, list[Repeat]], workers: int = 1) -> str:
     """Markdown, a column per latency; a row of several values shows them as 'a / b'."""
     latencies = list(results)
     lines = ["| measure | " + " | ".join(f"{ms} ms controller latency" for ms in latencies) + " |",
              "|---|" + "---|" * len(latencies)]
-    for label, values, spec in ROWS:
+    for label, values, spec in ROWS + (worker_rows(workers) if workers > 1 else []):
         cells = [" / ".join(shown([value(r) for r in results[ms]], spec) for value in values) for ms in latencies]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -261,6 +369,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="a smaller backlog (a smoke run, numbers are noisier)")
     p.add_argument("--repeats", type=int, default=1, help="repeats of every measure (median and range shown)")
     p.add_argument("--messages", type=int, help="backlog per side (default 30,000; 5,000 with --quick)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="also measure the firer with WORKERS=N processes (N > 1), against one process")
     p.add_argument("--bare", action="store_true", help=argparse.SUPPRESS)  # the bare client's own process
     args = p.parse_args(argv)
     if args.bare:
@@ -281,14 +391,14 @@ def main(argv: list[str] | None = None) -> int:
                 s.control("DELETE", "faults")
                 if latency_ms:
                     s.control("POST", "faults", {"scope": "fires", "latency_ms": latency_ms})
-                results[latency_ms].append(measure(s, names, count, limits))
+                results[latency_ms].append(measure(s, names, count, limits, args.workers))
         s.control("DELETE", "faults")
     print()
     print(f"{count:,} fires per side to {TRIGGERS:,} triggers, {args.repeats} repeat(s); firer and bare client: "
           f"{limits.connections} connections, {limits.timeout_s:g} s timeout; {machine()}; "
           f"{time.monotonic() - started:.0f} s in all")
     print()
-    print(table(results))
+    print(table(results, args.workers))
     return 0
 
 
