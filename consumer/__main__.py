@@ -12,6 +12,7 @@ cores (consumer/workers.py).
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -35,6 +36,7 @@ from messaging_lib.credentials import Sealer, parse_legacy_cutoff
 from messaging_lib.errors import ConfigError
 
 log = logging.getLogger("consumer")
+GC_THRESHOLDS = (20_000, 10, 10)  # CPython's default: (700, 10, 10)
 
 
 async def run(settings: Settings) -> None:
@@ -95,6 +97,21 @@ async def _until_done(role: Awaitable[None], stop_all: Callable[[], None]) -> No
         stop_all()
 
 
+def tune_gc() -> None:
+    """Collect garbage less often than CPython's default, for the firer's CPU per fire (issue 15).
+
+    Every fire allocates hundreds of short-lived objects (the aiohttp request and response, the
+    parsed record), so the default first-generation threshold (700 allocations) runs a collection
+    every few fires, and the caches of opened credentials keep promoting survivors into full
+    collections, each of which scans every object of the process. So: the objects made at start
+    (modules, classes, settings) are frozen out of all collections, and the thresholds are raised.
+    Measured (a firer draining 10,000 messages at 20 ms latency, alternated with the defaults in
+    one run): 5-15 % less CPU per fire. At most 20,000 young objects wait for a collection.
+    """
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         count, argv = workers.workers_option(sys.argv[1:] if argv is None else argv, os.environ)
@@ -108,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         return workers.Supervisor(workers.worker_commands(argv, os.environ, count, settings.http_port),
                                   settings.shutdown_timeout_s).run()
     log.info("starting", extra=logs.fields(settings=repr(settings)))
+    tune_gc()
     asyncio.run(run(settings))
     return 0
 
