@@ -222,8 +222,8 @@ def _credential_from(plaintext: bytes) -> Credential:
         raise CredentialError("the sealed content is not a credential") from None
     if not isinstance(content, dict):
         raise CredentialError("the sealed content is not a credential")
-    fields: dict[str, Any] = {name: content.get(name) for name in ("key", "scope", "iat", "exp", "use")}
-    return Credential(**fields)
+    get = content.get
+    return Credential(get("key"), get("scope"), get("iat"), get("exp"), get("use"))
 
 
 class Sealer:
