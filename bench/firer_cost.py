@@ -14,9 +14,11 @@ against that same emulator:
   same connector limits as the firer's settings, straight at the emulator without Kafka: fires/s
   (the controller's limit, measured the same way) and CPU seconds per 10,000 POSTs;
 - the emulator's own CPU per request during each, to show whether it was the bottleneck;
-- with ``--workers N`` (N > 1), also the firer with ``WORKERS=N`` (N processes in one container,
-  consumer/workers.py), one shared token: fires/s, its scaling over one process, and CPU per
-  10,000 fires of the supervisor and all its workers together.
+- with ``--workers N`` (N > 1), also the firer with ``WORKERS=1`` and with ``WORKERS=N`` (N
+  processes in one container, consumer/workers.py), one shared token, measured the same way:
+  the firer first holds all its partitions, then the backlog is produced (else the first worker
+  drains most of it before the second has joined): fires/s, the scaling, and CPU per 10,000
+  fires of the supervisor and all its workers together.
 
 CPU per unit of work is the figure to compare across machines: absolute fires/s follow the machine
 and its load (printed with the table). Every side runs alone, one after the other, in each repeat.
@@ -97,7 +99,7 @@ class Repeat:
     per_message: Side
     bare: Side
     load: tuple[float, float]
-    workers: Side | None = None  # the firer with WORKERS=N, when asked for
+    workers: tuple[Side, Side] | None = None  # the firer with WORKERS=1 and WORKERS=N, when asked for
 
 
 @dataclass(frozen=True)
@@ -264,11 +266,12 @@ def consecutive_free_ports(count: int) -> int:
 
 def workers_side(s: Stack, names: list[str], count: int, workers: int, window_s: float = 120,
                  poll_s: float = 0.05) -> Side:
-    """The firer with WORKERS=workers draining a backlog, measured as `firer_bench.drain` does."""
+    """The firer with WORKERS=workers draining a backlog produced once it holds all partitions,
+    measured from its first fire to its last, as `firer_bench.drain` does."""
     topic = s.topic()
-    produce(s, topic, names, count)
     firer = Workers(s, topic, workers)
     try:
+        produce(s, topic, names, count)
         wait_until(lambda: firer.fired() > 0, "the first fire")
         started, first = time.monotonic(), firer.fired()
         firer_cpu, emulator_cpu = firer.cpu_seconds(), cpu_seconds(s.emulator_pid)
@@ -299,8 +302,8 @@ def measure(s: Stack, names: list[str], count: int, limits: ClientLimits, worker
     per_message = firer_side(s, names, count, token_per_message=True)
     scaled = None
     if workers > 1:
-        print(f"  firer, WORKERS={workers}, one shared token ...", file=sys.stderr)
-        scaled = workers_side(s, names, count, workers)
+        print(f"  firer, WORKERS=1 and WORKERS={workers}, one shared token ...", file=sys.stderr)
+        scaled = workers_side(s, names, count, 1), workers_side(s, names, count, workers)
     return Repeat(shared, per_message, bare, (before, load_average()), scaled)
 
 
@@ -333,17 +336,23 @@ ROWS: list[tuple[str, tuple[Value, ...], str]] = [
 
 
 def worker_rows(workers: int) -> list[tuple[str, tuple[Value, ...], str]]:
-    def side(r: Repeat) -> Side:
+    def one(r: Repeat) -> Side:
         assert r.workers is not None
-        return r.workers
+        return r.workers[0]
+
+    def many(r: Repeat) -> Side:
+        assert r.workers is not None
+        return r.workers[1]
     return [
-        (f"fires/s: firer, WORKERS={workers}, shared token", (lambda r: side(r).rate,), ",.0f"),
-        (f"**WORKERS={workers} ÷ one process**: fires/s", (lambda r: side(r).rate / r.shared.rate,), ".2f"),
-        (f"WORKERS={workers} fires/s ÷ bare client's", (lambda r: side(r).rate / r.bare.rate,), ".2f"),
-        (f"CPU s per 10,000: firer, WORKERS={workers} (supervisor and workers)", (lambda r: side(r).cpu_per_10k,),
-         ".2f"),
-        (f"emulator CPU µs per request during WORKERS={workers}", (lambda r: side(r).emulator_us_per_request,),
-         ".0f"),
+        (f"fires/s: firer, WORKERS=1 / WORKERS={workers}, shared token", (lambda r: one(r).rate,
+                                                                        lambda r: many(r).rate), ",.0f"),
+        (f"**WORKERS={workers} ÷ WORKERS=1**: fires/s", (lambda r: many(r).rate / one(r).rate,), ".2f"),
+        (f"fires/s ÷ bare client's: WORKERS=1 / WORKERS={workers}", (lambda r: one(r).rate / r.bare.rate,
+                                                                    lambda r: many(r).rate / r.bare.rate), ".2f"),
+        (f"CPU s per 10,000: WORKERS=1 / WORKERS={workers} (supervisor and workers)",
+         (lambda r: one(r).cpu_per_10k, lambda r: many(r).cpu_per_10k), ".2f"),
+        (f"emulator CPU µs per request: WORKERS=1 / WORKERS={workers}",
+         (lambda r: one(r).emulator_us_per_request, lambda r: many(r).emulator_us_per_request), ".0f"),
     ]
 
 
