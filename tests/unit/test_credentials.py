@@ -1,14 +1,21 @@
 """Sealed credentials: round trips, tamper resistance, key rotation, scopes, ages, key shapes."""
 
 import base64
+import json
 import string
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.fernet import Fernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCMSIV
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from messaging_lib import credentials
 from messaging_lib.credentials import (
     MAX_CLOCK_SKEW_S,
     Credential,
@@ -46,6 +53,35 @@ def sealer(*keys: str, now: float = NOW) -> Sealer:
     return Sealer(list(keys or (NEW,)), clock=Clock(now))
 
 
+def v1_seal(api_key: str, scope: list[str], key: str = NEW, iat: int = NOW, exp: int | None = None) -> str:
+    """A v1 token (Fernet), exactly as every sealer wrote them before v2."""
+    content: dict[str, Any] = {"key": api_key, "scope": scope, "iat": iat}
+    if exp is not None:
+        content["exp"] = exp
+    plaintext = json.dumps(content, separators=(",", ":")).encode()
+    return Fernet(key).encrypt_at_time(plaintext, iat).decode()
+
+
+def derived(key: str, info: bytes, length: int) -> bytes:
+    """The v2 derivation, written out here from the module docstring (HKDF-SHA256, no salt)."""
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=info).derive(base64.urlsafe_b64decode(key))
+
+
+def v2_raw(plaintext: bytes, key: str = NEW, version: int = 0x02, nonce: bytes = bytes(range(12))) -> str:
+    """A v2 token of any plaintext (foreign content, other versions) sealed as the docstring says."""
+    header = bytes([version]) + derived(key, b"messaging_lib credential v2 key id", 4)
+    aead = AESGCMSIV(derived(key, b"messaging_lib credential v2 AES-256-GCM-SIV key", 32))
+    return base64.urlsafe_b64encode(header + nonce + aead.encrypt(nonce, plaintext, header)).decode()
+
+
+def v2_seal(api_key: str, scope: list[str], key: str = NEW) -> str:
+    return sealer(key).seal(api_key, scope)
+
+
+FORMATS: dict[str, Callable[..., str]] = {"v2": v2_seal, "v1": v1_seal}
+RAW_FORMATS: dict[str, Callable[[bytes], str]] = {"v2": v2_raw, "v1": lambda raw: Fernet(NEW).encrypt(raw).decode()}
+
+
 # --- strategies --------------------------------------------------------------------------------
 
 names = st.from_regex(ENTITY_NAME_RE, fullmatch=True)
@@ -69,16 +105,73 @@ def test_seal_open_round_trip(api_key: str, scope: list[str]) -> None:
     assert sealer().open(token) == Credential(api_key, tuple(scope), NOW)
 
 
-def test_the_token_is_fernet_and_the_iat_is_the_clock() -> None:
-    token = sealer(now=NOW + 0.9).seal(GUEST_KEY, ["/guest/T"])
-    assert Fernet(NEW).extract_timestamp(token.encode()) == NOW
+def test_the_token_is_v2_under_the_first_key_and_the_iat_is_the_clock() -> None:
+    token = sealer(NEW, OLD, now=NOW + 0.9).seal(GUEST_KEY, ["/guest/T"])
+    raw = base64.urlsafe_b64decode(token)
+    header, nonce, sealed = raw[:5], raw[5:17], raw[17:]
+    assert header == b"\x02" + derived(NEW, b"messaging_lib credential v2 key id", 4)
+    aead = AESGCMSIV(derived(NEW, b"messaging_lib credential v2 AES-256-GCM-SIV key", 32))
+    assert json.loads(aead.decrypt(nonce, sealed, header)) == {"key": GUEST_KEY, "scope": ["/guest/T"], "iat": NOW}
+    assert GUEST_KEY.encode() not in raw and b"/guest/T" not in raw
     assert sealer().open(token).iat == NOW
 
 
-@FUZZ
-@given(st.data())
-def test_any_single_character_change_is_refused(data: st.DataObject) -> None:
+def test_a_v1_fernet_token_opens_to_the_same_credential() -> None:
+    token = v1_seal(GUEST_KEY, ["/guest/T"])
+    assert Fernet(NEW).extract_timestamp(token.encode()) == NOW
+    assert sealer().open(token) == sealer().open(sealer().seal(GUEST_KEY, ["/guest/T"])) \
+        == Credential(GUEST_KEY, ("/guest/T",), NOW)
+    assert sealer().authorize(token, "/guest/T").key == GUEST_KEY
+
+
+def test_an_expired_v1_token_is_refused_as_expired() -> None:
+    token = v1_seal(GUEST_KEY, ["/guest/T"], exp=NOW + 60)
+    assert sealer(now=NOW + 59).authorize(token, "/guest/T").exp == NOW + 60
+    with pytest.raises(BadMessage) as info:
+        sealer(now=NOW + 60).authorize(token, "/guest/T")
+    assert info.value.reason == Reason.CREDENTIAL_EXPIRED
+    with pytest.raises(BadMessage) as info:
+        sealer().authorize(token, "/guest/U")
+    assert info.value.reason == Reason.CREDENTIAL_OUT_OF_SCOPE
+
+
+def test_two_seals_of_one_credential_differ() -> None:
+    """A random nonce per token: equal credentials do not show as equal tokens."""
+    assert sealer().seal(GUEST_KEY, ["/guest/T"]) != sealer().seal(GUEST_KEY, ["/guest/T"])
+
+
+def test_a_sealer_without_aes_gcm_siv_writes_v1_that_every_sealer_opens(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Unsupported:
+        def __init__(self, key: bytes) -> None:
+            raise UnsupportedAlgorithm("no AES-GCM-SIV in this OpenSSL")
+    monkeypatch.setattr(credentials, "AESGCMSIV", Unsupported)
     token = sealer().seal(GUEST_KEY, ["/guest/T"])
+    assert base64.urlsafe_b64decode(token)[:1] == b"\x80"
+    assert sealer().open(token).key == GUEST_KEY
+    monkeypatch.undo()
+    assert sealer().open(token).key == GUEST_KEY
+
+
+@pytest.mark.parametrize("version", [0x00, 0x01, 0x03, 0x80, 0x82, 0xFF])
+def test_a_well_sealed_token_of_another_version_is_refused(version: int) -> None:
+    content = json.dumps({"key": GUEST_KEY, "scope": ["/guest/T"], "iat": NOW}).encode()
+    assert sealer().open(v2_raw(content)).key == GUEST_KEY  # the same, as version 2, opens
+    with pytest.raises(CredentialError):
+        sealer().open(v2_raw(content, version=version))
+
+
+def test_a_v2_token_opens_only_under_the_key_its_id_names() -> None:
+    content = json.dumps({"key": GUEST_KEY, "scope": ["/guest/T"], "iat": NOW}).encode()
+    raw = bytearray(base64.urlsafe_b64decode(v2_raw(content, key=NEW)))
+    raw[1:5] = derived(OLD, b"messaging_lib credential v2 key id", 4)  # names OLD, sealed under NEW
+    with pytest.raises(CredentialError):
+        sealer(NEW, OLD).open(base64.urlsafe_b64encode(bytes(raw)).decode())
+
+
+@FUZZ
+@given(st.data(), st.sampled_from(sorted(FORMATS)))
+def test_any_single_character_change_is_refused(data: st.DataObject, form: str) -> None:
+    token = FORMATS[form](GUEST_KEY, ["/guest/T"])
     position = data.draw(st.integers(0, len(token) - 1), label="position")
     replacement = data.draw(
         (st.sampled_from(string.ascii_letters + string.digits + "-_=+/ ") | st.characters()).filter(
@@ -92,17 +185,25 @@ def test_any_single_character_change_is_refused(data: st.DataObject) -> None:
 
 
 @FUZZ
-@given(st.data())
-def test_any_single_byte_change_of_the_decoded_token_is_refused(data: st.DataObject) -> None:
-    raw = bytearray(base64.urlsafe_b64decode(sealer().seal(GUEST_KEY, ["/guest/*"])))
+@given(st.data(), st.sampled_from(sorted(FORMATS)))
+def test_any_single_byte_change_of_the_decoded_token_is_refused(data: st.DataObject, form: str) -> None:
+    raw = bytearray(base64.urlsafe_b64decode(FORMATS[form](GUEST_KEY, ["/guest/*"])))
     position = data.draw(st.integers(0, len(raw) - 1), label="position")
     raw[position] ^= data.draw(st.integers(1, 255), label="xor")
     with pytest.raises(CredentialError):
         sealer().open(base64.urlsafe_b64encode(bytes(raw)).decode())
 
 
-def test_cutting_or_extending_a_token_is_refused() -> None:
-    token = sealer().seal(GUEST_KEY, ["/guest/T"])
+@pytest.mark.parametrize("form", sorted(FORMATS))
+def test_cutting_or_extending_a_token_is_refused(form: str) -> None:
+    token = FORMATS[form](GUEST_KEY, ["/guest/T"])
+    raw = base64.urlsafe_b64decode(token)
+    for cut in range(len(raw)):  # every shorter prefix of the decoded token, re-encoded canonically
+        with pytest.raises(CredentialError):
+            sealer().open(base64.urlsafe_b64encode(raw[:cut]).decode())
+    for extra in (b"\x00", bytes(16), raw[-16:]):
+        with pytest.raises(CredentialError):
+            sealer().open(base64.urlsafe_b64encode(raw + extra).decode())
     for changed in (token[:-1], token[:-4], token + "=", token + "AAAA", " " + token, token + "\n", token[4:]):
         with pytest.raises(CredentialError):
             sealer().open(changed)
@@ -135,24 +236,26 @@ def test_non_string_tokens_are_refused(token: Any) -> None:
         b'{"key": "' + GUEST_KEY.encode() + b'", "scope": ["/guest/T"]}',
     ],
 )
-def test_authentic_tokens_with_foreign_content_are_refused(plaintext: bytes) -> None:
-    token = Fernet(NEW).encrypt(plaintext).decode()
+@pytest.mark.parametrize("form", sorted(RAW_FORMATS))
+def test_authentic_tokens_with_foreign_content_are_refused(plaintext: bytes, form: str) -> None:
+    token = RAW_FORMATS[form](plaintext)
     with pytest.raises(CredentialError):
         sealer().open(token)
 
 
-def test_extra_fields_in_the_content_are_ignored() -> None:
+@pytest.mark.parametrize("form", sorted(RAW_FORMATS))
+def test_extra_fields_in_the_content_are_ignored(form: str) -> None:
     plaintext = b'{"key": "' + GUEST_KEY.encode() + b'", "scope": ["/guest/T"], "iat": 7, "v": 2}'
-    assert sealer().open(Fernet(NEW).encrypt(plaintext).decode()) == Credential(GUEST_KEY, ("/guest/T",), 7)
+    assert sealer().open(RAW_FORMATS[form](plaintext)) == Credential(GUEST_KEY, ("/guest/T",), 7)
 
 
 # --- key rotation ------------------------------------------------------------------------------
 
 
 @FAST
-@given(api_keys, scopes)
-def test_a_token_sealed_with_an_old_key_opens_after_rotation(api_key: str, scope: list[str]) -> None:
-    old_token = sealer(OLD).seal(api_key, scope)
+@given(api_keys, scopes, st.sampled_from(sorted(FORMATS)))
+def test_a_token_sealed_with_an_old_key_opens_after_rotation(api_key: str, scope: list[str], form: str) -> None:
+    old_token = FORMATS[form](api_key, scope, OLD)
     rotated = sealer(NEW, OLD)
     assert rotated.open(old_token).key == api_key
     new_token = rotated.seal(api_key, scope)
@@ -413,3 +516,20 @@ def test_the_router_accepts_old_subscription_credentials_and_never_extends_a_lif
 def test_a_subscription_credential_fires_only_while_the_router_does_not_reseal() -> None:
     subscription = sealer().seal_subscription(GUEST_KEY, "/guest/T")
     assert sealer().authorize(subscription, "/guest/T").use == "subscription"  # the default, for now
+
+
+# --- checked (key, scope) pairs are remembered: the same answers as checking afresh ---------------
+
+
+@FAST
+@given(api_keys, scopes)
+def test_a_remembered_key_and_scope_still_make_equal_credentials(api_key: str, scope: list[str]) -> None:
+    first, second = Credential(api_key, scope, 1), Credential(api_key, tuple(scope), 2)
+    assert first.scope == second.scope == tuple(scope)
+    assert all(first.allows(entry) == second.allows(entry) for entry in scope if not entry.endswith("/*"))
+    with pytest.raises(CredentialError):
+        Credential(api_key, [*scope, "/not a/name/x"], 1)
+    with pytest.raises(CredentialError):
+        Credential(api_key + "!", scope, 1)
+    with pytest.raises(CredentialError):  # refused afresh every time, never remembered
+        Credential(api_key + "!", scope, 1)
