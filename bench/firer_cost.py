@@ -1,6 +1,6 @@
 """Benchmark: what the firer costs next to a bare aiohttp client doing the same requests, in one run.
 
-    .venv/bin/python -m bench.firer_cost [--quick] [--repeats N] [--workers N]
+    .venv/bin/python -m bench.firer_cost [--quick] [--repeats N] [--workers N (default 2)]
 
 Starts its own Kafka broker and emulator on 127.0.0.1 (bench/firer_bench.py's stack), creates 1,000
 triggers and, for controller latency 0 ms and 20 ms (the emulator's fault injection), measures
@@ -14,7 +14,7 @@ against that same emulator:
   same connector limits as the firer's settings, straight at the emulator without Kafka: fires/s
   (the controller's limit, measured the same way) and CPU seconds per 10,000 POSTs;
 - the emulator's own CPU per request during each, to show whether it was the bottleneck;
-- with ``--workers N`` (N > 1), also the firer with ``WORKERS=1`` and with ``WORKERS=N`` (N
+- with ``--workers N`` (N > 1; 2 unless told otherwise), also the firer with ``WORKERS=1`` and with ``WORKERS=N`` (N
   processes in one container, consumer/workers.py), one shared token, measured the same way:
   the firer first holds all its partitions, then the backlog is produced (else the first worker
   drains most of it before the second has joined): fires/s, the scaling, and CPU per 10,000
@@ -378,8 +378,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="a smaller backlog (a smoke run, numbers are noisier)")
     p.add_argument("--repeats", type=int, default=1, help="repeats of every measure (median and range shown)")
     p.add_argument("--messages", type=int, help="backlog per side (default 30,000; 5,000 with --quick)")
-    p.add_argument("--workers", type=int, default=1,
-                   help="also measure the firer with WORKERS=N processes (N > 1), against one process")
+    p.add_argument("--workers", type=int, default=2,
+                   help="also measure the firer with WORKERS=N processes (N > 1; default 2), against one "
+                        "process; 1: leave that out")
     p.add_argument("--bare", action="store_true", help=argparse.SUPPRESS)  # the bare client's own process
     args = p.parse_args(argv)
     if args.bare:

@@ -122,8 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     logs.setup(settings.log_level)
     if count > 1:
         log.info("starting workers", extra=logs.fields(workers=count))
-        return workers.Supervisor(workers.worker_commands(argv, os.environ, count, settings.http_port),
-                                  settings.shutdown_timeout_s).run()
+        commands = workers.worker_commands(argv, os.environ, count, settings.http_port,
+                                           settings.consumer_instance_id)
+        return workers.Supervisor(commands, settings.shutdown_timeout_s).run()
     log.info("starting", extra=logs.fields(settings=repr(settings)))
     tune_gc()
     asyncio.run(run(settings))

@@ -6,7 +6,8 @@ shares the partitions among them as among pods), each draining and committing on
 supervisor owns no work and no state; it only:
 
 - starts the workers, worker ``i`` with ``HTTP_PORT + i`` for its health and metrics (worker 0
-  keeps the pod's probe port; scrape each port for every worker's metrics);
+  keeps the pod's probe port; scrape each port for every worker's metrics), and with
+  ``CONSUMER_INSTANCE_ID`` set, the instance id ``<id>-w<i>``;
 - forwards SIGTERM/SIGINT to every worker and waits for them to drain (their
   ``SHUTDOWN_TIMEOUT_S`` plus a margin), killing only one that outlives it;
 - stops every worker when one exits on its own, and exits non-zero, so the container is
@@ -36,6 +37,7 @@ log = logging.getLogger("consumer.workers")
 
 WORKERS_SETTING = "WORKERS"
 WORKER_INDEX_SETTING = "CONSUMER_WORKER_INDEX"  # set by the supervisor in each worker's environment
+INSTANCE_ID_SETTING = "CONSUMER_INSTANCE_ID"  # static membership: each worker gets its own (``-w<i>``)
 MAX_WORKERS = 64
 STOP_MARGIN_S = 10.0  # beyond the workers' own drain timeout, before one is killed
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -67,13 +69,22 @@ class Worker:
     env: dict[str, str] = field(repr=False)  # holds the sealing keys
 
 
-def worker_commands(argv: Sequence[str], environ: Mapping[str, str], workers: int, http_port: int) -> list[Worker]:
+def worker_commands(argv: Sequence[str], environ: Mapping[str, str], workers: int, http_port: int,
+                    instance_id: str = "") -> list[Worker]:
     """``python -m consumer`` once per worker, with the same flags and environment, except a
     port of its own (given as a flag too, so it wins over an ``--http-port`` in ``argv``) and
-    ``WORKERS=1``, so a worker never starts workers of its own."""
-    return [Worker(i, [sys.executable, "-m", "consumer", *argv, "--http-port", str(http_port + i)],
-                   {**environ, WORKERS_SETTING: "1", WORKER_INDEX_SETTING: str(i), "HTTP_PORT": str(http_port + i)})
-            for i in range(workers)]
+    ``WORKERS=1``, so a worker never starts workers of its own. With static membership
+    (``instance_id``, CONSUMER_INSTANCE_ID) each worker joins as ``<id>-w<i>``: two members of one
+    group with the same instance id would fence each other out."""
+    commands = []
+    for i in range(workers):
+        flags = [*argv, "--http-port", str(http_port + i)]
+        env = {**environ, WORKERS_SETTING: "1", WORKER_INDEX_SETTING: str(i), "HTTP_PORT": str(http_port + i)}
+        if instance_id:
+            flags += ["--consumer-instance-id", f"{instance_id}-w{i}"]
+            env[INSTANCE_ID_SETTING] = f"{instance_id}-w{i}"
+        commands.append(Worker(i, [sys.executable, "-m", "consumer", *flags], env))
+    return commands
 
 
 class Supervisor:

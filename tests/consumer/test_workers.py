@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from consumer.settings import load
 from consumer.workers import MAX_WORKERS, WORKER_INDEX_SETTING, WORKERS_SETTING, worker_commands, workers_option
+from messaging_lib.credentials import generate_key
 from messaging_lib.errors import ConfigError
 
 pytestmark = pytest.mark.timeout(60)
@@ -50,6 +52,17 @@ def test_each_worker_gets_the_same_settings_and_a_port_of_its_own() -> None:
         assert w.env == {"SEALING_KEYS": "k", WORKERS_SETTING: "1", WORKER_INDEX_SETTING: str(w.index),
                          "HTTP_PORT": str(8080 + w.index)}
         assert "SEALING_KEYS" not in repr(w) and "'k'" not in repr(w)
+
+
+def test_with_static_membership_each_worker_has_an_instance_id_of_its_own() -> None:
+    environ = {"SEALING_KEYS": generate_key(), "CONSUMER_INSTANCE_ID": "pod-0"}
+    commands = worker_commands(["--consumer-instance-id", "pod-0"], environ, 2, 8080, "pod-0")
+    for w in commands:
+        assert w.command[-2:] == ["--consumer-instance-id", f"pod-0-w{w.index}"]  # the last flag wins
+        assert w.env["CONSUMER_INSTANCE_ID"] == f"pod-0-w{w.index}"
+        settings = load(w.command[3:], w.env)
+        assert settings.consumer_instance_id == f"pod-0-w{w.index}"
+        assert settings.http_port == 8080 + w.index
 
 
 # --- the supervisor, with real processes ---
