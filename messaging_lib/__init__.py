@@ -1,7 +1,7 @@
 """The shared core of the messaging package: what producers, actions and the consumer agree on.
 
 Imported both by the consumer service and by OpenWhisk Python actions (python:3.11 runtime), so it
-uses only the standard library and ``cryptography`` (Fernet), and importing it has no side
+uses only the standard library and ``cryptography`` (AES-GCM-SIV, Fernet), and importing it has no side
 effects: it reads no environment and opens no connection.
 
 Modules, each owning one contract (imports flow downwards only)::
@@ -9,7 +9,7 @@ Modules, each owning one contract (imports flow downwards only)::
     errors        the exception tree and the stable dead-letter ``Reason`` codes
     topics        default topic names, the subscriptions topic's spec, trigger URLs, dead-letter headers
     envelope      the envelope v1 (CloudEvents structured and binary mode), trigger names
-    credentials   sealed credentials: Fernet tokens of {key, scope, iat}, scope checks, rotation
+    credentials   sealed credentials: AEAD (v2) or Fernet (v1) tokens of {key, scope, iat, exp}, scope checks, rotation
     kafka_config  Kafka client settings from the environment or action parameters
 
 The feed's subscription records and lifecycle are the top-level ``feed`` package, built on this one.
