@@ -9,7 +9,8 @@ against that same emulator:
 - the firer (`python -m consumer`, the product) draining a backlog of N envelopes, one token shared
   by all messages: fires/s, and CPU seconds per 10,000 fires (utime+stime of its process, from
   /proc/<pid>/stat, over the window from its first fire to its last);
-- the same with a credential sealed separately for each message, as the `produce` action makes them;
+- the same with a credential sealed separately for each message, as the `produce` action makes them
+  (v2 tokens), and again with v1 (Fernet) tokens, as every sealer wrote them before v2;
 - a bare aiohttp client in its own process, POSTing the same requests (URL, headers, body) with the
   same connector limits as the firer's settings, straight at the emulator without Kafka: fires/s
   (the controller's limit, measured the same way) and CPU seconds per 10,000 POSTs;
@@ -39,10 +40,12 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import requests
 
+from bench import firer_bench
 from bench.firer_bench import (
     GUEST,
     PARTITIONS,
@@ -59,6 +62,7 @@ from bench.firer_bench import (
 )
 from consumer.settings import Settings
 from deploy.ports import free_port, port_is_free
+from messaging_lib.credentials import Sealer
 from messaging_lib.envelope import encode_data
 from messaging_lib.topics import trigger_url
 
@@ -98,6 +102,7 @@ class Repeat:
     shared: Side
     per_message: Side
     bare: Side
+    per_message_v1: Side
     load: tuple[float, float]
     workers: tuple[Side, Side] | None = None  # the firer with WORKERS=1 and WORKERS=N, when asked for
 
@@ -216,8 +221,22 @@ def bare_side(s: Stack, names: list[str], count: int, limits: ClientLimits, time
 METRICS_POLL_S = 0.25
 
 
-def firer_side(s: Stack, names: list[str], count: int, token_per_message: bool) -> Side:
-    d = drain(s, names, count, token_per_message=token_per_message, poll_s=METRICS_POLL_S)
+class V1Sealer(Sealer):
+    """A sealer that writes v1 (Fernet) tokens, as every sealer did before v2: the per-message
+    case of before, measured in the same run (the firer opens both formats)."""
+
+    def __init__(self, keys: list[str], **kwargs: Any) -> None:
+        super().__init__(keys, **kwargs)
+        self._seals_v2 = False
+
+
+def firer_side(s: Stack, names: list[str], count: int, token_per_message: bool, v1: bool = False) -> Side:
+    if v1:  # firer_bench.produce seals with firer_bench.Sealer
+        setattr(firer_bench, "Sealer", V1Sealer)  # noqa: B010 (a module attribute, replaced for this side)
+    try:
+        d = drain(s, names, count, token_per_message=token_per_message, poll_s=METRICS_POLL_S)
+    finally:
+        setattr(firer_bench, "Sealer", Sealer)  # noqa: B010
     if d.total < count:
         raise RuntimeError(f"the firer fired {d.total:.0f} of {count} in its window")
     return Side(d.fired, d.seconds, d.firer_cpu_s, d.emulator_cpu_s)
@@ -306,11 +325,13 @@ def measure(s: Stack, names: list[str], count: int, limits: ClientLimits, worker
     bare = bare_side(s, names, count, limits)
     print("  firer, a token per message ...", file=sys.stderr)
     per_message = firer_side(s, names, count, token_per_message=True)
+    print("  firer, a v1 (Fernet) token per message ...", file=sys.stderr)
+    per_message_v1 = firer_side(s, names, count, token_per_message=True, v1=True)
     scaled = None
     if workers > 1:
         print(f"  firer, WORKERS=1 and WORKERS={workers}, one shared token ...", file=sys.stderr)
         scaled = workers_side(s, names, count, 1), workers_side(s, names, count, workers)
-    return Repeat(shared, per_message, bare, (before, load_average()), scaled)
+    return Repeat(shared, per_message, bare, per_message_v1, (before, load_average()), scaled)
 
 
 def shown(values: Sequence[float], spec: str) -> str:
@@ -335,6 +356,8 @@ ROWS: list[tuple[str, tuple[Value, ...], str]] = [
      (lambda r: r.per_message.rate / r.shared.rate,), ".2f"),
     (f"token per message ÷ shared: CPU per fire (goal ≤ {1 + GOAL_TOKEN_SLOWDOWN:.2f})",
      (lambda r: r.per_message.cpu_per_10k / r.shared.cpu_per_10k,), ".2f"),
+    ("before v2: a v1 (Fernet) token per message ÷ shared: CPU per fire",
+     (lambda r: r.per_message_v1.cpu_per_10k / r.shared.cpu_per_10k,), ".2f"),
     ("emulator CPU µs per request: during the firer (shared token) / the bare client",
      (lambda r: r.shared.emulator_us_per_request, lambda r: r.bare.emulator_us_per_request), ".0f"),
     ("load average (1 min) before / after", (lambda r: r.load[0], lambda r: r.load[1]), ".1f"),
