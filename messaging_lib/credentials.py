@@ -29,6 +29,14 @@ decoded byte; both open with the same sealing keys):
 Keys rotate as before: the first key seals, every key in the list opens (both formats), so a new
 key is put first, and an old one is dropped once no live token needs it.
 
+**Rolling v2 out.** Code from before v2 cannot open a v2 token (it refuses it as a bad credential
+and dead-letters the message). So the openers are upgraded first: every firer (it opens envelope
+credentials written by ``produce``, ``token`` and the routers), then the routers (they open the
+subscriptions' credentials and re-seal them for envelopes), then the web actions (``produce``,
+``token``, ``kafkaFeed``). Going back to code before v2 once v2 tokens exist refuses them: the
+envelopes' within their lifetime (about 30 minutes; ``token``'s up to its ``ttl``), and the
+subscription credentials that ``kafkaFeed`` sealed as v2, until those subscriptions are made anew.
+
 **Lifetimes.** A credential is a bearer secret: whoever reads an envelope can replay it, so the
 ones that travel in envelopes expire (``exp``): ``produce`` seals for ``DEFAULT_PRODUCE_TTL_S``
 (the firer's retry window, 900 s, plus a margin for consumer lag), ``token`` for a ``ttl`` the
