@@ -300,7 +300,7 @@ class _AeadKey:
         """None where this ``cryptography``'s OpenSSL has no AES-GCM-SIV (the sealer writes v1)."""
         try:
             aead = AESGCMSIV(_derived(key, _V2_KEY_INFO, 32))
-            aead.encrypt(bytes(_V2_NONCE), b"", b"")  # some builds refuse only when used
+            aead.encrypt(bytes(_V2_NONCE), b"probe", b"")  # some builds refuse only when used (43.x: never b"")
         except UnsupportedAlgorithm:
             return None
         return cls(_derived(key, _V2_ID_INFO, 4), aead)
@@ -322,7 +322,7 @@ def _open_v2(keys: list[_AeadKey], data: bytes) -> bytes:
         if key.key_id == key_id:  # not secret: a mismatch says only that another key sealed it
             try:
                 return key.aead.decrypt(nonce, sealed, header)
-            except InvalidTag:
+            except (InvalidTag, ValueError):  # ValueError: cryptography 43.x on a token of no ciphertext
                 continue
     raise InvalidToken
 

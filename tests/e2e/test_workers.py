@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from tests.e2e.helpers import Emulator, OpenWhisk, wait_for
-from tests.e2e.test_trigger_messages import _accepted_by_trigger, _produce_many, control, guest  # noqa: F401
+from tests.e2e.test_trigger_messages import _accepted_by_trigger, _produce_many
 from tests.fixtures.messaging import Messaging
 
 pytestmark = pytest.mark.timeout(600)
@@ -28,7 +28,7 @@ def ready(port: int) -> bool:
 
 
 def test_two_workers_share_the_partitions_fire_everything_and_stop_on_one_sigterm(
-        messaging: Messaging, tools, emulator, guest: OpenWhisk, control: Emulator,  # noqa: F811
+        messaging: Messaging, tools, emulator, guest: OpenWhisk, control: Emulator,
         consumers, kafka) -> None:
     topic = kafka.create_topic("workers", partitions=4)
     supervisor = consumers(WORKERS="2", TRIGGER_MESSAGES_TOPIC=topic, FIRER_GROUP=f"firer-{topic}")

@@ -533,3 +533,12 @@ def test_a_remembered_key_and_scope_still_make_equal_credentials(api_key: str, s
         Credential(api_key + "!", scope, 1)
     with pytest.raises(CredentialError):  # refused afresh every time, never remembered
         Credential(api_key + "!", scope, 1)
+
+
+@pytest.mark.parametrize("body", [b"", b"\x00" * 15, b"\x00" * 16, b"\x00" * 17])
+def test_a_v2_token_of_no_or_too_little_ciphertext_is_refused(body: bytes) -> None:
+    """Under the right key id: a CredentialError, never another exception (the runtime's
+    cryptography 43 raises ValueError on an empty ciphertext)."""
+    header = b"\x02" + derived(NEW, b"messaging_lib credential v2 key id", 4)
+    with pytest.raises(CredentialError):
+        sealer().open(base64.urlsafe_b64encode(header + bytes(12) + body).decode())
