@@ -198,14 +198,17 @@ class Router:
             await self._partitions.tend(self._reader)
             await self._apply_backpressure()
             if not self._reader.topics:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), 0.1)
+                await self._idle(0.1)
                 self.last_poll = self._clock()
                 continue
+            if self._backpressure.paused:
+                await self._idle(self._poll_timeout_s())
+                if not self._backpressure.wanted(self._in_flight):
+                    continue  # resume before polling
             await self._check_topics()
+            timeout_s = 0.0 if self._backpressure.paused else self._poll_timeout_s()  # paused: waited above
             try:
-                fetched = await self._reader.poll(self._poll_timeout_s(), self.settings.router_max_poll_records)
+                fetched = await self._reader.poll(timeout_s, self.settings.router_max_poll_records)
             except Exception as e:  # kafka-python raises more than its own errors in poll (an assignor's KeyError)
                 if not await self._isolate(e):
                     raise
@@ -221,6 +224,14 @@ class Router:
             if now - last_commit >= self.settings.commit_interval_s:
                 await self._commit()
                 last_commit = self._clock()
+
+    async def _idle(self, timeout_s: float) -> None:
+        """Nothing to poll (no topic, or every partition paused): wait for a table change, a stop,
+        or enough acknowledgements to resume, rather than in kafka-python's poll, which sleeps
+        its retry backoff when every partition is paused and holds up the resume behind it."""
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout_s)
 
     def stop(self) -> None:
         """Stop reading; run() then sends what it holds (until the shutdown timeout) and commits."""
@@ -460,15 +471,18 @@ class Router:
     def _acknowledged(self, piece: Piece) -> None:
         """One destination of records [i, k) is acknowledged; a record with none left is done."""
         routed, i, k = piece
-        pending, offsets, done = routed.pending, routed.offsets, routed.tracker.done
-        finished = 0
-        for j in range(i, k):
-            left = pending[j] - 1
-            pending[j] = left
-            if not left:
-                done(offsets[j])
-                finished += 1
-        self._in_flight -= finished
+        pending = routed.pending
+        left = [n - 1 for n in pending[i:k]]  # a slice at a time: most acknowledgements finish none
+        pending[i:k] = left
+        if 0 not in left:
+            return
+        offsets, done = routed.offsets, routed.tracker.done
+        finished = [j for j, n in enumerate(left, i) if not n]
+        for j in finished:
+            done(offsets[j])
+        self._in_flight -= len(finished)
+        if finished and self._backpressure.paused and not self._backpressure.wanted(self._in_flight):
+            self._wake.set()  # the loop resumes the partitions now, not at its next poll
 
     # --- writing ---
 
