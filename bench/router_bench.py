@@ -6,9 +6,11 @@ Starts its own Kafka broker on 127.0.0.1 (no OpenWhisk needed: the router's outp
 the trigger-messages topic, which the firer benchmark covers from there). Measures:
 
 - throughput: one busy topic (4 partitions, a backlog of small JSON messages) with 10 subscribed
-  triggers, drained by one `python -m consumer` process with ROLES=router (Kafka messages/s in,
-  every message batched into each trigger's envelopes and acknowledged), next to a plain
-  kafka-python consumer reading the same topic (messages/s, nothing else done);
+  triggers, then 1, drained by one `python -m consumer` process with ROLES=router (Kafka
+  messages/s in, every message batched into each trigger's envelopes and acknowledged), next to
+  a plain kafka-python consumer reading the same topic before and after it (messages/s, nothing
+  else done); CPU seconds per 100,000 messages of both, and their inverse ratio: messages per CPU
+  second, which a loaded machine hardly moves (messages/s follow its load);
 - memory: the RSS of a router process with 10,000 subscriptions in its table minus that of one
   with none, per subscription; and the Python heap of the table alone (tracemalloc).
 """
@@ -210,17 +212,23 @@ def router_rate(s: Stack, topic: str, count: int, triggers: int, profile: Path |
 
 def throughput_rows(s: Stack, topic: str, backlog: int, triggers: int, profile: Path | None
                     ) -> list[tuple[str, ...]]:
-    """The plain consumer, then the router, on the same topic: one table row pair per case."""
+    """The plain consumer before and after the router, on the same topic (their mean: the
+    machine's load drifts during a run): one table row pair per case."""
     print(f"plain kafka-python consumer ({triggers} subscription case) ...", file=sys.stderr)
-    plain = plain_consumer_rate(s, topic, backlog)
+    before = plain_consumer_rate(s, topic, backlog)
     print(f"router with {triggers} subscribed trigger(s) ...", file=sys.stderr)
     ours, envelopes, per_envelope = router_rate(s, topic, backlog, triggers,
                                                 None if profile is None else profile / f"router-{triggers}.txt")
+    after = plain_consumer_rate(s, topic, backlog)
+    plain = Rate((before.per_s + after.per_s) / 2, (before.cpu_per_100k + after.cpu_per_100k) / 2)
     case = f"{triggers} subscription{'s' if triggers > 1 else ''}"
     return [
         (f"messages/s, {case}", f"{ours.per_s:,.0f}", f"{plain.per_s:,.0f}", f"{ours.per_s / plain.per_s:.2f}"),
         (f"CPU s per 100,000 messages, {case}", f"{ours.cpu_per_100k:.2f}", f"{plain.cpu_per_100k:.2f}",
          f"{ours.cpu_per_100k / plain.cpu_per_100k:.2f}"),
+        (f"messages per CPU second, {case} (the ratio where each has a core)",
+         f"{100_000 / ours.cpu_per_100k:,.0f}", f"{100_000 / plain.cpu_per_100k:,.0f}",
+         f"{plain.cpu_per_100k / ours.cpu_per_100k:.2f}"),
         (f"envelopes / messages per envelope, {case}", f"{envelopes:,.0f} / {per_envelope:,.0f}", "", ""),
     ]
 

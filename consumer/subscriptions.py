@@ -45,6 +45,7 @@ RefusalHook = Callable[[str, str, int], Awaitable[None]]
 DISABLING_STATUSES = frozenset({401, 403, 404})
 # A legal Kafka topic name (kafka.common.internals.Topic); kafka-python raises inside subscribe otherwise.
 _TOPIC_NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,249}")
+_ALLOWED_KEPT = 10_000  # policy decisions remembered (namespace and topic pairs); past it they start over
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +96,7 @@ class SubscriptionIndex:
         self._regranted: set[str] = set()  # namespaces whose grants changed since the last recheck
         self._faults: dict[str, tuple[int, Refusal]] = {}  # trigger -> (version, what the router found)
         self._unreported: set[str] = set()  # refused triggers whose status record may still be due
+        self._allowed: set[tuple[str, str]] = set()  # (trigger up to its name, topic) the policy allows now
         self.skipped = 0
 
     def __len__(self) -> int:
@@ -137,6 +139,7 @@ class SubscriptionIndex:
             self.skipped += 1
             log.warning("skipping a grant record", extra={"fields": {"offset": change.offset, "error": str(e)}})
             return
+        self._allowed.clear()  # decided again under the grants as they are now
         held = self._grants.setdefault(grant.namespace, {})
         if change.value is None:
             held.pop(grant.key, None)
@@ -165,6 +168,12 @@ class SubscriptionIndex:
 
     def _refusal(self, trigger: str, topic: str) -> Refusal | None:
         """Why the router must not read ``topic`` for ``trigger`` (the current version), or None."""
+        fault = self._faults.get(trigger)
+        # the name and the policy depend on the trigger's namespace, not its name: a million
+        # subscriptions of a few namespaces and topics are decided a few times, not a million
+        allowed = (trigger.rpartition("/")[0], topic) if trigger.count("/") == 2 else None
+        if allowed is not None and allowed in self._allowed:
+            return None if fault is None else fault[1]
         named = topic_name_refusal(topic)
         if named is not None:
             return named
@@ -174,7 +183,10 @@ class SubscriptionIndex:
                                                self._grants.get(namespace, {}).values())
             if reason is not None:
                 return Refusal(403, reason)
-        fault = self._faults.get(trigger)
+        if allowed is not None:
+            if len(self._allowed) >= _ALLOWED_KEPT:
+                self._allowed.clear()
+            self._allowed.add(allowed)
         return None if fault is None else fault[1]
 
     def _remove(self, trigger: str) -> Live | None:

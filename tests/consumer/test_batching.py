@@ -56,6 +56,12 @@ def test_every_record_encodes_as_json_the_firer_accepts(value: bytes, key: bytes
     assert batching.payload_size([len(encoded)] * 2) == len(payload)
 
 
+@given(st.lists(st.binary(max_size=40), max_size=5))
+def test_a_payload_is_the_messages_joined_inside_the_envelope_of_messages(messages: list[bytes]) -> None:
+    assert batching.payload(messages) == b'{"messages":[' + b",".join(messages) + b"]}"
+    assert batching.payload_size(map(len, messages)) == len(batching.payload(messages))
+
+
 def limits(max_bytes: int = 1000, max_messages: int = 100, window_s: float = 1.0) -> BatchLimits:
     return BatchLimits(max_bytes, max_messages, window_s)
 

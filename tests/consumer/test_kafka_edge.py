@@ -176,6 +176,17 @@ def test_a_failed_delivery_comes_out_as_kafka_unavailable() -> None:
     asyncio.run(scenario())
 
 
+def test_large_buffers_are_kept_on_glibc_and_the_tuning_is_skipped_elsewhere(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert kafka_edge.keep_large_buffers()  # the test machines and the image run glibc
+
+    def no_libc(_: object) -> Any:
+        raise OSError("no such library")
+
+    monkeypatch.setattr(kafka_edge.ctypes, "CDLL", no_libc)
+    assert not kafka_edge.keep_large_buffers()
+
+
 def test_every_public_method_is_covered() -> None:
     public = {(cls, name) for cls in (ConsumerThread, GroupReader, KafkaLog, Producer)
               for name, member in vars(cls).items()

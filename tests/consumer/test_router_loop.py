@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -1020,3 +1021,9 @@ def test_a_subscription_whose_credential_cannot_be_re_sealed_dead_letters_and_is
         assert h.envelopes("/guest/Bad") == []
         await h.stop()
     run(scenario)
+
+
+def test_envelope_ids_are_distinct_version_4_uuids() -> None:
+    ids = [router_module.envelope_id() for _ in range(10_000)]
+    assert len(set(ids)) == len(ids)
+    assert all(uuid.UUID(i).version == 4 and str(uuid.UUID(i)) == i for i in ids[:100])

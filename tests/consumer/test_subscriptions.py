@@ -148,3 +148,19 @@ def test_a_bad_grant_record_grants_nothing_and_is_skipped() -> None:
     index.apply(Change(0, b"grant:alice:orders", b"not json"))
     put(index, 1, sub("/alice/T"), trigger="/alice/T")
     assert index.skipped == 1 and index.recheck() == [] and index.topics() == frozenset()
+
+
+def test_a_policy_decision_is_shared_by_a_namespace_and_topic_until_a_grant_changes() -> None:
+    index = SubscriptionIndex(grants.TopicPolicy())
+    grant(index, 0, "alice", "orders")
+    put(index, 1, sub("/alice/T", "orders"), trigger="/alice/T")
+    put(index, 2, sub("/alice/U", "orders"), trigger="/alice/U")
+    assert {live.sub.trigger for live in index.on_topic("orders")} == {"/alice/T", "/alice/U"}
+    assert index.fault("/alice/U", 2, Refusal(404, "gone"))
+    grant(index, 3, "alice", "orders", revoke=True)
+    put(index, 4, sub("/alice/V", "orders"), trigger="/alice/V")  # decided under the grants as they are now
+    assert index.get("/alice/V").refused is not None  # type: ignore[union-attr]
+    grant(index, 5, "alice", "orders")
+    index.recheck()
+    assert {live.sub.trigger for live in index.on_topic("orders")} == {"/alice/T", "/alice/V"}
+    assert index.get("/alice/U").refused == Refusal(404, "gone")  # type: ignore[union-attr]  # a fault holds
