@@ -36,7 +36,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -63,7 +63,16 @@ from consumer.offsets import METADATA_MAX_BYTES, PartitionOffsets
 from consumer.openwhisk import TriggerClient
 from consumer.outcomes import TRIGGER_GONE_STATUSES, Attempt, RetryPolicy, Verdict, dead_letter_reason, decide
 from consumer.pacing import Pacer
-from consumer.parking import FULL_FRACTION, Parking, ParkReader, parked_seconds
+from consumer.parking import (
+    FULL_FRACTION,
+    H_TRIGGER,
+    Parking,
+    ParkReader,
+    header,
+    namespace_of,
+    parked_seconds,
+    source_offset,
+)
 from consumer.settings import Settings
 from consumer.subscriptions import RefusalHook
 from consumer.toolkit import (
@@ -637,13 +646,50 @@ class Firer:
                         self._admit(job)
                     else:
                         self._abandon(job)
+            self._evict_over_share()
             for tp, tracker in self._offsets.items():
                 if (position := self._parking.position(tp.partition)) is not None:
                     tracker.park = position
             self._metrics.parked.set(len(self._parking.triggers))
 
-    def _may_take_back(self, namespace: str) -> bool:
-        return (self._parking.window.room(namespace)
+    def _evict_over_share(self) -> None:
+        """A throttled or failing namespace holding more than its share (it took messages before
+        it was known to be blocked, or the share shrank as another namespace came) gives the
+        waiting tail of its trigger queues to the park: main messages only, of triggers with
+        nothing parked yet (a suffix of a queue leaves, so nothing it leaves behind overtakes it)."""
+        if not self._parking.enabled:
+            return
+        share = self._parking.window.share()
+        over = {ns for ns in self._parking.window.namespaces() if self._parking.window.held(ns) > share
+                and self._blocked(ns)}
+        if not over:
+            return
+        for trigger in self._queues.keys():  # noqa: SIM118 (a copy: queues change as jobs leave)
+            namespace = namespace_of(trigger)
+            surplus = self._parking.window.held(namespace) - share
+            if namespace not in over or surplus <= 0:
+                continue
+            for job in self._queues.take_tail(trigger, self._movable(iter(range(surplus)))):
+                self._parking.window.release((job.record.topic, job.record.partition, job.record.offset))
+                self._parking.park(job.record, job.trigger)
+                self._supervisor.spawn(self._park(job))
+
+    def _movable(self, budget: Iterator[int]) -> Callable[[Job], bool]:
+        """Which queued jobs may be evicted to the park: main ones of a trigger with nothing parked, within budget."""
+        def movable(job: Job) -> bool:
+            return (job.record.topic != self._parking.topic
+                    and not self._parking.triggers.parked(job.record.partition, job.trigger)
+                    and next(budget, None) is not None)
+        return movable
+
+    def _may_take_back(self, record: Record) -> bool:
+        """Room in the window for its namespace, and its main partition read past where it came
+        from (after a crash, a held predecessor is then in its trigger's queue ahead of it)."""
+        trigger = header(record, H_TRIGGER) or ""
+        main = self._offsets.get(self._main(record.tp))
+        read_to = main.read_to if main is not None else None
+        return (read_to is not None and read_to > source_offset(record)
+                and self._parking.window.room(namespace_of(trigger))
                 and self._in_flight < self.settings.max_in_flight * FULL_FRACTION)
 
     def _take_back(self, record: Record) -> None:

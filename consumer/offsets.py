@@ -160,6 +160,11 @@ class PartitionOffsets:
             self._done.discard(self._pending.popleft())
 
     @property
+    def read_to(self) -> int | None:
+        """One past the highest offset taken (or the committed one resumed from): read below it."""
+        return self._next
+
+    @property
     def in_flight(self) -> int:
         return len(self._pending)
 

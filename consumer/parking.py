@@ -39,12 +39,16 @@ Crash safety (nothing lost, order per trigger kept):
    dead-lettered; the position is committed with main ``p``'s offset in one commit, so the
    committed pair is always a state this process had: every message is either below the main
    offset and at or above the park position, or re-read from main.
-3. After a crash, main records between the committed offset and those parked already are read
-   again. The rebuild counts every parked message from the committed park position, so a
-   re-read record whose trigger has parked messages is parked again, behind the copy parked
-   before the crash: a duplicate, never a loss, and its predecessors still fire first. A
-   re-read record whose trigger has no parked message had none when it was first read either
-   (parking a trigger starts only from a read record, and the position never passes an
+3. After a crash, the main records not finished at the last commit are read again (the ones
+   finished above the committed offset, parked ones included, are skipped by the commit's
+   finished-offsets metadata). The rebuild counts every parked message from the committed park
+   position, with the main offset it came from (``park_source_offset``). A re-read record of a
+   trigger with parked messages is parked again when it came after the first of them (its copy
+   parked before the crash, if any, is ahead of it: a duplicate, never a loss), and held when
+   it came before (it was held before the crash, a predecessor of the parked ones); and no
+   parked message is taken back before the main partition was read past the offset it came
+   from, so such a predecessor is in the trigger's queue ahead of it. A re-read record whose
+   trigger has no parked message had none ahead of it either (the position never passes an
    unfinished parked message), so holding it keeps the order.
 4. Duplicates, as in the rest of the firer, only of what finished after the last commit: a
    parked message fired after the last commit fires again (the position is a single offset).
@@ -135,6 +139,9 @@ class Window:
     def held(self, namespace: str) -> int:
         return self._held.get(namespace, 0)
 
+    def namespaces(self) -> list[str]:
+        return list(self._held)
+
     @property
     def total(self) -> int:
         return len(self._keys)
@@ -152,9 +159,13 @@ class Window:
         return self.held(namespace) < self.share() and self.total < self.capacity * FULL_FRACTION
 
 
-def should_park(*, trigger_parked: bool, held: int, share: int, blocked: bool, full: bool) -> bool:
-    """Park (rather than hold) a message: its trigger has parked ones (order), or its namespace
-    holds its share and is throttled or failing, or holds its share while the window is full."""
+def should_park(*, trigger_parked: bool | None, held: int, share: int, blocked: bool, full: bool) -> bool:
+    """Park (rather than hold) a message: its trigger has parked ones from before it (order), or
+    its namespace holds its share and is throttled or failing, or holds its share while the
+    window is full. ``trigger_parked`` None: its trigger has parked messages that came *after*
+    it (re-read after a crash): it must be held, ahead of them."""
+    if trigger_parked is None:
+        return False
     if trigger_parked:
         return True
     return held >= share and (blocked or full)
@@ -166,11 +177,14 @@ class ParkedTriggers:
 
     def __init__(self) -> None:
         self._triggers: dict[int, Counter[str]] = {}
+        self._first: dict[tuple[int, str], int] = {}  # the lowest main offset a trigger's parked messages came from
         self._namespaces: Counter[str] = Counter()
 
-    def add(self, partition: int, trigger: str) -> bool:
-        """Count one; True when its namespace starts being parked."""
+    def add(self, partition: int, trigger: str, source_offset: int) -> bool:
+        """Count one (parked from main offset ``source_offset``); True when its namespace starts being parked."""
         self._triggers.setdefault(partition, Counter())[trigger] += 1
+        key = (partition, trigger)
+        self._first[key] = min(self._first.get(key, source_offset), source_offset)
         namespace = namespace_of(trigger)
         self._namespaces[namespace] += 1
         return self._namespaces[namespace] == 1
@@ -183,15 +197,24 @@ class ParkedTriggers:
         counts[trigger] -= 1
         if counts[trigger] <= 0:
             del counts[trigger]
+            del self._first[(partition, trigger)]
         return self._forget_one(namespace_of(trigger))
 
-    def parked(self, partition: int, trigger: str) -> bool:
+    def parked(self, partition: int, trigger: str, offset: int | None = None) -> bool | None:
+        """Has the trigger parked messages (that came before main ``offset``)? None: it has, but
+        they all came after ``offset`` (a record read again after a crash)."""
         counts = self._triggers.get(partition)
-        return counts is not None and counts.get(trigger, 0) > 0
+        if counts is None or counts.get(trigger, 0) <= 0:
+            return False
+        if offset is not None and offset < self._first[(partition, trigger)]:
+            return None
+        return True
 
     def drop(self, partition: int) -> list[str]:
         """The partition left this member; returns the namespaces no longer parked."""
         ended = []
+        for key in [k for k in self._first if k[0] == partition]:
+            del self._first[key]
         for trigger, n in self._triggers.pop(partition, Counter()).items():
             namespace = namespace_of(trigger)
             self._namespaces[namespace] -= n - 1
@@ -238,16 +261,25 @@ class ParkPartition:
     paused: bool = False
 
 
-def takeable(buffer: Iterable[Record], room: Callable[[str], bool]) -> Iterator[Record]:
-    """The buffered parked records to take back now, in order: a record whose namespace has no
-    room holds back every later record of its trigger (order), not the other triggers'. Lazy:
+def source_offset(record: Record) -> int:
+    """The main offset a parked record came from (0 when unreadable: no wait for the main read)."""
+    try:
+        return int(header(record, H_SOURCE_OFFSET) or 0)
+    except ValueError:
+        return 0
+
+
+def takeable(buffer: Iterable[Record], room: Callable[[Record], bool]) -> Iterator[Record]:
+    """The buffered parked records to take back now, in order: a record that may not go yet
+    (its namespace has no room, or the main partition is not read past where it came from)
+    holds back every later record of its trigger (order), not the other triggers'. Lazy:
     ``room`` is asked per record after the previous one was taken (and held by the caller)."""
     blocked: set[str] = set()
     for record in buffer:
         trigger = header(record, H_TRIGGER) or ""
         if trigger in blocked:
             continue
-        if room(namespace_of(trigger)):
+        if room(record):
             yield record
         else:
             blocked.add(trigger)
@@ -352,13 +384,23 @@ class Parking:
         messages park behind it even before the write is acknowledged)."""
         if self._reader is None:
             return False
-        park = should_park(trigger_parked=self.triggers.parked(record.partition, trigger),
+        park = should_park(trigger_parked=self.triggers.parked(record.partition, trigger, record.offset),
                            held=self.window.held(namespace), share=self.window.share(), blocked=blocked,
                            full=self.window.full())
-        if park and self.triggers.add(record.partition, trigger):
+        if park:
+            self.park(record, trigger, blocked)
+        return park
+
+    @property
+    def enabled(self) -> bool:
+        return self._reader is not None
+
+    def park(self, record: Record, trigger: str, blocked: bool = True) -> None:
+        """Count a main record as parked (decided here, or evicted from its trigger's queue)."""
+        if self.triggers.add(record.partition, trigger, record.offset):
+            namespace = namespace_of(trigger)
             log.info("namespace parked", extra=fields(namespace=namespace, held=self.window.held(namespace),
                                                       share=self.window.share(), throttled=blocked))
-        return park
 
     async def write(self, record: Record, trigger: str) -> None:
         """Write the parked copy; returns once acknowledged (raises the producer's error)."""
@@ -368,7 +410,7 @@ class Parking:
 
     # --- the drain ---
 
-    async def step(self, admit: Callable[[Record], None], room: Callable[[str], bool],
+    async def step(self, admit: Callable[[Record], None], room: Callable[[Record], bool],
                    timeout_ms: int = 100) -> list[int]:
         """One round: start due restores, read, finish restores, and take back what has room
         (``admit`` per record, before ``room`` is asked again). Returns the partitions whose
@@ -386,7 +428,7 @@ class Parking:
             if part is None:
                 continue  # read before its partition left
             if part.state is ParkState.RESTORING and record.offset < part.end:
-                self.triggers.add(part.partition, header(record, H_TRIGGER) or "")
+                self.triggers.add(part.partition, header(record, H_TRIGGER) or "", source_offset(record))
             elif part.state is ParkState.DRAINING and record.offset >= part.next_offset:
                 part.tracker.take(record.offset)
                 part.buffer.append(record)
@@ -434,7 +476,8 @@ class Parking:
                 parked_triggers=self.triggers.triggers(part.partition)))
         return [p.partition for p in done]
 
-    async def _take(self, reader: ParkReader, admit: Callable[[Record], None], room: Callable[[str], bool]) -> None:
+    async def _take(self, reader: ParkReader, admit: Callable[[Record], None],
+                    room: Callable[[Record], bool]) -> None:
         for part in self._partitions.values():
             if part.state is not ParkState.DRAINING:
                 continue
