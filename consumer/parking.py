@@ -74,10 +74,10 @@ from kafka import TopicPartition
 from consumer.kafka_edge import Record
 from consumer.logs import fields
 from consumer.offsets import PartitionOffsets
+from messaging_lib import topics
 
 log = logging.getLogger("consumer.parking")
 
-PARK_SUFFIX = "-parked"
 H_TRIGGER = "park_trigger"  # the trigger FQN /ns/name the parked message fires
 H_PARKED_MS = "park_time_ms"  # epoch ms of the park write (time spent parked)
 H_SOURCE_OFFSET = "park_source_offset"  # the main record's offset, for tracing
@@ -88,7 +88,7 @@ RESTORE_WITHOUT_RECORDS_S = 2.0  # an idle assigned partition is restored after 
 
 
 def park_topic(firer_topic: str) -> str:
-    return firer_topic + PARK_SUFFIX
+    return topics.parked_topic(firer_topic)
 
 
 def park_headers(headers: Sequence[tuple[str, bytes]], trigger: str, source_offset: int,
