@@ -37,7 +37,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from bench.firer_bench import ConsumerProcess, wait_until
 from local_stack import kafka as kafka_stack
 from local_stack.kafka import free_port
-from messaging_lib import envelope
+from messaging_lib import envelope, topics
 from messaging_lib.credentials import Sealer
 from tests.fixtures.emulator import EXTRA_NAMESPACES, STANDARD_AUTH, start_emulator, stop_emulator
 
@@ -73,7 +73,8 @@ class Bench:
     def topic(self) -> str:
         name = f"fair-{uuid.uuid4().hex[:8]}"
         admin = KafkaAdminClient(bootstrap_servers=self.bootstrap)
-        admin.create_topics([NewTopic(name, PARTITIONS, 1), NewTopic(f"{name}-dl", 1, 1)])
+        admin.create_topics([NewTopic(name, PARTITIONS, 1), NewTopic(topics.parked_topic(name), PARTITIONS, 1),
+                             NewTopic(f"{name}-dl", 1, 1)])
         admin.close()
         return name
 
@@ -193,8 +194,9 @@ def alice_throttled(b: Bench, alice: list[str], bob: list[str], over: int, secon
         ok = sorted(f["time_ms"] for f in alice_fires if f["status"] in (202, 204) and f["time_ms"] >= start)
         later_429 = sum(1 for t in refused if t >= start)
         rate = 0.0 if len(ok) < 2 else (len(ok) - 1) / ((ok[-1] - ok[0]) / 60_000)
+        parked = firer.metric("firer_messages_parked_total")
         return bob_text, (f"{rate:.0f}/min against {ALLOWED_PER_MINUTE}/min ({rate / ALLOWED_PER_MINUTE:.0%}); "
-                          f"{len(refused)} 429s in all, {later_429} after the first wave")
+                          f"{len(refused)} 429s in all, {later_429} after the first wave; {parked:.0f} parked")
     finally:
         firer.stop()
         b.control("POST", "limits", {"namespace": "alice", "clear": True, "resetCounters": True})
