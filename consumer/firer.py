@@ -639,7 +639,12 @@ class Firer:
     async def _drain_parks(self) -> None:
         """Read the owned park partitions and take parked messages back as their namespace has room."""
         while not self._stopping.is_set():
-            restored = await self._parking.step(self._take_back, self._may_take_back)
+            try:
+                restored = await self._parking.step(self._take_back, self._may_take_back)
+            except KafkaUnavailable as e:  # the park's reader: retried (a missing topic is a ConfigError: stop)
+                log.warning("reading the park failed; retrying", extra=fields(topic=self._parking.topic, error=str(e)))
+                await asyncio.sleep(1.0)
+                continue
             for partition in restored:
                 for job in self._held_back.pop(partition, []):
                     if self._main(job.record.tp) in self._offsets:
@@ -688,7 +693,9 @@ class Firer:
         trigger = header(record, H_TRIGGER) or ""
         main = self._offsets.get(self._main(record.tp))
         read_to = main.read_to if main is not None else None
-        return (read_to is not None and read_to > source_offset(record)
+        # nothing read nor committed: wait a moment for main records, then none came before it
+        read_past = read_to > source_offset(record) if read_to is not None else self._parking.settled(record.partition)
+        return (read_past
                 and self._parking.window.room(namespace_of(trigger))
                 and self._in_flight < self.settings.max_in_flight * FULL_FRACTION)
 

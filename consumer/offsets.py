@@ -134,8 +134,8 @@ class PartitionOffsets:
         skipped (``take`` answers False) and carried on in our commits until passed."""
         self._inherited = decode(committed, metadata)
         self.park = decode_park(metadata)
-        if self._next is None and self.park is not None:
-            self._next = committed  # the park position alone may advance: commit it at the same offset
+        if self._next is None:
+            self._next = committed  # read below it; and the park position alone may advance: committed here
 
     def take(self, offset: int) -> bool:
         """Take a fetched offset; False when an earlier owner finished it (it counts as done at once)."""

@@ -256,6 +256,7 @@ class ParkPartition:
     start: int | None = None  # the committed park position; None: from the beginning
     end: int = 0  # RESTORING: read up to here
     next_offset: int = 0  # DRAINING: the next offset expected (older ones are reads from before a seek)
+    restored_at: float = float("inf")
     buffer: deque[Record] = field(default_factory=deque)  # DRAINING: read, not yet taken back
     tracker: PartitionOffsets = field(default_factory=PartitionOffsets)  # read ones until finished
     paused: bool = False
@@ -353,6 +354,11 @@ class Parking:
         self._partitions.pop(partition, None)
         for namespace in self.triggers.drop(partition):
             log.info("namespace no longer parked", extra=fields(namespace=namespace, reason="partition left"))
+
+    def settled(self, partition: int) -> bool:
+        """Restored a while ago (``RESTORE_WITHOUT_RECORDS_S``): main records there were are read by now."""
+        part = self._partitions.get(partition)
+        return part is not None and self._clock() - part.restored_at >= RESTORE_WITHOUT_RECORDS_S
 
     def tracker(self, partition: int) -> PartitionOffsets | None:
         part = self._partitions.get(partition)
@@ -471,6 +477,7 @@ class Parking:
         for part in done:
             part.state = ParkState.DRAINING
             part.next_offset = part.start or 0
+            part.restored_at = self._clock()
             log.info("park partition restored", extra=fields(
                 topic=self.topic, partition=part.partition, position=part.start, end=part.end,
                 parked_triggers=self.triggers.triggers(part.partition)))
