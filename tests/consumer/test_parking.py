@@ -122,6 +122,43 @@ def test_taking_back_keeps_each_triggers_order_and_lets_other_namespaces_pass() 
     assert taken == [0, 1, 4]  # alice's room is one; /alice/a's second waits (order), bob passes
 
 
+@given(st.lists(st.tuples(st.sampled_from(["/a/x", "/a/y", "/b/z"]), st.booleans()), max_size=40))
+def test_taking_back_never_lets_a_triggers_message_pass_an_earlier_one_left_behind(
+        buffer_spec: list[tuple[str, bool]]) -> None:
+    buffer = [_parked(offset, trigger) for offset, (trigger, _) in enumerate(buffer_spec)]
+    allowed = {record.offset: ok for record, (_, ok) in zip(buffer, buffer_spec, strict=True)}
+    taken = {r.offset for r in takeable(buffer, lambda r: allowed[r.offset])}
+    for record in buffer:
+        if record.offset in taken:
+            trigger = header(record, H_TRIGGER)
+            earlier = [r for r in buffer if r.offset < record.offset and header(r, H_TRIGGER) == trigger]
+            assert all(r.offset in taken for r in earlier)
+
+
+def test_a_queue_gives_up_a_suffix_never_its_head() -> None:
+    async def scenario() -> None:
+        from consumer.toolkit import KeyedQueues, Supervisor
+        gate = asyncio.Event()
+        handled: list[int] = []
+
+        async def handle(n: int) -> None:
+            await gate.wait()
+            handled.append(n)
+        queues: KeyedQueues[str, int] = KeyedQueues(Supervisor("t", lambda: None), handle)
+        for n in range(6):
+            queues.put("k", n)
+        await asyncio.sleep(0)
+        assert queues.take_tail("k", lambda n: n != 2) == [3, 4, 5]  # stops at the first refused
+        assert queues.take_tail("k", lambda n: True) == [1, 2]  # never the head (being handled)
+        assert queues.take_tail("none", lambda n: True) == []
+        gate.set()
+        while "k" in queues:
+            await asyncio.sleep(0)
+        assert handled == [0]
+
+    asyncio.run(scenario())
+
+
 def test_park_headers_replace_an_earlier_parkings() -> None:
     first = park_headers([("ce_id", b"1")], "/a/t", 5, 1000)
     again = park_headers(first, "/a/t", 9, 2000)
