@@ -46,7 +46,13 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.coordinator.assignors.abstract import RebalanceProtocol
 from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
-from kafka.errors import CommitFailedError, KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
+from kafka.errors import (
+    CommitFailedError,
+    KafkaError,
+    KafkaTimeoutError,
+    TopicAlreadyExistsError,
+    UnknownTopicOrPartitionError,
+)
 from kafka.structs import MemberState, OffsetAndMetadata
 
 from consumer.table import Change
@@ -704,7 +710,9 @@ class PartitionReader:
             if found and found < wanted:
                 raise ConfigError("TRIGGER_MESSAGES_TOPIC", f"topic {topic!r} has {found} partitions, fewer than "
                                   f"the {wanted} of {like!r}: add partitions to it (kafka-topics.sh --alter)")
-            if found or not wanted:
+            if not wanted:  # our metadata does not show it yet: the caller retries
+                raise UnknownTopicOrPartitionError(f"no partitions known for {like}")
+            if found:
                 return
             admin = KafkaAdminClient(**self._settings.client_kwargs())
             try:
