@@ -61,7 +61,8 @@ async def run(settings: Settings) -> None:
             statuses, firer_metrics = StatusWriter(send_status), FirerMetrics(registry)
             firer = Firer(settings, client, producer, sealer(subscription_credentials_fire=False),  # router re-seals
                           firer_metrics, on_refused=statuses.on_refused,
-                          no_rule=NoRuleReporter(firer_metrics.fires_without_rule, note=statuses.on_no_rule))
+                          no_rule=NoRuleReporter(firer_metrics.fires_without_rule, note=statuses.on_no_rule),
+                          park_reader=Firer.park_reader_of(settings))
             probes.append(health.RoleProbe("firer", lambda: firer.ready, lambda: firer.last_poll))
             loops.append((firer.run, firer.stop))
         if "router" in settings.role_set:

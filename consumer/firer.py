@@ -23,9 +23,11 @@ One asyncio loop owns all mutable state below. Guarantees, and where each is kep
 - fairness (issue 13): concurrent fires are shared by namespace (`consumer.fairness.FairSlots`),
   and a throttled namespace is paced to what its 429 body states (`consumer.pacing`): its fires
   wait for its pace outside any fire slot, so it holds few slots and the others keep firing. A
-  429's retry waits for the pace, not a backoff. Not yet shared by namespace: the in-flight window
-  (`max_in_flight`); a namespace with a backlog above it still pauses every partition (parking
-  its messages is the planned remedy).
+  429's retry waits for the pace, not a backoff. The in-flight window is shared by namespace
+  too: a namespace over its share that is throttled or failing (or over it while the window
+  fills) has its messages parked in `<topic>-parked` and taken back as it has room, so its
+  backlog never pauses the partitions the others share (`consumer.parking`, with the
+  crash-safety argument; the park position travels in the main partition's commit metadata).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -49,6 +51,7 @@ from consumer.kafka_edge import (
     KafkaUnavailable,
     Membership,
     Offsets,
+    PartitionReader,
     Producer,
     RebalanceCallback,
     Record,
@@ -60,6 +63,16 @@ from consumer.offsets import METADATA_MAX_BYTES, PartitionOffsets
 from consumer.openwhisk import TriggerClient
 from consumer.outcomes import TRIGGER_GONE_STATUSES, Attempt, RetryPolicy, Verdict, dead_letter_reason, decide
 from consumer.pacing import Pacer
+from consumer.parking import (
+    FULL_FRACTION,
+    H_TRIGGER,
+    Parking,
+    ParkReader,
+    header,
+    namespace_of,
+    parked_seconds,
+    source_offset,
+)
 from consumer.settings import Settings
 from consumer.subscriptions import RefusalHook
 from consumer.toolkit import (
@@ -147,7 +160,7 @@ class Firer:
                  metrics: FirerMetrics, clock: Callable[[], float] = time.monotonic,
                  on_refused: RefusalHook | None = None, consumer_factory: ConsumerFactory = ConsumerThread,
                  no_rule: NoRuleReporter | None = None,
-                 window_left_s: Callable[[], float] | None = None) -> None:
+                 window_left_s: Callable[[], float] | None = None, park_reader: ParkReader | None = None) -> None:
         self.settings = settings
         self._on_refused = on_refused
         self._no_rule = no_rule or NoRuleReporter(metrics.fires_without_rule)
@@ -179,6 +192,7 @@ class Firer:
         self._on_wire: Counter[TopicPartition] = Counter()  # fire requests sent and not answered, per partition
         self._metadata_max_bytes = METADATA_MAX_BYTES
         self._rebalance_started: float | None = None
+        self._init_parking(park_reader)
 
     @property
     def ready(self) -> bool:
@@ -202,6 +216,7 @@ class Firer:
             log.warning("the topic has no partitions yet (does it exist?): waiting for it",
                         extra=fields(topic=self.settings.trigger_messages_topic))
         self._started = True
+        self._supervisor.spawn(self._drain_parks())
         log.info("firer started", extra=fields(topic=self.settings.trigger_messages_topic,
                                                group=self.settings.firer_group))
         last_commit = self._clock()
@@ -235,6 +250,7 @@ class Firer:
         await self._commit_until_landed(self._commit_points(self._offsets), self.settings.shutdown_timeout_s)
         assert self._consumer is not None
         await self._consumer.close()
+        await self._parking.close()
         log.info("firer stopped", extra=fields(unfinished=unfinished))
         if self.failure is not None:
             raise RuntimeError("the firer stopped after a failure") from self.failure
@@ -339,7 +355,10 @@ class Firer:
         except BadMessage as bad:
             self._supervisor.spawn(self._dead_letter(DeadLetter(record, bad.reason, bad.detail)))
             return
-        self._queues.put(job.trigger, job)
+        if self._parking.restoring(tp.partition):
+            self._held_back.setdefault(tp.partition, []).append(job)  # its parked triggers are not known yet
+            return
+        self._admit(job)
 
     def _job(self, record: Record) -> Job:
         env = envelope.parse_record(record.headers, record.value, max_payload_bytes=self.settings.max_payload_bytes)
@@ -356,14 +375,17 @@ class Firer:
         self._active[record.tp] -= 1
         if self._active[record.tp] <= 0:
             del self._active[record.tp]
-        if done and (tracker := self._offsets.get(record.tp) or self._releasing.get(record.tp)) is not None:
+        self._parking.window.release((record.topic, record.partition, record.offset))
+        if record.topic == self._parking.topic:
+            self._finish_parked(record, done)
+        elif done and (tracker := self._offsets.get(record.tp) or self._releasing.get(record.tp)) is not None:
             tracker.done(record.offset)
 
     # --- firing ---
 
     async def _fire_if_owned(self, job: Job) -> None:
         """A trigger queue's handler: a job of a revoked partition is skipped (its new owner has it)."""
-        if job.record.tp in self._offsets:
+        if self._main(job.record.tp) in self._offsets:
             await self._fire(job)
         else:
             self._abandon(job)
@@ -414,9 +436,15 @@ class Firer:
             self._metrics.retries.inc()
             if attempt.status == 429:
                 backoff = 0.0  # the namespace's pace is the wait: its next slot, at the rate OpenWhisk allows
-            if not await self._sleep_unless_revoked(backoff, job.record.tp):
-                self._finish(job.record, done=False)
-                return
+            self._retrying[job.namespace] += 1  # failing: its messages over its share are parked meanwhile
+            try:
+                if not await self._sleep_unless_revoked(backoff, job.record.tp):
+                    self._finish(job.record, done=False)
+                    return
+            finally:
+                self._retrying[job.namespace] -= 1
+                if self._retrying[job.namespace] <= 0:
+                    del self._retrying[job.namespace]
 
     async def _report_refusal(self, job: Job, status: int) -> None:
         assert self._on_refused is not None
@@ -454,18 +482,20 @@ class Firer:
 
     def _may_fire(self, tp: TopicPartition) -> bool:
         assert self._consumer is not None
-        return tp in self._offsets and self._consumer.membership().valid
+        return self._main(tp) in self._offsets and self._consumer.membership().valid
 
     async def _while_fenced(self, tp: TopicPartition) -> bool:
         """No zombie fires: while this member may not fire (its lease ran out, it was fenced), wait
         until it may again or the partition is gone (lost: the new owner fires it). True: fire.
         Checked again right before the request (``_may_fire``), after any wait for a slot."""
-        await wait_until(lambda: tp not in self._offsets or self._may_fire(tp), None, self._clock)
-        return tp in self._offsets
+        main = self._main(tp)
+        await wait_until(lambda: main not in self._offsets or self._may_fire(tp), None, self._clock)
+        return main in self._offsets
 
     async def _sleep_unless_revoked(self, seconds: float, tp: TopicPartition) -> bool:
         """Sleep; False as soon as the partition is revoked (its new owner takes the message over)."""
-        return await sleep_while(seconds, lambda: tp in self._offsets, self._clock)
+        main = self._main(tp)
+        return await sleep_while(seconds, lambda: main in self._offsets, self._clock)
 
     async def _dead_letter(self, dl: DeadLetter, trigger: str = "") -> None:
         """Write until acknowledged; only then is the message finished."""
@@ -496,6 +526,7 @@ class Firer:
         for tp in assigned:
             self._offsets[tp] = PartitionOffsets()
             self._landed.pop(tp, None)
+            self._parking.assign(tp.partition)
         log.info("partitions assigned", extra=fields(partitions=sorted(f"{t.topic}-{t.partition}" for t in assigned)))
 
     def _on_committed(self, committed: Offsets) -> None:
@@ -509,6 +540,7 @@ class Firer:
             if (tracker := self._offsets.get(tp)) is not None:
                 tracker.resume(offset, metadata)
                 self._landed[tp] = (offset, metadata)
+                self._parking.positioned(tp.partition, tracker.park)
 
     def _on_revoked(self, revoked: list[TopicPartition]) -> None:
         """kafka-python 3 runs this on its IO thread, where nothing may block: only hand over."""
@@ -525,6 +557,7 @@ class Firer:
         committed (offset and finished offsets), retrying within the rebalance timeout; the main
         loop polls (rejoins) only once that commit landed or was given up. Their queued messages
         are skipped and retrying ones abandoned: the new owner reads them from that commit."""
+        self._drop_parks(revoked)
         for tp in revoked:
             if (tracker := self._offsets.pop(tp, None)) is not None and not self._stopping.is_set():
                 self._releasing[tp] = tracker  # a stopping firer commits everything itself
@@ -549,6 +582,7 @@ class Firer:
         """Fenced: the partitions may be another member's already, so nothing of them is fired or
         committed any more (a commit would be refused anyway); kafka-python rejoins at the next poll."""
         self._metrics.partitions_lost.inc(len(lost))
+        self._drop_parks(lost)
         self._forget(lost)
         log.warning("membership lost: partitions dropped uncommitted", extra=fields(
             partitions=sorted(f"{t.topic}-{t.partition}" for t in lost)))
@@ -558,6 +592,140 @@ class Firer:
             self._offsets.pop(tp, None)
             self._releasing.pop(tp, None)
             self._landed.pop(tp, None)
+
+    # --- parking (issue 13; consumer/parking.py): a namespace's backlog leaves the window ---
+
+    def _init_parking(self, park_reader: ParkReader | None) -> None:
+        """``park_reader`` None: no parking (the window pauses every partition when full, as before);
+        ``park_reader_of(settings)`` is the real one (the entry point passes it)."""
+        self._parking = Parking(self.settings.trigger_messages_topic, self.settings.max_in_flight, park_reader,
+                                self._producer, self._clock)
+        self._held_back: dict[int, list[Job]] = {}  # main records of partitions whose park is restoring
+        self._retrying: Counter[str] = Counter()  # fires waiting for a retry, per namespace
+
+    @staticmethod
+    def park_reader_of(settings: Settings) -> ParkReader:
+        return PartitionReader(settings.kafka, "park", max_partition_fetch_bytes=FETCH_MAX_BYTES,
+                               fetch_max_bytes=FETCH_MAX_BYTES)
+
+    def _main(self, tp: TopicPartition) -> TopicPartition:
+        """The main partition a (park or main) partition's messages belong to: its owner fires them."""
+        return TopicPartition(self.settings.trigger_messages_topic, tp.partition) if tp.topic == self._parking.topic \
+            else tp
+
+    def _blocked(self, namespace: str) -> bool:
+        """Throttled (paced after a 429) or failing (a fire waiting for its retry)."""
+        return namespace in self._pacer or self._retrying.get(namespace, 0) > 0
+
+    def _admit(self, job: Job) -> None:
+        """A main message: held in its trigger's queue, or parked when its namespace is over its share."""
+        record = job.record
+        if self._parking.decide(record, job.trigger, job.namespace, self._blocked(job.namespace)):
+            self._supervisor.spawn(self._park(job))
+            return
+        self._parking.window.hold((record.topic, record.partition, record.offset), job.namespace)
+        self._queues.put(job.trigger, job)
+
+    async def _park(self, job: Job) -> None:
+        """Write the parked copy until acknowledged; only then is the main offset finished."""
+        if not await write_until_acknowledged(
+                lambda: self._parking.write(job.record, job.trigger), KafkaUnavailable, what=self._parking.topic,
+                wait=lambda seconds: self._sleep_unless_revoked(seconds, job.record.tp)):
+            self._finish(job.record, done=False)
+            return
+        self._metrics.parked_total.inc()
+        self._finish(job.record, done=True)
+
+    async def _drain_parks(self) -> None:
+        """Read the owned park partitions and take parked messages back as their namespace has room."""
+        while not self._stopping.is_set():
+            try:
+                restored = await self._parking.step(self._take_back, self._may_take_back)
+            except KafkaUnavailable as e:  # the park's reader: retried (a missing topic is a ConfigError: stop)
+                log.warning("reading the park failed; retrying", extra=fields(topic=self._parking.topic, error=str(e)))
+                await asyncio.sleep(1.0)
+                continue
+            for partition in restored:
+                for job in self._held_back.pop(partition, []):
+                    if self._main(job.record.tp) in self._offsets:
+                        self._admit(job)
+                    else:
+                        self._abandon(job)
+            self._evict_over_share()
+            for tp, tracker in self._offsets.items():
+                if (position := self._parking.position(tp.partition)) is not None:
+                    tracker.park = position
+            self._metrics.parked.set(len(self._parking.triggers))
+
+    def _evict_over_share(self) -> None:
+        """A throttled or failing namespace holding more than its share (it took messages before
+        it was known to be blocked, or the share shrank as another namespace came) gives the
+        waiting tail of its trigger queues to the park: main messages only, of triggers with
+        nothing parked yet (a suffix of a queue leaves, so nothing it leaves behind overtakes it)."""
+        if not self._parking.enabled:
+            return
+        share = self._parking.window.share()
+        over = {ns for ns in self._parking.window.namespaces() if self._parking.window.held(ns) > share
+                and self._blocked(ns)}
+        if not over:
+            return
+        for trigger in self._queues.keys():  # noqa: SIM118 (a copy: queues change as jobs leave)
+            namespace = namespace_of(trigger)
+            surplus = self._parking.window.held(namespace) - share
+            if namespace not in over or surplus <= 0:
+                continue
+            for job in self._queues.take_tail(trigger, self._movable(iter(range(surplus)))):
+                self._parking.window.release((job.record.topic, job.record.partition, job.record.offset))
+                self._parking.park(job.record, job.trigger)
+                self._supervisor.spawn(self._park(job))
+
+    def _movable(self, budget: Iterator[int]) -> Callable[[Job], bool]:
+        """Which queued jobs may be evicted to the park: main ones of a trigger with nothing parked, within budget."""
+        def movable(job: Job) -> bool:
+            return (job.record.topic != self._parking.topic
+                    and not self._parking.triggers.parked(job.record.partition, job.trigger)
+                    and next(budget, None) is not None)
+        return movable
+
+    def _may_take_back(self, record: Record) -> bool:
+        """Room in the window for its namespace, and its main partition read past where it came
+        from (after a crash, a held predecessor is then in its trigger's queue ahead of it)."""
+        trigger = header(record, H_TRIGGER) or ""
+        main = self._offsets.get(self._main(record.tp))
+        read_to = main.read_to if main is not None else None
+        # nothing read nor committed: wait a moment for main records, then none came before it
+        read_past = read_to > source_offset(record) if read_to is not None else self._parking.settled(record.partition)
+        return (read_past
+                and self._parking.window.room(namespace_of(trigger))
+                and self._in_flight < self.settings.max_in_flight * FULL_FRACTION)
+
+    def _take_back(self, record: Record) -> None:
+        """A parked message re-enters the window, behind its trigger's held messages."""
+        self._active[record.tp] += 1
+        self._in_flight += 1
+        if (waited := parked_seconds(record, time.time())) is not None:
+            self._metrics.parked_seconds.observe(waited)
+        try:
+            job = self._job(record)
+        except BadMessage as bad:  # e.g. its credential expired while parked
+            self._supervisor.spawn(self._dead_letter(DeadLetter(record, bad.reason, bad.detail)))
+            return
+        self._parking.window.hold((record.topic, record.partition, record.offset), job.namespace)
+        self._queues.put(job.trigger, job)
+
+    def _finish_parked(self, record: Record, done: bool) -> None:
+        """A parked message finished: its park position may advance (committed with main partition p)."""
+        if done and (tracker := self._parking.tracker(record.partition)) is not None:
+            tracker.done(record.offset)
+            main = self._main(record.tp)
+            if (owner := self._offsets.get(main) or self._releasing.get(main)) is not None:
+                owner.park = self._parking.position(record.partition)
+
+    def _drop_parks(self, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self._parking.drop(tp.partition)
+            for job in self._held_back.pop(tp.partition, []):
+                self._abandon(job)
 
 
 def _now_ms() -> int:

@@ -24,6 +24,8 @@ consumers), so nothing above this module knows kafka-python's exception tree.
   (no group), read from the beginning; created when missing (compacted, one partition, the spec
   of messaging_lib.topics) and refused with several partitions, since record order is the contract.
 - ``Producer``: one shared producer, sends awaited until acknowledged.
+- ``PartitionReader``: partitions assigned directly (no group), positions kept by the owner: the
+  firer's park topic (consumer/parking.py).
 
 Both group consumers use cooperative rebalancing (KIP-429): a new topic or member adds partitions
 without revoking the others.
@@ -45,7 +47,13 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.coordinator.assignors.abstract import RebalanceProtocol
 from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
-from kafka.errors import CommitFailedError, KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
+from kafka.errors import (
+    CommitFailedError,
+    KafkaError,
+    KafkaTimeoutError,
+    TopicAlreadyExistsError,
+    UnknownTopicOrPartitionError,
+)
 from kafka.structs import MemberState, OffsetAndMetadata
 
 from consumer.table import Change
@@ -664,8 +672,9 @@ class Producer:
         keep_large_buffers()
 
     async def send(self, topic: str, value: bytes | None, key: bytes | None = None,
-                   headers: list[tuple[str, bytes]] | None = None) -> tuple[int, int]:
-        """Send and wait for the broker's acknowledgement; returns (partition, offset)."""
+                   headers: list[tuple[str, bytes]] | None = None, partition: int | None = None) -> tuple[int, int]:
+        """Send and wait for the broker's acknowledgement; returns (partition, offset).
+        ``partition``: that one (the park's), else the key's."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[tuple[int, int]] = loop.create_future()
         what = f"send to {topic} failed"
@@ -677,7 +686,7 @@ class Producer:
             loop.call_soon_threadsafe(_settle, done, None, _unavailable(what, exc))
 
         with _mapped(what):
-            future = self._producer.send(topic, value=value, key=key, headers=headers or [])
+            future = self._producer.send(topic, value=value, key=key, headers=headers or [], partition=partition)
         future.add_callback(ok)
         future.add_errback(failed)
         return await done
@@ -697,3 +706,108 @@ def _settle(future: asyncio.Future[Any], value: Any, error: BaseException | None
         future.set_exception(error)
     else:
         future.set_result(value)
+
+
+# --- partitions read without a group (the firer's park topic) --------------------------------------
+
+
+class PartitionReader:
+    """Partitions of one topic read by ``assign()``, no group and no commits: the owner decides
+    which partitions it reads (the firer reads park partition p while it owns main partition p)
+    and keeps the positions itself (in its main commits' metadata)."""
+
+    def __init__(self, settings: KafkaSettings, name: str = "park", **config: Any) -> None:
+        self._settings = settings
+        self._thread = _KafkaThread(f"kafka-{name}")
+        self._config = config
+        self._consumer: KafkaConsumer | None = None
+
+    def _client(self) -> KafkaConsumer:
+        if self._consumer is None:
+            self._consumer = KafkaConsumer(**self._settings.client_kwargs(), group_id=None,
+                                           enable_auto_commit=False, auto_offset_reset="earliest", **self._config)
+        return self._consumer
+
+    async def ensure_topic(self, topic: str, like: str) -> None:
+        """Create ``topic`` with as many partitions as ``like`` when missing (the consumer's
+        principal needs Create on it where an authorizer runs, or deploy creates it); a topic
+        with fewer partitions than ``like`` is refused: park partition p must exist for main p."""
+        def ensure() -> None:
+            consumer = self._client()
+            consumer.topics()  # fresh metadata
+            wanted = len(consumer.partitions_for_topic(like) or ())
+            found = len(consumer.partitions_for_topic(topic) or ())
+            if found and found < wanted:
+                raise ConfigError("TRIGGER_MESSAGES_TOPIC", f"topic {topic!r} has {found} partitions, fewer than "
+                                  f"the {wanted} of {like!r}: add partitions to it (kafka-topics.sh --alter)")
+            if not wanted:  # our metadata does not show it yet: the caller retries
+                raise UnknownTopicOrPartitionError(f"no partitions known for {like}")
+            if found:
+                return
+            admin = KafkaAdminClient(**self._settings.client_kwargs())
+            try:
+                admin.create_topics({topic: {"num_partitions": wanted, "configs": {"cleanup.policy": "delete"}}},
+                                    wait_for_metadata=True)
+                log.info("created the park topic", extra={"fields": {"topic": topic, "partitions": wanted}})
+            except TopicAlreadyExistsError:
+                pass
+            finally:
+                admin.close()
+            consumer.topics()
+        await self._thread.call(f"cannot create or check the topic {topic}", ensure)
+
+    async def add(self, positions: dict[TopicPartition, int | None]) -> dict[TopicPartition, int]:
+        """Read these partitions too, each from its offset (None: the beginning); returns their end offsets."""
+        def add() -> dict[TopicPartition, int]:
+            consumer = self._client()
+            consumer.assign(sorted(set(consumer.assignment()) | set(positions)))
+            self._seek(consumer, positions)
+            return dict(consumer.end_offsets(list(positions)))
+        return await self._thread.call("assigning park partitions failed", add)
+
+    @staticmethod
+    def _seek(consumer: KafkaConsumer, positions: dict[TopicPartition, int | None]) -> None:
+        for tp, offset in positions.items():
+            if offset is None:
+                consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, offset)
+
+    async def seek(self, positions: dict[TopicPartition, int | None]) -> None:
+        await self._thread.call("seek failed", lambda: self._seek(self._client(), positions))
+
+    async def position(self, partition: TopicPartition) -> int:
+        return await self._thread.call("position failed", lambda: self._client().position(partition))
+
+    async def remove(self, partitions: list[TopicPartition]) -> None:
+        def remove() -> None:
+            consumer = self._client()
+            consumer.assign(sorted(set(consumer.assignment()) - set(partitions)))
+        await self._thread.call("unassigning park partitions failed", remove)
+
+    async def pause(self, partitions: list[TopicPartition], pause: bool) -> None:
+        def apply() -> None:
+            consumer = self._client()
+            owned = [tp for tp in partitions if tp in consumer.assignment()]
+            if owned and pause:
+                consumer.pause(*owned)
+            elif owned:
+                consumer.resume(*owned)
+        await self._thread.call("pause failed", apply)
+
+    async def poll(self, timeout_ms: int, max_records: int) -> list[Record]:
+        def poll() -> list[Record]:
+            consumer = self._client()
+            if not consumer.assignment():
+                return []
+            return _records(consumer.poll(timeout_ms=timeout_ms, max_records=max_records))
+        return await self._thread.call("poll failed", poll)
+
+    async def close(self) -> None:
+        def close() -> None:
+            if self._consumer is not None:
+                self._consumer.close(autocommit=False)
+        try:
+            await self._thread.call("close failed", close)
+        finally:
+            self._thread.shutdown()

@@ -39,6 +39,14 @@ class FirerMetrics:
                             "(what /readyz reports)", registry=registry)
         self.fires_without_rule = Counter("firer_fires_without_rule", "Fires answered 204: the trigger has no "
                                           "active rule, so nothing ran (see consumer.no_rule)", registry=registry)
+        self.parked = Gauge("firer_parked_messages", "Messages parked (in the park topic, not yet taken back): "
+                            "their namespace was over its share of the in-flight window while throttled or "
+                            "failing (consumer.parking)", registry=registry)
+        self.parked_total = Counter("firer_messages_parked", "Messages written to the park topic",
+                                    registry=registry)
+        self.parked_seconds = Histogram("firer_parked_seconds", "Time a parked message waited before it was "
+                                        "taken back", registry=registry,
+                                        buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800))
         self.partitions_lost = Counter("firer_partitions_lost", "Partitions dropped uncommitted because the "
                                        "membership was lost (fenced, session expired)", registry=registry)
 

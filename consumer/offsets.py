@@ -14,6 +14,11 @@ committed offset). 2,000 scattered offsets take ~6 KB, a contiguous block a few 
 fit the broker's ``offset.metadata.max.bytes`` (4096 by default): runs that do not fit are left
 out, from the highest down (a shorter list only means more duplicates, never a loss), down to an
 empty list, the plain offset.
+
+Parking (consumer/parking.py) adds one field: ``;p`` and the read position of the partition's
+park partition in base 36, after the runs (``f1:3,2.5;p1z``, or ``;p1z`` alone). It is never
+left out (a few bytes), so one commit covers both the main offset and the park position.
+Readers that predate it see no runs in such metadata, which only costs duplicates.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from collections import deque
 from collections.abc import Iterable
 
 PREFIX = "f1:"
+PARK_FIELD = ";p"
 METADATA_MAX_BYTES = 4096  # Kafka's default offset.metadata.max.bytes
 
 Runs = list[tuple[int, int]]  # [start, end) of finished offsets, ascending, disjoint, not adjacent
@@ -57,8 +63,14 @@ def _b36(n: int) -> str:
             return out
 
 
-def encode(committed: int, finished: Runs, max_bytes: int = METADATA_MAX_BYTES) -> str:
-    """The metadata for a commit at ``committed``; runs below it are dropped (already covered)."""
+def encode(committed: int, finished: Runs, max_bytes: int = METADATA_MAX_BYTES, park: int | None = None) -> str:
+    """The metadata for a commit at ``committed``; runs below it are dropped (already covered).
+    ``park``: the park read position, always kept (the runs give way to it)."""
+    park_field = "" if park is None else PARK_FIELD + _b36(park)
+    return _encode_runs(committed, finished, max(0, max_bytes - len(park_field))) + park_field
+
+
+def _encode_runs(committed: int, finished: Runs, max_bytes: int) -> str:
     tokens: list[str] = []
     size = len(PREFIX)
     previous = committed
@@ -78,6 +90,7 @@ def encode(committed: int, finished: Runs, max_bytes: int = METADATA_MAX_BYTES) 
 def decode(committed: int, metadata: str) -> Runs:
     """The finished runs a commit carries; anything else (another writer's metadata, damage)
     reads as none, which only costs duplicates."""
+    metadata = metadata.partition(PARK_FIELD)[0]
     if not metadata.startswith(PREFIX) or len(metadata) == len(PREFIX):
         return []
     runs: Runs = []
@@ -96,17 +109,33 @@ def decode(committed: int, metadata: str) -> Runs:
     return runs
 
 
+def decode_park(metadata: str) -> int | None:
+    """The park read position a commit carries, or None (never parked, or unreadable)."""
+    _, found, value = metadata.partition(PARK_FIELD)
+    if not found or not value:
+        return None
+    try:
+        position = int(value, 36)
+    except ValueError:
+        return None
+    return position if position >= 0 else None
+
+
 class PartitionOffsets:
     def __init__(self) -> None:
         self._pending: deque[int] = deque()  # taken offsets, ascending, the done ones not yet popped
         self._done: set[int] = set()
         self._next: int | None = None  # one past the highest offset taken
         self._inherited: Runs = []  # finished by an earlier owner, above where we started
+        self.park: int | None = None  # the park read position that travels with this partition's commits
 
     def resume(self, committed: int, metadata: str) -> None:
         """Adopt an earlier owner's commit: the offsets it had finished above ``committed`` are
         skipped (``take`` answers False) and carried on in our commits until passed."""
         self._inherited = decode(committed, metadata)
+        self.park = decode_park(metadata)
+        if self._next is None:
+            self._next = committed  # read below it; and the park position alone may advance: committed here
 
     def take(self, offset: int) -> bool:
         """Take a fetched offset; False when an earlier owner finished it (it counts as done at once)."""
@@ -131,6 +160,11 @@ class PartitionOffsets:
             self._done.discard(self._pending.popleft())
 
     @property
+    def read_to(self) -> int | None:
+        """One past the highest offset taken (or the committed one resumed from): read below it."""
+        return self._next
+
+    @property
     def in_flight(self) -> int:
         return len(self._pending)
 
@@ -145,4 +179,4 @@ class PartitionOffsets:
         offset = self.committable()
         if offset is None:
             return None
-        return offset, encode(offset, _merge(runs_of(self._done), self._inherited), max_bytes)
+        return offset, encode(offset, _merge(runs_of(self._done), self._inherited), max_bytes, self.park)

@@ -104,6 +104,20 @@ class KeyedQueues(Generic[K, T]):
         finally:
             del self._queues[key]
 
+    def keys(self) -> list[K]:
+        return list(self._queues)
+
+    def take_tail(self, key: K, movable: Callable[[T], bool]) -> list[T]:
+        """Remove and return, in queue order, the items at the end of the key's queue that
+        ``movable`` accepts, stopping at the first it refuses; never the head (being handled).
+        The firer parks them (consumer.parking): a suffix leaves, so the order of what stays holds."""
+        queue = self._queues.get(key)
+        taken: list[T] = []
+        while queue is not None and len(queue) > 1 and movable(queue[-1]):
+            taken.append(queue.pop())
+        taken.reverse()
+        return taken
+
     def __len__(self) -> int:
         """Keys with a queue (and so a task)."""
         return len(self._queues)

@@ -1,7 +1,7 @@
 """The Kafka ACLs of a deployment: which principal may do what, created or printed as commands.
 
-A sealed credential in an envelope is a bearer secret (DESIGN.md section 4), so the service's three
-topics (trigger messages, subscriptions, dead letters) are the service's alone: its principal reads,
+A sealed credential in an envelope is a bearer secret (DESIGN.md section 4), so the service's four
+topics (trigger messages, its park topic, subscriptions, dead letters) are the service's alone: its principal reads,
 writes, describes and may create them and uses its consumer groups (firer, router); external
 producers may only write (and describe) the trigger-messages topic; nobody else is granted anything
 on them. No binding here names a wildcard principal or topic: with an authorizer that denies what no
@@ -36,6 +36,7 @@ from kafka.errors import ClusterAuthorizationFailedError, SecurityDisabledError
 
 from deploy.errors import DeployError
 from deploy.topics import kafka_admin
+from messaging_lib.topics import parked_topic
 
 # What each role does on its resources. READ, WRITE and the rest imply DESCRIBE in Kafka; it is listed
 # anyway so the bindings (and the printed commands) say exactly what the role needs.
@@ -111,7 +112,8 @@ def deployment_acls(*, trigger_messages_topic: str, subscriptions_topic: str, de
         empty where the operator grants them otherwise.
     """
     service = principal(service_principal)
-    topics = [_checked_name("topic", t) for t in (trigger_messages_topic, subscriptions_topic, dead_letter_topic)]
+    topics = [_checked_name("topic", t) for t in (trigger_messages_topic, parked_topic(trigger_messages_topic),
+                                                  subscriptions_topic, dead_letter_topic)]
     groups = [_checked_name("consumer group", g) for g in consumer_groups]
     prefixes = [_checked_name("routed topic prefix", p) for p in routed_topic_prefixes]
     producers = [principal(p) for p in producer_principals]

@@ -42,11 +42,15 @@ class TopicSpec:
 def topic_specs(*, trigger_messages_topic: str, subscriptions_topic: str, dead_letter_topic: str,
                 partitions: int, retention_hours: int, dead_letter_partitions: int,
                 dead_letter_retention_days: int, dead_letter_max_message_bytes: int) -> list[TopicSpec]:
-    """The three topics of a deployment, in the order they are created."""
+    """The four topics of a deployment, in the order they are created. The park topic has as many
+    partitions as the trigger-messages topic (the firer that owns partition p reads park partition p)."""
     return [
         TopicSpec(trigger_messages_topic, partitions,
                   {"cleanup.policy": "delete", "retention.ms": str(retention_hours * HOUR_MS)}, {},
                   "trigger messages (envelopes) for the firers"),
+        TopicSpec(topics.parked_topic(trigger_messages_topic), partitions,
+                  {"cleanup.policy": "delete", "retention.ms": str(retention_hours * HOUR_MS)}, {},
+                  "trigger messages parked by the firers while their namespace is throttled (consumer/parking.py)"),
         TopicSpec(subscriptions_topic, topics.SUBSCRIPTIONS_TOPIC_PARTITIONS,
                   topics.SUBSCRIPTIONS_TOPIC_CONFIG, {"cleanup.policy": "compact"},
                   "feed subscriptions, compacted, one partition for one order: the routers' only state",

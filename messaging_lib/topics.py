@@ -13,6 +13,14 @@ from .errors import Reason
 TRIGGER_MESSAGES_TOPIC = "openwhisk-trigger-messages"
 SUBSCRIPTIONS_TOPIC = "openwhisk-trigger-subscriptions"  # compacted, one partition (see feed.records)
 DEAD_LETTER_TOPIC = "openwhisk-trigger-dead-letters"
+PARKED_SUFFIX = "-parked"  # the firer's park topic: <trigger-messages topic>-parked, as many partitions
+
+
+def parked_topic(trigger_messages_topic: str) -> str:
+    """The park topic of a trigger-messages topic (consumer/parking.py): the firer parks a throttled
+    namespace's messages there, in the partition of the same number."""
+    return trigger_messages_topic + PARKED_SUFFIX
+
 
 # The subscriptions topic's shape is part of the contract (one partition: one order; compacted: the
 # latest record per key is the state), so deploy and the router create it from this one spec.

@@ -21,10 +21,10 @@ def _of(who: str, bindings: list[AclBinding] = BINDINGS) -> set[tuple[str, str, 
     return {(b.operation, b.resource_type, b.resource_name, b.pattern_type) for b in bindings if b.principal == who}
 
 
-def test_the_service_reads_writes_describes_and_may_create_its_three_topics_and_uses_its_groups() -> None:
+def test_the_service_reads_writes_describes_and_may_create_its_four_topics_and_uses_its_groups() -> None:
     topic_ops = {"READ", "WRITE", "DESCRIBE", "CREATE", "DESCRIBE_CONFIGS"}
     assert _of("User:service") == {
-        *((op, "TOPIC", t, "LITERAL") for t in ("tm", "subs", "dl") for op in topic_ops),
+        *((op, "TOPIC", t, "LITERAL") for t in ("tm", "tm-parked", "subs", "dl") for op in topic_ops),
         *((op, "GROUP", g, "LITERAL") for g in ("firer-g", "router-g") for op in ("READ", "DESCRIBE")),
     }
 
@@ -43,11 +43,11 @@ def test_nobody_but_the_service_reads_anything_and_nothing_is_a_wildcard() -> No
 
 
 def test_no_binding_is_repeated_and_the_service_comes_first() -> None:
-    assert len(BINDINGS) == len(set(BINDINGS)) == 5 * 3 + 2 * 2 + 2 * 2
+    assert len(BINDINGS) == len(set(BINDINGS)) == 5 * 4 + 2 * 2 + 2 * 2
     assert BINDINGS[0].principal == "User:service"
     again = deployment_acls(**TOPICS, service_principal="User:service", producer_principals=["producer", "producer"],
                             consumer_groups=["g", "g"])
-    assert len(again) == len(set(again)) == 5 * 3 + 2 + 2
+    assert len(again) == len(set(again)) == 5 * 4 + 2 + 2
 
 
 def test_routed_topic_prefixes_are_prefixed_reads_for_the_service_only() -> None:
@@ -91,12 +91,13 @@ def test_a_wildcard_group_or_prefix_is_refused() -> None:
 
 def test_the_commands_group_operations_per_principal_and_resource() -> None:
     commands = kafka_acls_commands(BINDINGS, "k1:9092,k2:9092", "admin.properties")
-    assert len(commands) == 3 + 2 + 2  # three topics and two groups for the service, one topic per producer
+    assert len(commands) == 4 + 2 + 2  # four topics and two groups for the service, one topic per producer
     assert commands[0] == ("kafka-acls.sh --bootstrap-server k1:9092,k2:9092 --command-config admin.properties --add "
                            "--allow-principal User:service --allow-host '*' --operation Read --operation Write "
                            "--operation Describe --operation Create --operation DescribeConfigs --topic tm "
                            "--resource-pattern-type literal")
-    assert commands[3].endswith("--operation Read --operation Describe --group firer-g --resource-pattern-type literal")
+    assert commands[1].endswith("--topic tm-parked --resource-pattern-type literal")
+    assert commands[4].endswith("--operation Read --operation Describe --group firer-g --resource-pattern-type literal")
     assert commands[-1].endswith("--allow-principal User:p2 --allow-host '*' --operation Write --operation Describe "
                                  "--topic tm --resource-pattern-type literal")
 

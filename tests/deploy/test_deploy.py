@@ -222,7 +222,7 @@ def test_deploy_use_redeploy_and_undeploy_against_an_openwhisk_host(
     # a second deploy (same flags) changes nothing, keeps the key, and says so
     again = run_deploy(tools, tmp_path, *flags, *kafka_flags)
     assert again.returncode == 0, again.stderr
-    assert "the one kept in" in again.stderr and again.stderr.count("left as it is") == 3
+    assert "the one kept in" in again.stderr and again.stderr.count("left as it is") == 4  # 4 topics
     assert read_env_file(state_dir / "consumer-secrets.env") == secrets
     assert snapshot(openwhisk, kafka, topic_names) == deployed
 
@@ -393,7 +393,7 @@ def test_local_runs_the_demo_stays_up_is_safe_to_rerun_stops_on_ctrl_c_and_undep
                                capture_output=True, text=True, timeout=180, cwd=REPO_ROOT,
                                env=deploy_env(tools, tmp_path))
         assert again.returncode == 0, again.stderr
-        assert again.stderr.count("already running") == 3 and again.stderr.count("left as it is") == 3
+        assert again.stderr.count("already running") == 3 and again.stderr.count("left as it is") == 4
         assert "the one kept in" in again.stderr
         assert "this run reuses it and stops nothing" in again.stderr and "Stopping" not in again.stderr
 

@@ -9,11 +9,16 @@ from messaging_lib import topics
 SPECS = topic_specs(trigger_messages_topic="tm", subscriptions_topic="subs", dead_letter_topic="dl", partitions=12,
                     retention_hours=168, dead_letter_partitions=3, dead_letter_retention_days=14,
                     dead_letter_max_message_bytes=2 * 1024 * 1024)
-TRIGGER_MESSAGES, SUBSCRIPTIONS, DEAD_LETTERS = SPECS
+TRIGGER_MESSAGES, PARKED, SUBSCRIPTIONS, DEAD_LETTERS = SPECS
 
 
-def test_three_topics_in_creation_order() -> None:
-    assert [spec.name for spec in SPECS] == ["tm", "subs", "dl"]
+def test_four_topics_in_creation_order() -> None:
+    assert [spec.name for spec in SPECS] == ["tm", "tm-parked", "subs", "dl"]
+
+
+def test_the_park_topic_has_the_trigger_messages_partitions_and_retention() -> None:
+    assert PARKED.partitions == TRIGGER_MESSAGES.partitions == 12
+    assert PARKED.config == TRIGGER_MESSAGES.config and PARKED.required == {}
 
 
 def test_trigger_messages_are_deleted_after_their_retention() -> None:
