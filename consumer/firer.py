@@ -66,6 +66,7 @@ from consumer.toolkit import (
     WRITE_RETRY,
     Backpressure,
     KeyedQueues,
+    RetryRule,
     Supervisor,
     hand_over,
     sleep_while,
@@ -86,6 +87,9 @@ FETCH_MAX_BYTES = 1024 * 1024
 # A revoked partition's fires already sent are awaited this long before its final commit: their
 # outcome is known soon, and each one recorded is one the new owner does not repeat.
 RELEASE_WIRE_WAIT_S = 2.0
+# A refused commit is sent again soon (the refusal usually ends with a rebalance): each moment
+# without a landed commit is one more moment of fires a crash would repeat.
+COMMIT_RETRY = RetryRule(initial_s=0.05, max_s=1.0)
 
 
 class GroupConsumer(Protocol):
@@ -172,7 +176,7 @@ class Firer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started = False
         self.last_poll = clock()
-        self._commit_task: asyncio.Task[None] | None = None  # at most one periodic commit in flight
+        self._finished = asyncio.Event()  # something finished since the last commit was sent: commit again
         self._landed: dict[TopicPartition, tuple[int, str]] = {}  # the last commit the broker accepted
         self._releases: set[asyncio.Task[None]] = set()  # commits of revoked partitions, awaited before polling
         self._releasing: dict[TopicPartition, PartitionOffsets] = {}  # revoked, their fires on the wire awaited
@@ -204,7 +208,7 @@ class Firer:
         self._started = True
         log.info("firer started", extra=fields(topic=self.settings.trigger_messages_topic,
                                                group=self.settings.firer_group))
-        last_commit = self._clock()
+        self._supervisor.spawn(self._commit_continuously())
         while not self._stopping.is_set():
             await self._apply_backpressure()
             await self._finish_releases()
@@ -213,9 +217,6 @@ class Firer:
                 self._accept(record)
             self.last_poll = now = self._clock()
             self._watch_membership(now)
-            if now - last_commit >= self.settings.commit_interval_s and self._commit_task is None:
-                self._commit_task = self._supervisor.spawn(self._commit_periodically())
-                last_commit = now
         await self._shutdown()
 
     @property
@@ -231,7 +232,6 @@ class Firer:
         await wait_until(lambda: not self._in_flight, self.settings.shutdown_timeout_s, self._clock)
         unfinished = self._in_flight
         await self._supervisor.cancel_all()
-        self._commit_task = None
         await self._commit_until_landed(self._commit_points(self._offsets), self.settings.shutdown_timeout_s)
         assert self._consumer is not None
         await self._consumer.close()
@@ -275,14 +275,27 @@ class Firer:
                 points[tp] = point
         return points
 
-    async def _commit_periodically(self) -> None:
-        """One periodic commit of every owned partition. A refusal (a rebalance in progress, the
-        coordinator moving) is counted and dropped: the next interval sends the latest offsets
-        again, until they land or the partitions are lost."""
-        try:
-            await self._send_commit(self._commit_points(self._offsets))
-        finally:
-            self._commit_task = None
+    async def _commit_continuously(self) -> None:
+        """The commit pipeline: one commit of every owned partition in flight at a time, the next
+        sent as soon as the previous was answered and something new finished (at most every
+        ``firer_commit_interval_s``). What a crash repeats is what finished after the last commit that
+        landed: with a fixed tick that is up to a tick plus a round trip of fires, here about one
+        round trip (or the interval, if longer). A refusal (a rebalance in progress, the
+        coordinator moving) is counted and sent again after a short backoff with the latest
+        offsets, until they land or the partitions are lost."""
+        backoff = COMMIT_RETRY.initial_s
+        while True:
+            await self._finished.wait()
+            self._finished.clear()
+            sent = self._clock()
+            if await self._send_commit(self._commit_points(self._offsets)):
+                backoff = COMMIT_RETRY.initial_s
+                wait = self.settings.firer_commit_interval_s - (self._clock() - sent)
+            else:
+                self._finished.set()  # nothing new need finish: the refused offsets are still unlanded
+                wait, backoff = backoff, COMMIT_RETRY.next(backoff)
+            if wait > 0:
+                await asyncio.sleep(wait)
 
     async def _send_commit(self, points: Offsets) -> bool:
         if not points or self._consumer is None:
@@ -358,6 +371,7 @@ class Firer:
             del self._active[record.tp]
         if done and (tracker := self._offsets.get(record.tp) or self._releasing.get(record.tp)) is not None:
             tracker.done(record.offset)
+            self._finished.set()
 
     # --- firing ---
 

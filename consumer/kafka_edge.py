@@ -390,10 +390,19 @@ class ConsumerThread:
         await self._thread.call("pause failed", apply)
 
     async def commit(self, offsets: Offsets) -> None:
-        """Send the commit from the consumer thread without waiting there, then await the broker's
-        answer here: the consumer thread goes on polling (and heartbeating) meanwhile. Raises
-        ``CommitRejected`` when refused, whatever the reason (the caller retries with its latest
-        offsets, or drops partitions it lost)."""
+        """Send the commit and await the broker's answer without waiting for the consumer thread.
+        Raises ``CommitRejected`` when refused, whatever the reason (the caller retries with its
+        latest offsets, or drops partitions it lost).
+
+        Sent from the caller's thread, not the consumer thread: that thread spends most of its
+        time inside a poll (up to its whole timeout while the partitions are paused), and a commit
+        queued behind it landed 100-200 ms late, each of those milliseconds fires that a crash
+        repeats. kafka-python 3 does not send a commit itself: ``commit_offsets_async``
+        (kafka/coordinator/consumer.py) hands the request to its IO thread through
+        ``KafkaConnectionManager.call_soon``, documented thread-safe, and its futures take their
+        callbacks under a lock (kafka/future.py)."""
+        if not offsets:
+            return
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
 
@@ -402,16 +411,13 @@ class ConsumerThread:
             loop.call_soon_threadsafe(_settle, done, None, None if error is None else
                                       CommitRejected(_reason(error), str(error)))
 
-        def send() -> None:
-            assert self._consumer is not None
-            if self._consumer._coordinator.coordinator_unknown():  # its future would be the lookup's, not ours
-                raise CommitRejected("CoordinatorNotAvailableError", "the group coordinator is not known yet")
-            future = self._consumer.commit_async({tp: OffsetAndMetadata(o, meta, -1)
-                                                  for tp, (o, meta) in offsets.items()})
-            future.add_both(answered)
-        if offsets:
-            await self._thread.call("commit failed", send)
-            await done
+        consumer = self._consumer
+        if consumer is None or consumer._coordinator.coordinator_unknown():  # its future would be the lookup's
+            raise CommitRejected("CoordinatorNotAvailableError", "the group coordinator is not known yet")
+        with _mapped("commit failed"):
+            future = consumer.commit_async({tp: OffsetAndMetadata(o, meta, -1) for tp, (o, meta) in offsets.items()})
+        future.add_both(answered)
+        await done
 
     async def close(self) -> None:
         def close() -> None:

@@ -52,7 +52,12 @@ class Settings:
     retry_max_backoff_s: float = field(default=30.0, metadata={"help": "longest retry backoff"})
     retry_max_age_s: float = field(default=900.0, metadata={"help": "retry a message this long, then dead-letter"})
     commit_interval_s: float = field(
-        default=0.1, metadata={"help": "how often finished offsets are committed (a crash repeats about one interval)"})
+        default=0.1, metadata={"help": "the router: how often its finished offsets are committed (a crash "
+                                       "repeats about one interval)"})
+    firer_commit_interval_s: float = field(
+        default=0.02, metadata={"help": "the firer: least time between two commits (one in flight, the next "
+                                        "as soon as it is answered); a crash repeats about this plus a round "
+                                        "trip of fires; 0: as fast as the broker answers"})
     shutdown_timeout_s: float = field(default=30.0, metadata={"help": "on SIGTERM, drain this long, then stop"})
     kafka_session_timeout_ms: int = field(
         default=10_000, metadata={"help": "a member silent this long is dead and its partitions move (takeover time)"})
@@ -88,6 +93,8 @@ class Settings:
                      "kafka_max_poll_interval_ms", "kafka_request_timeout_ms"):
             if getattr(self, name) <= 0:
                 raise ConfigError(name.upper(), "must be positive")
+        if self.firer_commit_interval_s < 0:
+            raise ConfigError("FIRER_COMMIT_INTERVAL_S", "must not be negative")
         if self.kafka_heartbeat_interval_ms * 3 > self.kafka_session_timeout_ms:
             raise ConfigError("KAFKA_HEARTBEAT_INTERVAL_MS", "must be at most a third of KAFKA_SESSION_TIMEOUT_MS")
 
