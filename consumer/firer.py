@@ -229,15 +229,47 @@ class Firer:
         self._stopping.set()
 
     async def _shutdown(self) -> None:
-        await wait_until(lambda: not self._in_flight, self.settings.shutdown_timeout_s, self._clock)
-        unfinished = self._in_flight
-        await self._supervisor.cancel_all()
-        await self._commit_until_landed(self._commit_points(self._offsets), self.settings.shutdown_timeout_s)
+        """Drain, commit everything finished, then leave the group (``close``): a clean stop
+        repeats nothing. The consumer's partitions are paused (nothing new is taken) and it is
+        polled whenever a join is pending: a rebalance that starts meanwhile (another member
+        stopping too) completes, its revoked partitions are committed as usual, and the final
+        commit is not refused for a join nobody drives (``_poll_while_stopping``)."""
         assert self._consumer is not None
+        await self._consumer.pause(True)
+        polling = asyncio.ensure_future(self._poll_while_stopping())
+        try:
+            await wait_until(lambda: not self._in_flight, self.settings.shutdown_timeout_s, self._clock)
+            unfinished = self._in_flight
+            await self._finish_releases()
+            await self._supervisor.cancel_all()
+            if not await self._commit_until_landed(self._commit_points(self._offsets),
+                                                   self.settings.shutdown_timeout_s):
+                log.warning("the final commit did not land: the next owner repeats what finished since the last one")
+        finally:
+            polling.cancel()
+            await asyncio.gather(polling, return_exceptions=True)
         await self._consumer.close()
         log.info("firer stopped", extra=fields(unfinished=unfinished))
         if self.failure is not None:
             raise RuntimeError("the firer stopped after a failure") from self.failure
+
+    async def _poll_while_stopping(self) -> None:
+        """While stopping, poll only while a join is pending or the membership is in doubt: only
+        a poll completes a join, and a commit is refused until it is complete. Otherwise the
+        stopped firer polls no more. Records of partitions assigned meanwhile (not paused) are
+        not taken: nothing past them is committed, so their next owner reads them."""
+        assert self._consumer is not None
+        while True:
+            member = self._consumer.membership()
+            if not member.rebalancing and member.valid:
+                await asyncio.sleep(0.05)
+                continue
+            try:
+                await self._consumer.poll(timeout_ms=100, max_records=100)
+            except KafkaUnavailable as e:
+                log.debug("poll failed while stopping", extra=fields(error=str(e)))
+                await asyncio.sleep(0.1)
+            self.last_poll = self._clock()
 
     async def _apply_backpressure(self) -> None:
         assert self._consumer is not None
@@ -540,12 +572,11 @@ class Firer:
         loop polls (rejoins) only once that commit landed or was given up. Their queued messages
         are skipped and retrying ones abandoned: the new owner reads them from that commit."""
         for tp in revoked:
-            if (tracker := self._offsets.pop(tp, None)) is not None and not self._stopping.is_set():
-                self._releasing[tp] = tracker  # a stopping firer commits everything itself
-        if not self._stopping.is_set():
-            task = self._supervisor.spawn(self._commit_released(revoked))
-            self._releases.add(task)
-            task.add_done_callback(self._releases.discard)
+            if (tracker := self._offsets.pop(tp, None)) is not None:
+                self._releasing[tp] = tracker
+        task = self._supervisor.spawn(self._commit_released(revoked))
+        self._releases.add(task)
+        task.add_done_callback(self._releases.discard)
         log.info("partitions revoked", extra=fields(partitions=sorted(f"{t.topic}-{t.partition}" for t in revoked)))
 
     async def _commit_released(self, revoked: list[TopicPartition]) -> None:

@@ -286,7 +286,10 @@ def membership_of(consumer: KafkaConsumer | None) -> Membership:
     # SIGSTOPped firer fired again after SIGCONT). After a join, the first answer comes within a
     # heartbeat interval.
     heard_s = time.monotonic() - heartbeat.last_receive
-    return Membership(heard_s < LEASE_SHARE * heartbeat.config["session_timeout_ms"] / 1000, reachable, False)
+    # a heartbeat answered RebalanceInProgress (another member joined or left): a join is pending,
+    # and it starts only at the next poll
+    return Membership(heard_s < LEASE_SHARE * heartbeat.config["session_timeout_ms"] / 1000, reachable,
+                      coordinator.need_rejoin())
 
 
 LEASE_SHARE = 0.8
