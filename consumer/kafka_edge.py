@@ -232,9 +232,19 @@ class MemberConsumer(KafkaConsumer):
         when a heartbeat is answered UnknownMemberId, and a member whose heartbeats stopped
         altogether never does: it keeps its partitions while another member fires them. Here
         it drops its generation, so the next join reports its partitions lost
-        (``on_partitions_lost``) and it joins again as a new member."""
+        (``on_partitions_lost``) and it joins again as a new member.
+
+        Not while the coordinator is unknown (Kafka unreachable: a broker outage): a broker that
+        comes back reloads its groups and gives every member a fresh session, so the member's
+        next heartbeat is answered and it goes on with no rebalance at all; one that dropped its
+        generation meanwhile joined as a new member, and that join waited a whole session timeout
+        for its own old identity to expire (measured: fires resumed 11.5 s after a broker's
+        return). kafka-python rediscovers the coordinator (which resets the heartbeat timers) and
+        its heartbeat learns whether the member is still known. Firing waits meanwhile
+        (``membership_of``: only an answered heartbeat renews the lease)."""
         coordinator = self._coordinator
-        if coordinator.state is not MemberState.STABLE or coordinator._generation.is_lost():
+        if (coordinator.state is not MemberState.STABLE or coordinator._generation.is_lost()
+                or coordinator.coordinator_unknown()):
             return
         heartbeat = coordinator.heartbeat
         silent_s = time.monotonic() - max(heartbeat.last_receive, heartbeat.last_reset)

