@@ -5,8 +5,9 @@ One asyncio loop owns all mutable state below. Guarantees, and where each is kep
   fired or its dead-letter record acknowledged (`PartitionOffsets`); the finished offsets above
   it travel in the commit's metadata and a new owner skips them, so after a crash only what
   finished since the last commit repeats (duplicates, never a loss);
-- commits that land: sent without blocking the loop, a refused one retried with the latest
-  offsets; a revoked partition is committed before the next poll (which rejoins the group);
+- commits that land: a pipeline (one in flight, the next as soon as it is answered) that never
+  blocks the loop, a refused one retried with the latest offsets; a revoked partition is committed
+  before the next poll (which rejoins the group); a stop commits everything finished, then leaves;
 - no zombies: a fire waits while the member's lease is out (heartbeats unanswered, fenced), and
   lost partitions are dropped uncommitted (`kafka_edge.Membership`);
 - order per trigger: one queue per trigger FQN, drained by one task, head first; different
