@@ -410,10 +410,13 @@ class ConsumerThread:
         Sent from the caller's thread, not the consumer thread: that thread spends most of its
         time inside a poll (up to its whole timeout while the partitions are paused), and a commit
         queued behind it landed 100-200 ms late, each of those milliseconds fires that a crash
-        repeats. kafka-python 3 does not send a commit itself: ``commit_offsets_async``
+        repeats. kafka-python 3 does not send a commit itself: ``_do_commit_offsets_async``
         (kafka/coordinator/consumer.py) hands the request to its IO thread through
         ``KafkaConnectionManager.call_soon``, documented thread-safe, and its futures take their
-        callbacks under a lock (kafka/future.py)."""
+        callbacks under a lock (kafka/future.py). Not the public ``commit_async``: it first drains
+        the completed-commit callbacks, which the consumer thread's poll does at the same time (a
+        race on that deque: ``popleft`` from an empty one), and it would look the coordinator up,
+        which this refuses instead."""
         if not offsets:
             return
         loop = asyncio.get_running_loop()
@@ -428,7 +431,8 @@ class ConsumerThread:
         if consumer is None or consumer._coordinator.coordinator_unknown():  # its future would be the lookup's
             raise CommitRejected("CoordinatorNotAvailableError", "the group coordinator is not known yet")
         with _mapped("commit failed"):
-            future = consumer.commit_async({tp: OffsetAndMetadata(o, meta, -1) for tp, (o, meta) in offsets.items()})
+            future = consumer._coordinator._do_commit_offsets_async(
+                {tp: OffsetAndMetadata(o, meta, -1) for tp, (o, meta) in offsets.items()})
         future.add_both(answered)
         await done
 
