@@ -91,6 +91,7 @@ RELEASE_WIRE_WAIT_S = 2.0
 # A refused commit is sent again soon (the refusal usually ends with a rebalance): each moment
 # without a landed commit is one more moment of fires a crash would repeat.
 COMMIT_RETRY = RetryRule(initial_s=0.05, max_s=1.0)
+POLL_RETRY_S = 0.2  # a poll that could not reach Kafka is tried again after this
 
 
 class GroupConsumer(Protocol):
@@ -184,6 +185,7 @@ class Firer:
         self._on_wire: Counter[TopicPartition] = Counter()  # fire requests sent and not answered, per partition
         self._metadata_max_bytes = METADATA_MAX_BYTES
         self._rebalance_started: float | None = None
+        self._poll_failing = False  # the last poll could not reach Kafka
 
     @property
     def ready(self) -> bool:
@@ -214,7 +216,7 @@ class Firer:
             await self._apply_backpressure()
             await self._finish_releases()
             room = max(1, self.settings.max_in_flight - self._in_flight)
-            for record in await self._consumer.poll(timeout_ms=100, max_records=min(1000, room)):
+            for record in await self._poll(max_records=min(1000, room)):
                 self._accept(record)
             self.last_poll = now = self._clock()
             self._watch_membership(now)
@@ -253,6 +255,24 @@ class Firer:
         log.info("firer stopped", extra=fields(unfinished=unfinished))
         if self.failure is not None:
             raise RuntimeError("the firer stopped after a failure") from self.failure
+
+    async def _poll(self, max_records: int) -> list[Record]:
+        """One poll. Kafka unreachable is waited out, not fatal: kafka-python 3 raises out of poll
+        the refused connection of its coordinator lookup during a broker outage (seen: a firer
+        died 1 s into one). ``/readyz`` says not ready meanwhile; firing waits for the lease."""
+        assert self._consumer is not None
+        try:
+            records = await self._consumer.poll(timeout_ms=100, max_records=max_records)
+        except KafkaUnavailable as e:
+            if not self._poll_failing:
+                log.warning("Kafka unreachable: polling again until it answers", extra=fields(error=str(e)))
+            self._poll_failing = True
+            await asyncio.sleep(POLL_RETRY_S)
+            return []
+        if self._poll_failing:
+            log.info("Kafka answers again")
+            self._poll_failing = False
+        return records
 
     async def _poll_while_stopping(self) -> None:
         """While stopping, poll only while a join is pending or the membership is in doubt: only
