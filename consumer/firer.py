@@ -5,8 +5,9 @@ One asyncio loop owns all mutable state below. Guarantees, and where each is kep
   fired or its dead-letter record acknowledged (`PartitionOffsets`); the finished offsets above
   it travel in the commit's metadata and a new owner skips them, so after a crash only what
   finished since the last commit repeats (duplicates, never a loss);
-- commits that land: sent without blocking the loop, a refused one retried with the latest
-  offsets; a revoked partition is committed before the next poll (which rejoins the group);
+- commits that land: a pipeline (one in flight, the next as soon as it is answered) that never
+  blocks the loop, a refused one retried with the latest offsets; a revoked partition is committed
+  before the next poll (which rejoins the group); a stop commits everything finished, then leaves;
 - no zombies: a fire waits while the member's lease is out (heartbeats unanswered, fenced), and
   lost partitions are dropped uncommitted (`kafka_edge.Membership`);
 - order per trigger: one queue per trigger FQN, drained by one task, head first; different
@@ -79,6 +80,7 @@ from consumer.toolkit import (
     WRITE_RETRY,
     Backpressure,
     KeyedQueues,
+    RetryRule,
     Supervisor,
     hand_over,
     sleep_while,
@@ -99,6 +101,10 @@ FETCH_MAX_BYTES = 1024 * 1024
 # A revoked partition's fires already sent are awaited this long before its final commit: their
 # outcome is known soon, and each one recorded is one the new owner does not repeat.
 RELEASE_WIRE_WAIT_S = 2.0
+# A refused commit is sent again soon (the refusal usually ends with a rebalance): each moment
+# without a landed commit is one more moment of fires a crash would repeat.
+COMMIT_RETRY = RetryRule(initial_s=0.05, max_s=1.0)
+POLL_RETRY_S = 0.2  # a poll that could not reach Kafka is tried again after this
 
 
 class GroupConsumer(Protocol):
@@ -185,13 +191,14 @@ class Firer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started = False
         self.last_poll = clock()
-        self._commit_task: asyncio.Task[None] | None = None  # at most one periodic commit in flight
+        self._finished = asyncio.Event()  # something finished since the last commit was sent: commit again
         self._landed: dict[TopicPartition, tuple[int, str]] = {}  # the last commit the broker accepted
         self._releases: set[asyncio.Task[None]] = set()  # commits of revoked partitions, awaited before polling
         self._releasing: dict[TopicPartition, PartitionOffsets] = {}  # revoked, their fires on the wire awaited
         self._on_wire: Counter[TopicPartition] = Counter()  # fire requests sent and not answered, per partition
         self._metadata_max_bytes = METADATA_MAX_BYTES
         self._rebalance_started: float | None = None
+        self._poll_failing = False  # the last poll could not reach Kafka
         self._init_parking(park_reader)
 
     @property
@@ -219,18 +226,15 @@ class Firer:
         self._supervisor.spawn(self._drain_parks())
         log.info("firer started", extra=fields(topic=self.settings.trigger_messages_topic,
                                                group=self.settings.firer_group))
-        last_commit = self._clock()
+        self._supervisor.spawn(self._commit_continuously())
         while not self._stopping.is_set():
             await self._apply_backpressure()
             await self._finish_releases()
             room = max(1, self.settings.max_in_flight - self._in_flight)
-            for record in await self._consumer.poll(timeout_ms=100, max_records=min(1000, room)):
+            for record in await self._poll(max_records=min(1000, room)):
                 self._accept(record)
             self.last_poll = now = self._clock()
             self._watch_membership(now)
-            if now - last_commit >= self.settings.commit_interval_s and self._commit_task is None:
-                self._commit_task = self._supervisor.spawn(self._commit_periodically())
-                last_commit = now
         await self._shutdown()
 
     @property
@@ -243,17 +247,66 @@ class Firer:
         self._stopping.set()
 
     async def _shutdown(self) -> None:
-        await wait_until(lambda: not self._in_flight, self.settings.shutdown_timeout_s, self._clock)
-        unfinished = self._in_flight
-        await self._supervisor.cancel_all()
-        self._commit_task = None
-        await self._commit_until_landed(self._commit_points(self._offsets), self.settings.shutdown_timeout_s)
+        """Drain, commit everything finished, then leave the group (``close``): a clean stop
+        repeats nothing. The consumer's partitions are paused (nothing new is taken) and it is
+        polled whenever a join is pending: a rebalance that starts meanwhile (another member
+        stopping too) completes, its revoked partitions are committed as usual, and the final
+        commit is not refused for a join nobody drives (``_poll_while_stopping``)."""
         assert self._consumer is not None
+        await self._consumer.pause(True)
+        polling = asyncio.ensure_future(self._poll_while_stopping())
+        try:
+            await wait_until(lambda: not self._in_flight, self.settings.shutdown_timeout_s, self._clock)
+            unfinished = self._in_flight
+            await self._finish_releases()
+            await self._supervisor.cancel_all()
+            if not await self._commit_until_landed(self._commit_points(self._offsets),
+                                                   self.settings.shutdown_timeout_s):
+                log.warning("the final commit did not land: the next owner repeats what finished since the last one")
+        finally:
+            polling.cancel()
+            await asyncio.gather(polling, return_exceptions=True)
         await self._consumer.close()
         await self._parking.close()
         log.info("firer stopped", extra=fields(unfinished=unfinished))
         if self.failure is not None:
             raise RuntimeError("the firer stopped after a failure") from self.failure
+
+    async def _poll(self, max_records: int) -> list[Record]:
+        """One poll. Kafka unreachable is waited out, not fatal: kafka-python 3 raises out of poll
+        the refused connection of its coordinator lookup during a broker outage (seen: a firer
+        died 1 s into one). ``/readyz`` says not ready meanwhile; firing waits for the lease."""
+        assert self._consumer is not None
+        try:
+            records = await self._consumer.poll(timeout_ms=100, max_records=max_records)
+        except KafkaUnavailable as e:
+            if not self._poll_failing:
+                log.warning("Kafka unreachable: polling again until it answers", extra=fields(error=str(e)))
+            self._poll_failing = True
+            await asyncio.sleep(POLL_RETRY_S)
+            return []
+        if self._poll_failing:
+            log.info("Kafka answers again")
+            self._poll_failing = False
+        return records
+
+    async def _poll_while_stopping(self) -> None:
+        """While stopping, poll only while a join is pending or the membership is in doubt: only
+        a poll completes a join, and a commit is refused until it is complete. Otherwise the
+        stopped firer polls no more. Records of partitions assigned meanwhile (not paused) are
+        not taken: nothing past them is committed, so their next owner reads them."""
+        assert self._consumer is not None
+        while True:
+            member = self._consumer.membership()
+            if not member.rebalancing and member.valid:
+                await asyncio.sleep(0.05)
+                continue
+            try:
+                await self._consumer.poll(timeout_ms=100, max_records=100)
+            except KafkaUnavailable as e:
+                log.debug("poll failed while stopping", extra=fields(error=str(e)))
+                await asyncio.sleep(0.1)
+            self.last_poll = self._clock()
 
     async def _apply_backpressure(self) -> None:
         assert self._consumer is not None
@@ -291,14 +344,27 @@ class Firer:
                 points[tp] = point
         return points
 
-    async def _commit_periodically(self) -> None:
-        """One periodic commit of every owned partition. A refusal (a rebalance in progress, the
-        coordinator moving) is counted and dropped: the next interval sends the latest offsets
-        again, until they land or the partitions are lost."""
-        try:
-            await self._send_commit(self._commit_points(self._offsets))
-        finally:
-            self._commit_task = None
+    async def _commit_continuously(self) -> None:
+        """The commit pipeline: one commit of every owned partition in flight at a time, the next
+        sent as soon as the previous was answered and something new finished (at most every
+        ``firer_commit_interval_s``). What a crash repeats is what finished after the last commit that
+        landed: with a fixed tick that is up to a tick plus a round trip of fires, here about one
+        round trip (or the interval, if longer). A refusal (a rebalance in progress, the
+        coordinator moving) is counted and sent again after a short backoff with the latest
+        offsets, until they land or the partitions are lost."""
+        backoff = COMMIT_RETRY.initial_s
+        while True:
+            await self._finished.wait()
+            self._finished.clear()
+            sent = self._clock()
+            if await self._send_commit(self._commit_points(self._offsets)):
+                backoff = COMMIT_RETRY.initial_s
+                wait = self.settings.firer_commit_interval_s - (self._clock() - sent)
+            else:
+                self._finished.set()  # nothing new need finish: the refused offsets are still unlanded
+                wait, backoff = backoff, COMMIT_RETRY.next(backoff)
+            if wait > 0:
+                await asyncio.sleep(wait)
 
     async def _send_commit(self, points: Offsets) -> bool:
         if not points or self._consumer is None:
@@ -380,6 +446,8 @@ class Firer:
             self._finish_parked(record, done)
         elif done and (tracker := self._offsets.get(record.tp) or self._releasing.get(record.tp)) is not None:
             tracker.done(record.offset)
+        if done:
+            self._finished.set()  # the commit pipeline sends the new offsets (or park position)
 
     # --- firing ---
 
@@ -559,12 +627,11 @@ class Firer:
         are skipped and retrying ones abandoned: the new owner reads them from that commit."""
         self._drop_parks(revoked)
         for tp in revoked:
-            if (tracker := self._offsets.pop(tp, None)) is not None and not self._stopping.is_set():
-                self._releasing[tp] = tracker  # a stopping firer commits everything itself
-        if not self._stopping.is_set():
-            task = self._supervisor.spawn(self._commit_released(revoked))
-            self._releases.add(task)
-            task.add_done_callback(self._releases.discard)
+            if (tracker := self._offsets.pop(tp, None)) is not None:
+                self._releasing[tp] = tracker
+        task = self._supervisor.spawn(self._commit_released(revoked))
+        self._releases.add(task)
+        task.add_done_callback(self._releases.discard)
         log.info("partitions revoked", extra=fields(partitions=sorted(f"{t.topic}-{t.partition}" for t in revoked)))
 
     async def _commit_released(self, revoked: list[TopicPartition]) -> None:

@@ -241,9 +241,19 @@ class MemberConsumer(KafkaConsumer):
         when a heartbeat is answered UnknownMemberId, and a member whose heartbeats stopped
         altogether never does: it keeps its partitions while another member fires them. Here
         it drops its generation, so the next join reports its partitions lost
-        (``on_partitions_lost``) and it joins again as a new member."""
+        (``on_partitions_lost``) and it joins again as a new member.
+
+        Not while the coordinator is unknown (Kafka unreachable: a broker outage): a broker that
+        comes back reloads its groups and gives every member a fresh session, so the member's
+        next heartbeat is answered and it goes on with no rebalance at all; one that dropped its
+        generation meanwhile joined as a new member, and that join waited a whole session timeout
+        for its own old identity to expire (measured: fires resumed 11.5 s after a broker's
+        return). kafka-python rediscovers the coordinator (which resets the heartbeat timers) and
+        its heartbeat learns whether the member is still known. Firing waits meanwhile
+        (``membership_of``: only an answered heartbeat renews the lease)."""
         coordinator = self._coordinator
-        if coordinator.state is not MemberState.STABLE or coordinator._generation.is_lost():
+        if (coordinator.state is not MemberState.STABLE or coordinator._generation.is_lost()
+                or coordinator.coordinator_unknown()):
             return
         heartbeat = coordinator.heartbeat
         silent_s = time.monotonic() - max(heartbeat.last_receive, heartbeat.last_reset)
@@ -295,7 +305,10 @@ def membership_of(consumer: KafkaConsumer | None) -> Membership:
     # SIGSTOPped firer fired again after SIGCONT). After a join, the first answer comes within a
     # heartbeat interval.
     heard_s = time.monotonic() - heartbeat.last_receive
-    return Membership(heard_s < LEASE_SHARE * heartbeat.config["session_timeout_ms"] / 1000, reachable, False)
+    # a heartbeat answered RebalanceInProgress (another member joined or left): a join is pending,
+    # and it starts only at the next poll
+    return Membership(heard_s < LEASE_SHARE * heartbeat.config["session_timeout_ms"] / 1000, reachable,
+                      coordinator.need_rejoin())
 
 
 LEASE_SHARE = 0.8
@@ -399,10 +412,22 @@ class ConsumerThread:
         await self._thread.call("pause failed", apply)
 
     async def commit(self, offsets: Offsets) -> None:
-        """Send the commit from the consumer thread without waiting there, then await the broker's
-        answer here: the consumer thread goes on polling (and heartbeating) meanwhile. Raises
-        ``CommitRejected`` when refused, whatever the reason (the caller retries with its latest
-        offsets, or drops partitions it lost)."""
+        """Send the commit and await the broker's answer without waiting for the consumer thread.
+        Raises ``CommitRejected`` when refused, whatever the reason (the caller retries with its
+        latest offsets, or drops partitions it lost).
+
+        Sent from the caller's thread, not the consumer thread: that thread spends most of its
+        time inside a poll (up to its whole timeout while the partitions are paused), and a commit
+        queued behind it landed 100-200 ms late, each of those milliseconds fires that a crash
+        repeats. kafka-python 3 does not send a commit itself: ``_do_commit_offsets_async``
+        (kafka/coordinator/consumer.py) hands the request to its IO thread through
+        ``KafkaConnectionManager.call_soon``, documented thread-safe, and its futures take their
+        callbacks under a lock (kafka/future.py). Not the public ``commit_async``: it first drains
+        the completed-commit callbacks, which the consumer thread's poll does at the same time (a
+        race on that deque: ``popleft`` from an empty one), and it would look the coordinator up,
+        which this refuses instead."""
+        if not offsets:
+            return
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
 
@@ -411,16 +436,14 @@ class ConsumerThread:
             loop.call_soon_threadsafe(_settle, done, None, None if error is None else
                                       CommitRejected(_reason(error), str(error)))
 
-        def send() -> None:
-            assert self._consumer is not None
-            if self._consumer._coordinator.coordinator_unknown():  # its future would be the lookup's, not ours
-                raise CommitRejected("CoordinatorNotAvailableError", "the group coordinator is not known yet")
-            future = self._consumer.commit_async({tp: OffsetAndMetadata(o, meta, -1)
-                                                  for tp, (o, meta) in offsets.items()})
-            future.add_both(answered)
-        if offsets:
-            await self._thread.call("commit failed", send)
-            await done
+        consumer = self._consumer
+        if consumer is None or consumer._coordinator.coordinator_unknown():  # its future would be the lookup's
+            raise CommitRejected("CoordinatorNotAvailableError", "the group coordinator is not known yet")
+        with _mapped("commit failed"):
+            future = consumer._coordinator._do_commit_offsets_async(
+                {tp: OffsetAndMetadata(o, meta, -1) for tp, (o, meta) in offsets.items()})
+        future.add_both(answered)
+        await done
 
     async def close(self) -> None:
         def close() -> None:

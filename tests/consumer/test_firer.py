@@ -66,6 +66,7 @@ class FakeConsumer:
         self.polls = 0
         self.in_poll = False
         self.closed = False
+        self.poll_failures = 0  # so many next polls raise KafkaUnavailable (Kafka unreachable)
         self._rebalances: list[tuple[str, list[TopicPartition]]] = []
 
     def assign(self, partitions: list[TopicPartition]) -> None:
@@ -87,6 +88,9 @@ class FakeConsumer:
 
     async def poll(self, timeout_ms: int, max_records: int) -> list[Record]:
         self.polls += 1
+        if self.poll_failures:
+            self.poll_failures -= 1
+            raise KafkaUnavailable("poll failed: KafkaConnectionError: 111 ECONNREFUSED")
         rebalances, self._rebalances = self._rebalances, []
         for kind, partitions in rebalances:
             if kind == "assign":
@@ -564,6 +568,23 @@ def test_a_commit_the_broker_is_slow_to_answer_blocks_neither_polling_nor_firing
         assert broker.commit_gate is not None
         broker.commit_gate.set()
         await until(lambda: broker.committed == {tp(0): 2}, "the latest offsets committed")
+        await running.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_poll_that_cannot_reach_kafka_is_retried_and_the_firer_goes_on() -> None:
+    """A broker outage: kafka-python 3 raises a refused connection out of poll. Not fatal."""
+    async def scenario() -> None:
+        broker = FakeBroker(partitions=1)
+        broker.message(0, "/guest/a", 0)
+        running = await start(broker, Triggers())
+        await until(lambda: len(running.triggers.fired) == 1, "the first fire")
+        running.consumer.poll_failures = 3
+        broker.message(0, "/guest/a", 1)
+        await until(lambda: len(running.triggers.fired) == 2 and not running.consumer.poll_failures,
+                    "firing again once Kafka answers", timeout_s=10)
+        assert not running.task.done()
         await running.stop()
 
     asyncio.run(scenario())

@@ -72,11 +72,13 @@ def _nothing(_: list[TopicPartition]) -> None:
 class RaisingMember(Raising):
     """As ``Raising``, with a group coordinator that is known (a commit is sent, and fails)."""
 
-    class _Coordinator:
+    class _Coordinator(Raising):
         def coordinator_unknown(self) -> bool:
             return False
 
-    _coordinator = _Coordinator()
+    def __init__(self, error: type[KafkaError]) -> None:
+        super().__init__(error)
+        self._coordinator = self._Coordinator(error)  # the firer's commit goes to the coordinator
 
 
 def consumer_thread(error: type[KafkaError]) -> ConsumerThread:

@@ -76,7 +76,7 @@ def test_membership_settings_reach_both_roles_with_their_own_instance_id() -> No
     assert settings.kafka.client_kwargs()["bootstrap_servers"] == ["a:1"]  # our KAFKA_* do not go to KafkaSettings
     assert settings.membership("firer") == {"session_timeout_ms": 6000, "heartbeat_interval_ms": 500,
                                             "max_poll_interval_ms": 300_000, "request_timeout_ms": 15_000,
-                                            "group_instance_id": "pod-7-firer"}
+                                            "reconnect_backoff_max_ms": 1000, "group_instance_id": "pod-7-firer"}
     assert settings.membership("router")["group_instance_id"] == "pod-7-router"
     dynamic = load([], {"SEALING_KEYS": KEY})
     assert "group_instance_id" not in dynamic.membership("firer")
