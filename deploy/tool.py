@@ -12,7 +12,7 @@ OW_AUTH, Kafka settings from the consumer's own KAFKA_* variables (messaging_lib
     python -m deploy.tool deployed-keys --apihost URL              # sealing keys of a deployed messagingWeb
     python -m deploy.tool new-key                                  # a fresh Fernet sealing key
     python -m deploy.tool sealing-key --subscriptions-topic T ...  # check/record SEALING_KEYS (or a new key) on Kafka
-    python -m deploy.tool topics --trigger-messages-topic T ...    # create or check the three topics
+    python -m deploy.tool topics --trigger-messages-topic T ...    # create or check the four topics
     python -m deploy.tool acls --trigger-messages-topic T ...      # create (or print) the Kafka ACLs
     python -m deploy.tool create-topic NAME [--partitions N]       # one plain topic (the demo's, a user's)
     python -m deploy.tool list-topics                              # name and partitions, internal ones left out
@@ -40,6 +40,7 @@ from cryptography.fernet import Fernet
 from deploy import acls, openwhisk, processes, sealing, topics
 from deploy.errors import DeployError
 from deploy.ports import free_port, port_is_free
+from messaging_lib.topics import parked_topic
 
 Command = Callable[[argparse.Namespace], int]  # the exit status
 # The consumer's default groups (consumer.settings; its FIRER_GROUP and ROUTER_GROUP override them).
@@ -151,7 +152,8 @@ def _acls(args: argparse.Namespace) -> int:
         _say("Kafka ACLs skipped: no service principal (no --kafka-service-principal, no SASL username); "
              "a cluster without SASL logins cannot tell principals apart")
         return 0
-    topic_names = [args.trigger_messages_topic, args.subscriptions_topic, args.dead_letter_topic]
+    topic_names = [args.trigger_messages_topic, parked_topic(args.trigger_messages_topic), args.subscriptions_topic,
+                   args.dead_letter_topic]
     try:
         bindings = acls.deployment_acls(
             trigger_messages_topic=args.trigger_messages_topic, subscriptions_topic=args.subscriptions_topic,

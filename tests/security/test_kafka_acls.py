@@ -1,5 +1,5 @@
 """Kafka ACLs for real (issue 11, deliverable 4): against a broker with KRaft's StandardAuthorizer,
-the ACLs that `python -m deploy.tool acls` creates let the service principal read and write its three
+the ACLs that `python -m deploy.tool acls` creates let the service principal read and write its four
 topics and commit in its groups, let an external producer write envelopes to the trigger-messages
 topic and nothing more (it cannot read them back), and leave a tenant only what it is granted.
 Where the ACLs cannot be created (no authorizer, or a principal without the right), the step prints
@@ -53,8 +53,13 @@ class Deployment:
         return cls(f"tm-{tag}", f"subs-{tag}", f"dl-{tag}", f"firer-{tag}", f"router-{tag}")
 
     @property
-    def topics(self) -> tuple[str, str, str]:
-        return (self.trigger_messages, self.subscriptions, self.dead_letters)
+    def parked(self) -> str:
+        return f"{self.trigger_messages}-parked"
+
+    @property
+    def topics(self) -> tuple[str, str, str, str]:
+        """The service's topics, in the order ``deploy.tool topics`` creates them."""
+        return (self.trigger_messages, self.parked, self.subscriptions, self.dead_letters)
 
     def topic_flags(self) -> list[str]:
         return ["--trigger-messages-topic", self.trigger_messages, "--subscriptions-topic", self.subscriptions,
@@ -79,7 +84,7 @@ def deployment(acl_kafka: AclKafkaHandle) -> Deployment:
     done = run_tool(acl_kafka.env(acl_kafka.super_user), "acls", *names.acl_flags(),
                     "--kafka-service-principal", "service", "--kafka-producer-principal", "User:producer")
     assert done.returncode == 0, done.stderr
-    assert "21 ACLs in place for User:producer, User:service" in done.stderr  # 5 x 3 topics, 2 x 2 groups, 2
+    assert "26 ACLs in place for User:producer, User:service" in done.stderr  # 5 x 4 topics, 2 x 2 groups, 2
     assert "warning" not in done.stderr and done.stdout == ""
     created = run_tool(acl_kafka.env("service"), "topics", *names.topic_flags(), "--partitions", "1",
                        "--dead-letter-partitions", "1")
@@ -172,7 +177,7 @@ def test_an_external_producer_writes_an_envelope_but_cannot_read_it_back(acl_kaf
     assert deployment.trigger_messages in str(without_group)
 
 
-@pytest.mark.parametrize("which", ["subscriptions", "dead_letters"])
+@pytest.mark.parametrize("which", ["parked", "subscriptions", "dead_letters"])
 def test_an_external_producer_can_neither_read_nor_write_the_other_service_topics(
         acl_kafka: AclKafkaHandle, deployment: Deployment, which: str) -> None:
     topic = getattr(deployment, which)
@@ -185,7 +190,7 @@ def test_an_external_producer_can_neither_read_nor_write_the_other_service_topic
 
 # --- the service ---
 
-def test_the_service_reads_and_writes_its_three_topics_and_commits_in_its_groups(
+def test_the_service_reads_and_writes_its_four_topics_and_commits_in_its_groups(
         acl_kafka: AclKafkaHandle, deployment: Deployment) -> None:
     key, value = sealed_envelope("/bob/T2")
     send(producer(acl_kafka, "producer"), deployment.trigger_messages, key, value)
