@@ -73,7 +73,7 @@ class PacingPolicy:
     recovery_doubling_s: float = 1.0  # adaptive: the rate doubles per this long without a 429
     allowance_margin: float = 0.95  # a stated per-minute allowance is paced at this fraction of it
     forget_after_s: float = 120.0  # two whole windows without a 429 or a wait: the limit is not in the way
-    explained_fraction: float = 0.5  # a per-minute 429 after fewer own fires in its window than this part: probe
+    explained_fraction: float = 0.25  # a per-minute 429 after fewer own fires in its window than this part: probe
     probe_interval_s: float = 5.0  # an unexplained hold: one probe per this long
     probe_answer_s: float = 1.0  # waiters come back this long after a probe went out (it lifts the hold if it passes)
 
