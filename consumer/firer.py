@@ -69,7 +69,6 @@ from consumer.parking import (
     H_TRIGGER,
     Parking,
     ParkReader,
-    WriteTurn,
     header,
     namespace_of,
     parked_seconds,
@@ -693,23 +692,18 @@ class Firer:
         """A main message: held in its trigger's queue, or parked when its namespace is over its share."""
         record = job.record
         if self._parking.decide(record, job.trigger, job.namespace, self._blocked(job.namespace)):
-            self._supervisor.spawn(self._park(job, self._parking.turn(record.partition, job.trigger)))
+            self._supervisor.spawn(self._park(job))
             return
         self._parking.window.hold((record.topic, record.partition, record.offset), job.namespace)
         self._queues.put(job.trigger, job)
 
-    async def _park(self, job: Job, turn: WriteTurn) -> None:
-        """Write the parked copy until acknowledged, after the trigger's previous park write
-        (``turn``: order in the park); only then is the main offset finished."""
-        try:
-            await turn.wait()
-            if not await write_until_acknowledged(
-                    lambda: self._parking.write(job.record, job.trigger), KafkaUnavailable, what=self._parking.topic,
-                    wait=lambda seconds: self._sleep_unless_revoked(seconds, job.record.tp)):
-                self._finish(job.record, done=False)
-                return
-        finally:
-            turn.done()
+    async def _park(self, job: Job) -> None:
+        """Write the parked copy until acknowledged; only then is the main offset finished."""
+        if not await write_until_acknowledged(
+                lambda: self._parking.write(job.record, job.trigger), KafkaUnavailable, what=self._parking.topic,
+                wait=lambda seconds: self._sleep_unless_revoked(seconds, job.record.tp)):
+            self._finish(job.record, done=False)
+            return
         self._metrics.parked_total.inc()
         self._finish(job.record, done=True)
 
@@ -754,7 +748,7 @@ class Firer:
             for job in self._queues.take_tail(trigger, self._movable(iter(range(surplus)))):
                 self._parking.window.release((job.record.topic, job.record.partition, job.record.offset))
                 self._parking.park(job.record, job.trigger)
-                self._supervisor.spawn(self._park(job, self._parking.turn(job.record.partition, job.trigger)))
+                self._supervisor.spawn(self._park(job))
 
     def _movable(self, budget: Iterator[int]) -> Callable[[Job], bool]:
         """Which queued jobs may be evicted to the park: main ones of a trigger with nothing parked, within budget."""

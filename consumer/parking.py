@@ -14,9 +14,7 @@ window and no other namespace's message is even read. Here the window is shared 
   the window pauses its partitions as before (backpressure bounds memory). A parked message is written to the park
   topic ``<firer topic>-parked`` (same partition number, same key, value and headers, plus the
   ``park_*`` headers) and only once that write is acknowledged is its main offset finished, so
-  the main commit advances past it. The park writes of one trigger go one at a time, in the
-  order they were decided (``WriteTurn``): a write that fails after the producer's own retries
-  and is re-sent lands before the trigger's later ones, never behind them.
+  the main commit advances past it.
 - **Order per trigger** (``ParkedTriggers``): per park partition, the number of parked messages
   of each trigger not yet taken back. While it is above zero every later message of the trigger
   is parked behind them. A parked message taken back goes into the trigger's queue, behind any
@@ -288,26 +286,6 @@ def takeable(buffer: Iterable[Record], room: Callable[[Record], bool]) -> Iterat
             blocked.add(trigger)
 
 
-@dataclass
-class WriteTurn:
-    """A park write's place in its trigger's line (``Parking.turn``): it goes once the trigger's
-    previous park write is acknowledged (or given up, its partition gone), and ``done`` lets the
-    next one go. A re-sent write thus never lands behind a later one of the same trigger."""
-
-    previous: asyncio.Event | None
-    mine: asyncio.Event
-    release: Callable[[WriteTurn], None]
-
-    async def wait(self) -> None:
-        if self.previous is not None:
-            await self.previous.wait()
-
-    def done(self) -> None:
-        if not self.mine.is_set():
-            self.mine.set()
-            self.release(self)
-
-
 # --- the loop side --------------------------------------------------------------------------------
 
 
@@ -357,7 +335,6 @@ class Parking:
         self._partitions: dict[int, ParkPartition] = {}
         self._read: set[int] = set()  # partitions assigned to the reader
         self._topic_checked = False
-        self._last_write: dict[tuple[int, str], WriteTurn] = {}  # per (partition, trigger): the last park write's turn
 
     # --- ownership, from the firer's rebalance hand-overs ---
 
@@ -430,21 +407,6 @@ class Parking:
             namespace = namespace_of(trigger)
             log.info("namespace parked", extra=fields(namespace=namespace, held=self.window.held(namespace),
                                                       share=self.window.share(), throttled=blocked))
-
-    def turn(self, partition: int, trigger: str) -> WriteTurn:
-        """Take a park write's place in its trigger's line, when the park is decided (in order);
-        the write awaits ``wait()`` first and calls ``done()`` once acknowledged or given up."""
-        key = (partition, trigger)
-        previous = self._last_write.get(key)
-        turn = WriteTurn(previous.mine if previous is not None else None, asyncio.Event(),
-                         lambda t: self._forget_write(key, t))
-        self._last_write[key] = turn
-        return turn
-
-    def _forget_write(self, key: tuple[int, str], turn: WriteTurn) -> None:
-        """The trigger's last park write finished: nothing is in its line (bounds the map)."""
-        if self._last_write.get(key) is turn:
-            del self._last_write[key]
 
     async def write(self, record: Record, trigger: str) -> None:
         """Write the parked copy; returns once acknowledged (raises the producer's error)."""

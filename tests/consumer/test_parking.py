@@ -14,7 +14,7 @@ from kafka import TopicPartition
 from prometheus_client import CollectorRegistry
 
 from consumer.firer import Firer
-from consumer.kafka_edge import KafkaUnavailable, Record
+from consumer.kafka_edge import Record
 from consumer.metrics import FirerMetrics
 from consumer.offsets import PartitionOffsets, decode, decode_park, encode
 from consumer.outcomes import Attempt
@@ -420,52 +420,3 @@ def test_without_a_park_reader_nothing_is_parked_and_the_window_pauses_as_before
 
     asyncio.run(scenario())
 
-
-
-class FlakyPark(FakePark):
-    """A park topic whose first write of one message fails (after the producer's own retries)."""
-
-    def __init__(self, fail_n: int) -> None:
-        super().__init__()
-        self.fail_n, self.failed = fail_n, False
-
-    async def send(self, topic: str, value: bytes | None, key: bytes | None = None,
-                   headers: list[tuple[str, bytes]] | None = None, partition: int | None = None) -> tuple[int, int]:
-        if topic == PARK and not self.failed and dict(headers or []).get(H_SOURCE_OFFSET) == b"%d" % self.fail_n:
-            self.failed = True
-            await asyncio.sleep(0.5)  # the producer's retries take a while, then give up
-            raise KafkaUnavailable("request timed out")
-        return await super().send(topic, value, key, headers, partition)
-
-
-def test_a_park_write_resent_after_a_failure_lands_before_its_triggers_later_ones() -> None:
-    """alice's backlog is parked; the park write of one of her messages fails once and is sent
-    again by the firer: the later park writes of its trigger wait for it, so the park holds each
-    trigger's messages in order (before, they landed ahead of the re-sent one)."""
-    async def scenario() -> None:
-        broker, park = FakeBroker(partitions=1), FlakyPark(fail_n=3)
-        for n in range(60):
-            broker.message(0, f"/alice/t{n % 3}", n, credential=ALICE)
-        hang = asyncio.Event()
-        told = False
-
-        async def respond(fire: Fire) -> Attempt:
-            nonlocal told
-            if not told:
-                told = True
-                return rate_429(6000)
-            await hang.wait()  # alice is stuck: her backlog stays parked
-            return Attempt(200)
-
-        running = await start_parking(broker, Triggers(respond), park, max_in_flight=10)
-        await until(lambda: park.failed and len(park.records(PARK, 0)) >= 40, "alice parked, one write re-sent",
-                    timeout_s=30)
-        parked = [int(header(r, H_SOURCE_OFFSET) or -1) for r in park.records(PARK, 0)]
-        by_trigger = {t: [int(header(r, H_SOURCE_OFFSET) or -1) for r in park.records(PARK, 0)
-                          if header(r, H_TRIGGER) == t] for t in ("/alice/t0", "/alice/t1", "/alice/t2")}
-        assert 3 in parked
-        assert all(offsets == sorted(offsets) for offsets in by_trigger.values()), by_trigger
-        hang.set()
-        await running.stop()
-
-    asyncio.run(scenario())
