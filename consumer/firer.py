@@ -476,6 +476,8 @@ class Firer:
                 if not self._may_fire(job.record.tp):
                     continue  # fenced while waiting for a slot (a stopped process resumed): wait outside it
                 started = self._clock()
+                window = _window_now()
+                self._pacer.counted(job.namespace, window)  # OpenWhisk counts every check, refused ones too
                 self._on_wire[job.record.tp] += 1
                 try:
                     attempt = await self._client.fire(job.apihost, job.namespace, job.name, job.api_key, job.payload)
@@ -486,7 +488,7 @@ class Firer:
                 self._metrics.fire_seconds.observe(self._clock() - started)
             attempts += 1
             self._metrics.attempts.labels(status_class(attempt.status)).inc()
-            self._pace(job.namespace, attempt)
+            self._pace(job.namespace, attempt, window)
             verdict, backoff = decide(attempt, first_s, self._clock(), attempts, self._policy)
             if verdict is Verdict.FIRED:
                 self._metrics.fired.inc()
@@ -534,11 +536,13 @@ class Firer:
                 return False
         return True
 
-    def _pace(self, namespace: str, attempt: Attempt) -> None:
+    def _pace(self, namespace: str, attempt: Attempt, window: int | None = None) -> None:
+        """``window``: the throttle window the fire went out in (its 429 is probed when our own
+        fires there do not explain it: ``consumer/pacing.py``)."""
         now = self._clock()
         if attempt.status == 429:
             new = namespace not in self._pacer
-            self._pacer.throttled(namespace, now, attempt.error, window_left_s=self._window_left_s())
+            self._pacer.throttled(namespace, now, attempt.error, window_left_s=self._window_left_s(), window=window)
             if new:  # the body's limit is OpenWhisk's text, no secret: it tells the user why
                 log.info("namespace throttled", extra=fields(
                     namespace=namespace, limit=attempt.error[:200],
@@ -797,6 +801,11 @@ class Firer:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _window_now() -> int:
+    """OpenWhisk's current throttle window: the epoch minute, by the wall clock."""
+    return int(time.time() // 60)
 
 
 def _window_left_s(margin_s: float = 0.5) -> float:

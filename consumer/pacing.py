@@ -16,6 +16,15 @@ requests too) and answers 429 without a Retry-After, but its bodies state the li
   after the throttle ends the namespace is back to full speed within seconds (from the floor of
   0.25/s to unpaced in about 11 doublings) instead of minutes.
 
+A per-minute 429 that this firer's own fires do not explain (it sent fewer than
+``explained_fraction`` of the allowance in that window, by its clock: the limit was hit by others,
+or the 429 came from a throttle that ends before the window does, e.g. a proxy's or an injected
+burst) does not commit the namespace to the whole window: while it holds, one fire (a probe) goes
+per ``probe_interval_s``; a probe that passes lifts the hold (pacing goes on at the stated
+allowance), one refused costs one more 429 in a window that is over its count anyway, so the next
+window's allowance is untouched. A 429 that our own fires explain holds to the window's end
+without probes: against OpenWhisk's windows nothing would pass before then.
+
 A namespace is forgotten (unpaced) once it went ``forget_after_s`` without a 429 and without
 having to wait for a token (its demand is below its allowance) or, adaptively, once its rate is
 above ``unpace_above_per_s``: only paced namespaces hold state. Pure: the clock is passed in.
@@ -64,6 +73,9 @@ class PacingPolicy:
     recovery_doubling_s: float = 1.0  # adaptive: the rate doubles per this long without a 429
     allowance_margin: float = 0.95  # a stated per-minute allowance is paced at this fraction of it
     forget_after_s: float = 120.0  # two whole windows without a 429 or a wait: the limit is not in the way
+    explained_fraction: float = 0.25  # a per-minute 429 after fewer own fires in its window than this part: probe
+    probe_interval_s: float = 5.0  # an unexplained hold: one probe per this long
+    probe_answer_s: float = 1.0  # waiters come back this long after a probe went out (it lifts the hold if it passes)
 
 
 @dataclass
@@ -76,6 +88,8 @@ class _Pace:
     last_wait: float  # the last time a fire had to wait for a token
     waiting: int = 0  # fires told to wait and not yet back
     concurrency: int | None = None  # a stated concurrent-fires cap
+    probe_at: float = float("inf")  # an unexplained hold: the next probe may go then (inf: no probes)
+    probe_out: float | None = None  # when the probe in flight went out
 
     @property
     def burst(self) -> float:
@@ -87,6 +101,8 @@ class Pacer:
     def __init__(self, policy: PacingPolicy = PacingPolicy()) -> None:
         self.policy = policy
         self._paced: dict[str, _Pace] = {}
+        self._window: int | None = None  # the current throttle window (epoch minute) ...
+        self._fires: dict[str, int] = {}  # ... and each namespace's fires in it, refused ones too
 
     # --- what the firer asks before a fire ---
 
@@ -102,6 +118,8 @@ class Pacer:
         if waited and pace.waiting > 0:
             pace.waiting -= 1
         self._refill(pace, now)
+        if pace.updated > now and pace.probe_at != float("inf"):
+            return self._probe_or_wait(pace, now)
         if pace.tokens >= 1.0 - _EPSILON:  # a wait computed to the token may land a rounding short
             pace.tokens = max(0.0, pace.tokens - 1.0)
             return 0.0
@@ -109,6 +127,28 @@ class Pacer:
         pace.last_wait = now
         ahead = 0 if waited else pace.waiting - 1  # back for its token: first in line
         return max(0.0, pace.updated - now) + (ahead + 1.0 - pace.tokens) / pace.rate_per_s
+
+    def _probe_or_wait(self, pace: _Pace, now: float) -> float:
+        """An unexplained hold: 0 for the probe when one is due, else the wait until the hold may
+        be lifted (a probe's answer, the next probe, or the window's end), spaced by the place in
+        line at the stated rate (nobody went during the hold, so those back keep no earlier place)."""
+        p = self.policy
+        if pace.probe_out is not None and now - pace.probe_out >= p.probe_answer_s:
+            pace.probe_out = None  # no answer in time (a timeout, a 5xx): the next probe goes at probe_at
+        if pace.probe_out is None and now >= pace.probe_at:
+            pace.probe_out, pace.probe_at = now, now + p.probe_interval_s
+            return 0.0
+        pace.waiting += 1
+        pace.last_wait = now
+        resume = pace.probe_out + p.probe_answer_s if pace.probe_out is not None else pace.probe_at
+        return max(0.0, min(resume, pace.updated) - now) + (pace.waiting - pace.tokens) / pace.rate_per_s
+
+    def counted(self, namespace: str, window: int) -> None:
+        """A fire is going out in throttle window ``window`` (the epoch minute, as OpenWhisk counts):
+        our own count tells whether a later per-minute 429 is explained by our fires."""
+        if window != self._window:
+            self._window, self._fires = window, {}
+        self._fires[namespace] = self._fires.get(namespace, 0) + 1
 
     def arrived(self, namespace: str) -> None:
         """A fire told to wait gives up its place (its partition was revoked)."""
@@ -122,11 +162,14 @@ class Pacer:
 
     # --- what the firer reports after a fire ---
 
-    def throttled(self, namespace: str, now: float, body: str = "", window_left_s: float = 0.0) -> None:
+    def throttled(self, namespace: str, now: float, body: str = "", window_left_s: float = 0.0,
+                  window: int | None = None) -> None:
         """A 429; ``body`` is its text, whose stated limit (if any) sets the pace. ``window_left_s``:
         how long the controller's current one-minute window still runs (OpenWhisk counts in epoch
         minutes, refused requests too): after a per-minute 429 nothing passes before it ends, so
-        the namespace holds until then instead of collecting a 429 per try."""
+        the namespace holds until then instead of collecting a 429 per try. ``window``: the window
+        the refused fire went out in (see ``counted``); when our own fires there do not explain the
+        429, the hold is probed (module docstring); None: explained."""
         p = self.policy
         limit = parse_limit(body)
         pace = self._paced.get(namespace)
@@ -141,6 +184,9 @@ class Pacer:
             pace.rate_per_s = limit.allowed * p.allowance_margin / 60.0
             pace.stated = True
             pace.updated = max(pace.updated, now + window_left_s)  # tokens accrue from the next window
+            own = self._fires.get(namespace, 0) if window is not None and window == self._window else 0
+            explained = window is None or own >= limit.allowed * p.explained_fraction
+            pace.probe_at, pace.probe_out = (float("inf") if explained else now + p.probe_interval_s), None
         elif limit is not None and limit.kind is LimitKind.CONCURRENT:
             pace.concurrency = limit.allowed
             if not pace.stated:  # concurrency alone: the rate is not the problem
@@ -155,6 +201,9 @@ class Pacer:
             return
         if now is not None:
             self._refill(pace, now)
+            if pace.probe_out is not None and pace.updated > now:  # the probe passed: the throttle ended early
+                pace.updated, pace.tokens = now, 0.0
+                pace.probe_out, pace.probe_at = None, float("inf")
         if not pace.stated:
             pace.rate_per_s *= self.policy.increase
         self._unpace_if_done(namespace, pace, now)

@@ -205,3 +205,83 @@ def test_after_a_per_minute_429_the_namespace_holds_until_the_window_ends() -> N
     pacer.throttled("ns", 10.0, rate_body(61, 60), window_left_s=30.0)
     assert pacer.reserve("ns", 10.0) == pytest.approx(30.0 + 60 / 57)
     assert pacer.reserve("ns", 40.0 + 60 / 57, waited=True) == 0.0
+
+
+# --- a per-minute 429 our own fires do not explain: the hold is probed (issue 13, the 429 drain) ---
+
+
+def test_an_unexplained_per_minute_429_is_probed_and_a_passing_probe_lifts_the_hold() -> None:
+    pacer = Pacer(PacingPolicy(probe_interval_s=5.0, probe_answer_s=1.0))
+    for _ in range(10):
+        pacer.counted("ns", 7)  # 10 fires of our own in window 7: nowhere near 6,000
+    pacer.throttled("ns", 10.0, rate_body(6001, 6000), window_left_s=50.0, window=7)
+    waits = [pacer.reserve("ns", 10.0) for _ in range(3)]
+    assert min(waits) >= 5.0 and max(waits) < 5.1  # back at the next probe, not the window's end
+    assert pacer.reserve("ns", 15.0, waited=True) == 0.0  # the probe
+    behind = pacer.reserve("ns", 15.0, waited=True)
+    assert 1.0 <= behind < 1.1  # back when the probe's answer is due
+    pacer.succeeded("ns", 15.05)  # it passed: the throttle ended before its window
+    assert pacer.reserve("ns", 16.0, waited=True) == 0.0
+    assert pacer.rate("ns") == pytest.approx(6000 * 0.95 / 60)  # still paced at the stated allowance
+
+
+def test_a_refused_probe_holds_on_and_probes_again_one_interval_later() -> None:
+    pacer = Pacer(PacingPolicy(probe_interval_s=5.0))
+    pacer.counted("ns", 7)
+    pacer.throttled("ns", 10.0, rate_body(61, 60), window_left_s=50.0, window=7)
+    assert pacer.reserve("ns", 15.0) == 0.0  # the probe
+    pacer.counted("ns", 7)
+    pacer.throttled("ns", 15.1, rate_body(62, 60), window_left_s=44.9, window=7)
+    assert pacer.reserve("ns", 15.2) == pytest.approx(4.9 + 60 / 57)
+    assert pacer.reserve("ns", 20.1, waited=True) == 0.0  # the next probe
+
+
+def test_a_success_that_is_not_the_probe_does_not_lift_the_hold() -> None:
+    pacer = Pacer(PacingPolicy(probe_interval_s=5.0))
+    pacer.counted("ns", 7)
+    pacer.throttled("ns", 10.0, rate_body(61, 60), window_left_s=50.0, window=7)
+    pacer.succeeded("ns", 10.2)  # a fire sent before the 429, answered after it
+    assert pacer.reserve("ns", 11.0) > 3.9
+
+
+def test_a_per_minute_429_our_own_fires_explain_holds_to_the_window_end_without_probes() -> None:
+    pacer = Pacer(PacingPolicy(probe_interval_s=5.0))
+    for _ in range(61):
+        pacer.counted("ns", 7)
+    pacer.counted("other", 8)  # a new window: counts start again ...
+    for _ in range(61):
+        pacer.counted("ns", 8)  # ... and ours there explain the 429
+    pacer.throttled("ns", 10.0, rate_body(61, 60), window_left_s=30.0, window=8)
+    assert pacer.reserve("ns", 10.0) == pytest.approx(30.0 + 60 / 57)
+    assert pacer.reserve("ns", 15.0) > 25.0  # no probe
+
+
+@settings(max_examples=60, deadline=None)
+@given(start=st.floats(0, 10_000), phase=st.floats(0, 60))
+def test_after_a_429_burst_that_ends_mid_window_firing_resumes_within_a_probe_interval(
+        start: float, phase: float) -> None:
+    """The bench's 429 burst: a controller (or proxy) answering every fire with the per-minute
+    body for 30 s, whatever the window; one greedy waiter fires as the pacer says. Wall clock ==
+    the pacer's clock here; the window is the epoch minute."""
+    policy = PacingPolicy(probe_interval_s=5.0, probe_answer_s=1.0)
+    pacer = Pacer(policy)
+    begin = start - start % 60 + phase  # the burst starts anywhere in a window
+    end = begin + 30.0
+    now, waited, refused, resumed = begin, False, 0, None
+    while now < end + 120 and resumed is None:
+        wait = pacer.reserve("ns", now, waited=waited)
+        waited = wait > 0
+        if waited:
+            now += wait
+            continue
+        window = int(now // 60)
+        pacer.counted("ns", window)
+        if now < end:
+            refused += 1
+            pacer.throttled("ns", now, rate_body(100_001, 100_000), window_left_s=60 - now % 60 + 0.5, window=window)
+        else:
+            resumed = now
+            pacer.succeeded("ns", now + 0.05)
+        now += 0.05  # the answer's round trip
+    assert resumed is not None and resumed - end <= policy.probe_interval_s + policy.probe_answer_s
+    assert refused <= 30 / policy.probe_interval_s + 2  # the first 429 and one per probe
