@@ -265,9 +265,24 @@ class Router:
             unfinished = await self._drain(self.settings.shutdown_timeout_s)
         await self._supervisor.cancel_all()
         if self._reader is not None:
-            await self._commit()
+            await self._commit_until_landed(self.settings.shutdown_timeout_s)
             await self._reader.close()
         log.info("router stopped", extra=fields(unfinished=unfinished))
+
+    async def _commit_until_landed(self, within_s: float) -> None:
+        """A clean stop repeats nothing: the final commit is sent again until it lands. Routers
+        stopping together (a rolling restart) start a rebalance, and a commit is refused until a
+        poll completes this member's join; the partitions are paused first, so such a poll fetches
+        nothing (newly assigned ones stay paused until positioned)."""
+        assert self._reader is not None
+        await self._pause(True)
+        deadline = self._clock() + within_s
+        while not await self._partitions.commit(self._reader):
+            if self._clock() >= deadline:
+                log.warning("the final commit did not land: the next owner repeats what was routed since the last one")
+                return
+            with contextlib.suppress(KafkaUnavailable):
+                await self._reader.poll(0.1, 1)
 
     async def _apply_backpressure(self) -> None:
         flipped = await self._backpressure.apply(self._in_flight, self._pause)

@@ -289,20 +289,25 @@ class Partitions:
 
     # --- commits ---
 
-    async def commit(self, reader: GroupReader) -> None:
-        """Commit what changed; a catch-up window that closed lets deferred segments join."""
-        offsets, rejoin = _offsets_to_commit(self._parts)
+    async def commit(self, reader: GroupReader) -> bool:
+        """Commit what changed (while stopping, revoked partitions' work too); a catch-up window
+        that closed lets deferred segments join. False when the commit was refused."""
+        parts = self._parts | self._released if self._stopping.is_set() else self._parts
+        offsets, rejoin = _offsets_to_commit(parts)
+        landed = True
         if offsets:
             try:
                 await reader.commit(offsets)
                 for tp, value in offsets.items():
-                    if tp in self._parts:
-                        self._parts[tp].committed = value
+                    if tp in parts:
+                        parts[tp].committed = value
                 self._metrics.commits.inc()
             except KafkaUnavailable as e:
                 log.warning("commit failed; will retry", extra=fields(error=str(e)))
+                landed = False
         if rejoin and not self._stopping.is_set():
             await self.join(reader, [tp for tp in rejoin if tp in self._parts])
+        return landed
 
 
 def _offsets_to_commit(parts: dict[TopicPartition, Partition]) -> tuple[Offsets, list[TopicPartition]]:
