@@ -62,6 +62,12 @@ class Service:
     def metric(self, name: str) -> float:
         return sum(p.metric(name) for p in self.procs)
 
+    def logs(self, last: int = 4, lines: int = 300) -> str:
+        """The tails of the last consumers' logs (stopped ones too), for a failure's message."""
+        paths = sorted(self.work.glob("consumer-*.log"), key=lambda p: int(p.stem.split("-")[1]))[-last:]
+        return "\n".join(f"--- {p.name}\n" + "\n".join(p.read_text(errors="replace").splitlines()[-lines:])
+                         for p in paths)
+
 
 @pytest.fixture(scope="module")
 def service(messaging: Messaging, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
@@ -461,7 +467,7 @@ def test_restarting_every_consumer_loses_nothing_and_resumes_where_it_was(
     repeated = len(counted) - total
     print(f"\nrestart: {total} messages, {repeated} fired twice")
     # it resumes where it was: at most what was in flight when a rebalance moved a partition repeats
-    assert repeated <= total // 10, f"{repeated} repeats: the restart did not resume where it was"
+    assert repeated <= total // 10, f"{repeated} repeats: the restart did not resume where it was\n{service.logs()}"
     service.stop_all()
     service.start()
 
