@@ -446,13 +446,19 @@ class ConsumerThread:
         await done
 
     async def close(self) -> None:
-        def close() -> None:
-            if self._consumer is not None:
-                self._consumer.close(autocommit=False)
-        try:
-            await self._thread.call("close failed", close)
-        finally:
-            self._thread.shutdown()
+        await _close_on(self._thread, lambda: self._consumer)
+
+
+async def _close_on(thread: _KafkaThread, consumer: Callable[[], KafkaConsumer | None]) -> None:
+    """Close the consumer (no autocommit: the loops commit what they finished) on its own thread,
+    then stop that thread."""
+    def close() -> None:
+        if (c := consumer()) is not None:
+            c.close(autocommit=False)
+    try:
+        await thread.call("close failed", close)
+    finally:
+        thread.shutdown()
 
 
 def _reason(error: BaseException) -> str:
@@ -827,10 +833,4 @@ class PartitionReader:
         return await self._thread.call("poll failed", poll)
 
     async def close(self) -> None:
-        def close() -> None:
-            if self._consumer is not None:
-                self._consumer.close(autocommit=False)
-        try:
-            await self._thread.call("close failed", close)
-        finally:
-            self._thread.shutdown()
+        await _close_on(self._thread, lambda: self._consumer)

@@ -234,7 +234,9 @@ def test_a_kill_9_while_messages_are_parked_loses_nothing_and_keeps_each_trigger
     wait_for(lambda: first.metric("firer_messages_parked_total") >= 150, timeout_s=60, what="alice parked")
     wait_for(lambda: sum(end_offsets(messaging.bootstrap, topics.parked_topic(t.topic)).values()) >= 150,
              timeout_s=30, what="the park topic holds them")
-    time.sleep(0.5)  # a commit interval or more: the park position and main offsets travel in a commit
+    landed = first.metric("firer_commits_total")  # the park position and main offsets travel in a commit:
+    wait_for(lambda: first.metric("firer_commits_total") >= landed + 2, timeout_s=30,  # one sent after now
+             what="a commit of what was parked")
     first.stop(signal.SIGKILL)
     for i in range(total, total + 20):  # and more arrive while nobody fires
         t.send(t.alice[i % len(t.alice)], i)
