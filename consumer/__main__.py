@@ -25,7 +25,8 @@ from prometheus_client import CollectorRegistry
 
 from consumer import health, logs, table_api, workers
 from consumer.firer import Firer
-from consumer.kafka_edge import KafkaLog, Producer
+from consumer.kafka_edge import KafkaLog
+from consumer.kafka_rd import Producer
 from consumer.metrics import FirerMetrics, RouterMetrics
 from consumer.no_rule import NoRuleReporter
 from consumer.openwhisk import HttpTriggerClient

@@ -152,3 +152,21 @@ class KafkaSettings:
         if self.client_id is not None:
             kwargs["client_id"] = self.client_id
         return kwargs
+
+    def librdkafka_config(self) -> dict[str, Any]:
+        """The same settings as librdkafka properties (confluent-kafka's ``Consumer``/``Producer``):
+        the only place that knows librdkafka's names. The CA file, when given, replaces the system
+        store as kafka-python's ``ssl_cafile`` does; none: the system's CAs."""
+        config: dict[str, Any] = {
+            "bootstrap.servers": ",".join(self.bootstrap_servers),
+            "security.protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism is not None:
+            config["sasl.mechanism"] = self.sasl_mechanism
+            config["sasl.username"] = self.sasl_username
+            config["sasl.password"] = self.sasl_password
+        if self.ssl_cafile is not None:
+            config["ssl.ca.location"] = self.ssl_cafile
+        if self.client_id is not None:
+            config["client.id"] = self.client_id
+        return config

@@ -1,0 +1,327 @@
+"""The router's Kafka edge on librdkafka (confluent-kafka): its group reader and the shared producer.
+
+Why a second client: the router's whole job is fetching records and writing envelopes, and
+kafka-python decodes every fetched record in Python, which took about half of the router's CPU
+(bench/router_bench.py with py-spy: as much as a plain kafka-python consumer spends in all), so the
+router could not reach half a plain consumer's rate however cheap routing became. librdkafka
+fetches, decodes and produces in C on its own threads. The firer stays on kafka-python
+(consumer/kafka_edge.py): its membership logic relies on kafka-python's internals.
+
+- ``GroupReader``: the subscribed topics in one consumer group, cooperative-sticky (KIP-429:
+  adding a topic revokes nothing). librdkafka calls the rebalance callbacks inside ``consume``, on
+  this reader's thread; they assign or unassign (which librdkafka requires there), pause what is
+  new, and only hand over to the owner. New partitions stay paused until ``start`` positions them.
+- ``Producer``: one shared producer whose sends are awaited until acknowledged (acks=all,
+  idempotent); a thread serves its delivery reports.
+
+Errors: ``_mapped`` is the one place a confluent-kafka error becomes ``KafkaUnavailable``;
+every public method goes through it, so nothing above knows librdkafka's error codes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import confluent_kafka as ck
+from kafka import TopicPartition
+
+from consumer.kafka_edge import (
+    KafkaUnavailable,
+    Offsets,
+    PartitionRecords,
+    RebalanceCallback,
+    _KafkaThread,
+    _settle,
+    keep_large_buffers,
+)
+from messaging_lib.kafka_config import KafkaSettings
+
+log = logging.getLogger("consumer.kafka")
+
+
+@contextmanager
+def _mapped(what: str) -> Iterator[None]:
+    """Turn a confluent-kafka error raised inside into ``KafkaUnavailable`` (the cause kept)."""
+    try:
+        yield
+    except ck.KafkaException as e:
+        raise KafkaUnavailable(f"{what}: {e}") from e
+
+
+class _Rec:
+    """One fetched record as the router reads it (``PartitionRecords``): plain attributes."""
+
+    __slots__ = ("headers", "key", "offset", "timestamp", "value")
+
+    def __init__(self, offset: int, key: bytes | None, value: bytes | None,
+                 headers: list[tuple[str, bytes]] | None, timestamp: int) -> None:
+        self.offset, self.key, self.value, self.headers, self.timestamp = offset, key, value, headers, timestamp
+
+
+def _tp(p: ck.TopicPartition) -> TopicPartition:
+    return TopicPartition(p.topic, p.partition)
+
+
+def _ck(tp: TopicPartition, offset: int = ck.OFFSET_INVALID) -> ck.TopicPartition:
+    return ck.TopicPartition(tp.topic, tp.partition, offset)
+
+
+class GroupReader:
+    """The subscribed topics, in one consumer group with cooperative rebalancing (adding a topic
+    revokes nothing). ``on_assigned``/``on_revoked`` are called on the reader's thread and must
+    only hand over; assigned partitions stay paused until ``start`` positions them.
+    ``set_topics`` re-subscribes without a restart; with no topic at all the consumer is closed
+    and the group left, and a new one is made when topics come back."""
+
+    def __init__(self, settings: KafkaSettings, group_id: str, on_assigned: RebalanceCallback,
+                 on_revoked: RebalanceCallback, **config: Any) -> None:
+        self.on_assigned, self.on_revoked = on_assigned, on_revoked
+        self._config = settings.librdkafka_config() | group_config(group_id, config)
+        self._thread = _KafkaThread(f"kafka-{group_id}")
+        self._consumer: ck.Consumer | None = None
+        self._assigned: set[TopicPartition] = set()
+        self.topics: frozenset[str] = frozenset()
+
+    # --- rebalance callbacks: on this reader's thread, inside consume ---
+
+    def _assign(self, consumer: ck.Consumer, partitions: list[ck.TopicPartition]) -> None:
+        consumer.incremental_assign(partitions)
+        if partitions:
+            consumer.pause(partitions)
+            tps = [_tp(p) for p in partitions]
+            self._assigned.update(tps)
+            self.on_assigned(tps)
+
+    def _revoke(self, consumer: ck.Consumer, partitions: list[ck.TopicPartition]) -> None:
+        tps = [_tp(p) for p in partitions]
+        self._assigned.difference_update(tps)
+        if tps:
+            self.on_revoked(tps)
+        consumer.incremental_unassign(partitions)
+
+    # --- the public interface (the same as kafka_edge's) ---
+
+    async def set_topics(self, topic_names: Collection[str]) -> None:
+        """Subscribe to exactly ``topic_names``; none closes the consumer (the caller commits first)."""
+        wanted = frozenset(topic_names)
+
+        def apply() -> None:
+            if not wanted:
+                self._close()
+                return
+            if self._consumer is None:
+                self._consumer = ck.Consumer(self._config)
+            self._consumer.subscribe(sorted(wanted), on_assign=self._assign, on_revoke=self._revoke,
+                                     on_lost=self._revoke)
+        if wanted != self.topics:
+            await self._call("subscribing failed", apply)
+            self.topics = wanted
+
+    def _close(self) -> None:
+        if self._consumer is not None:
+            consumer, self._consumer = self._consumer, None
+            consumer.close()
+            self._assigned.clear()
+
+    async def _call(self, what: str, fn: Callable[..., Any], *args: Any) -> Any:
+        with _mapped(what):
+            return await self._thread.call(what, fn, *args)
+
+    async def refresh_metadata(self) -> None:
+        """Fetch the cluster's metadata now: a leader that assigned without some topic's
+        partitions sees them change, and rejoins."""
+        def refresh() -> None:
+            if self._consumer is not None:
+                self._consumer.list_topics(timeout=10)
+        await self._call("metadata refresh failed", refresh)
+
+    async def missing(self, topic_names: Collection[str]) -> frozenset[str]:
+        """Which of ``topic_names`` the cluster does not list for this client now: deleted, never
+        created, or not readable (Kafka lists only the topics the principal may describe)."""
+        def find() -> frozenset[str]:
+            if self._consumer is None:
+                return frozenset()
+            listed = self._consumer.list_topics(timeout=10).topics
+            return frozenset(t for t in topic_names if t not in listed or listed[t].error is not None)
+        return await self._call("listing topics failed", find)
+
+    async def poll(self, timeout_s: float, max_records: int) -> list[PartitionRecords]:
+        """One batch per partition run, handed over as fetched (see ``PartitionRecords``)."""
+        def poll() -> list[PartitionRecords]:
+            if self._consumer is None:
+                return []
+            return _batches(self._consumer.consume(max_records, timeout_s))
+        if self._consumer is None:
+            await asyncio.sleep(timeout_s)
+            return []
+        return await self._call("poll failed", poll)
+
+    async def positions_of(self, partitions: list[TopicPartition]
+                           ) -> tuple[dict[TopicPartition, tuple[int, str] | None], dict[TopicPartition, int]]:
+        """Committed offset and metadata (None if never committed), and end offset, per partition."""
+        def fetch() -> tuple[dict[TopicPartition, tuple[int, str] | None], dict[TopicPartition, int]]:
+            assert self._consumer is not None
+            committed: dict[TopicPartition, tuple[int, str] | None] = {}
+            for p in self._consumer.committed([_ck(tp) for tp in partitions], timeout=10):
+                _raise_if(p.error, "committed offset")
+                committed[_tp(p)] = None if p.offset < 0 else (p.offset, p.metadata or "")
+            ends = {tp: self._consumer.get_watermark_offsets(_ck(tp), timeout=10, cached=False)[1]
+                    for tp in partitions}
+            return committed, ends
+        return await self._call("fetching positions failed", fetch)
+
+    async def start(self, positions: dict[TopicPartition, int]) -> None:
+        """Seek newly assigned partitions and let them be fetched."""
+        def apply() -> None:
+            assert self._consumer is not None
+            mine = [_ck(tp, o) for tp, o in positions.items() if tp in self._assigned]
+            for p in mine:
+                self._consumer.seek(p)
+            if mine:
+                self._consumer.resume(mine)
+        if positions and self._consumer is not None:
+            await self._call("positioning failed", apply)
+
+    async def seek(self, positions: dict[TopicPartition, int]) -> None:
+        def apply() -> None:
+            assert self._consumer is not None
+            for tp, offset in positions.items():
+                if tp in self._assigned:
+                    self._consumer.seek(_ck(tp, offset))
+        if positions and self._consumer is not None:
+            await self._call("seek failed", apply)
+
+    async def pause(self, partitions: Collection[TopicPartition], pause: bool) -> None:
+        def apply() -> None:
+            if self._consumer is None:
+                return
+            owned = [_ck(tp) for tp in partitions if tp in self._assigned]
+            if owned and pause:
+                self._consumer.pause(owned)
+            elif owned:
+                self._consumer.resume(owned)
+        if partitions:
+            await self._call("pause failed", apply)
+
+    async def commit(self, offsets: Offsets) -> None:
+        def commit() -> None:
+            assert self._consumer is not None
+            done = self._consumer.commit(offsets=[ck.TopicPartition(tp.topic, tp.partition, o, meta)
+                                                  for tp, (o, meta) in offsets.items()], asynchronous=False)
+            for p in done or ():
+                _raise_if(p.error, "commit")
+        if offsets and self._consumer is not None:
+            await self._call("commit failed", commit)
+
+    async def close(self) -> None:
+        try:
+            await self.set_topics(())
+        finally:
+            self._thread.shutdown()
+
+
+def _raise_if(error: ck.KafkaError | None, what: str) -> None:
+    if error is not None:
+        raise ck.KafkaException(error)
+
+
+def _batches(messages: list[ck.Message]) -> list[PartitionRecords]:
+    """Runs of one partition's records as ``PartitionRecords``; error events are logged (a
+    subscribed topic that is gone or unreadable shows up in ``missing``)."""
+    out: list[PartitionRecords] = []
+    current: list[_Rec] = []
+    topic, partition = "", -1
+    for m in messages:
+        if m.error() is not None:
+            log.debug("fetch error", extra={"fields": {"error": str(m.error())}})
+            continue
+        if m.partition() != partition or m.topic() != topic:
+            if current:
+                out.append(PartitionRecords(topic, partition, current))
+            current, topic, partition = [], m.topic(), m.partition()
+        current.append(_Rec(m.offset(), m.key(), m.value(), m.headers(), m.timestamp()[1]))
+    if current:
+        out.append(PartitionRecords(topic, partition, current))
+    return out
+
+
+# kafka-python's keyword names (what the router passes, Settings.membership) -> librdkafka's
+_CONSUMER_KEYS = {
+    "session_timeout_ms": "session.timeout.ms",
+    "heartbeat_interval_ms": "heartbeat.interval.ms",
+    "max_poll_interval_ms": "max.poll.interval.ms",
+    "request_timeout_ms": "socket.timeout.ms",
+    "reconnect_backoff_max_ms": "reconnect.backoff.max.ms",
+    "group_instance_id": "group.instance.id",
+    "fetch_max_wait_ms": "fetch.wait.max.ms",
+    "max_partition_fetch_bytes": "max.partition.fetch.bytes",
+    "allow_auto_create_topics": "allow.auto.create.topics",
+}
+
+
+def group_config(group_id: str, config: dict[str, Any]) -> dict[str, Any]:
+    """librdkafka settings of the router's group consumer from kafka-python's keyword names."""
+    unknown = set(config) - set(_CONSUMER_KEYS)
+    if unknown:
+        raise ValueError(f"no librdkafka setting for {sorted(unknown)}")
+    return {"group.id": group_id, "enable.auto.commit": False, "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest", "partition.assignment.strategy": "cooperative-sticky",
+            "topic.metadata.refresh.interval.ms": 10_000} | {
+        _CONSUMER_KEYS[k]: v for k, v in config.items()}
+
+
+class Producer:
+    """A shared producer whose sends can be awaited (librdkafka: thread-safe, batches and sends in
+    C); a thread serves its delivery reports. Creating one also tunes the allocator
+    (``keep_large_buffers``)."""
+
+    def __init__(self, settings: KafkaSettings, **config: Any) -> None:
+        with _mapped("cannot create the producer"):
+            self._producer = ck.Producer(settings.librdkafka_config() | {
+                "acks": "all", "enable.idempotence": True, "linger.ms": 2,
+                "message.max.bytes": 4 * 1024 * 1024 + 64 * 1024} | config)
+        keep_large_buffers()
+        self._stopping = threading.Event()
+        self._reports = threading.Thread(target=self._serve_reports, name="kafka-producer-reports", daemon=True)
+        self._reports.start()
+
+    def _serve_reports(self) -> None:
+        while not self._stopping.is_set():
+            self._producer.poll(0.1)
+
+    async def send(self, topic: str, value: bytes | None, key: bytes | None = None,
+                   headers: list[tuple[str, bytes]] | None = None, partition: int | None = None) -> tuple[int, int]:
+        """Send and wait for the broker's acknowledgement; returns (partition, offset).
+        ``partition``: that one (the park's), else the key's."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[tuple[int, int]] = loop.create_future()
+        what = f"send to {topic} failed"
+
+        def report(error: ck.KafkaError | None, msg: ck.Message) -> None:
+            if error is not None:
+                loop.call_soon_threadsafe(_settle, done, None, KafkaUnavailable(f"{what}: {error}"))
+            else:
+                loop.call_soon_threadsafe(_settle, done, (msg.partition(), msg.offset()), None)
+
+        extra: dict[str, Any] = {} if partition is None else {"partition": partition}
+        while True:
+            try:
+                with _mapped(what):
+                    self._producer.produce(topic, value=value, key=key, headers=headers or None,
+                                           on_delivery=report, **extra)
+                break
+            except BufferError:  # its queue is full: wait for deliveries
+                await asyncio.sleep(0.01)
+        return await done
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        try:
+            self._producer.flush(timeout_s)
+        finally:
+            self._stopping.set()
+            self._reports.join(timeout_s)
