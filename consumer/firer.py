@@ -53,10 +53,10 @@ from consumer.kafka_edge import (
     Membership,
     Offsets,
     PartitionReader,
-    Producer,
     RebalanceCallback,
     Record,
 )
+from consumer.kafka_rd import Producer
 from consumer.logs import fields
 from consumer.metrics import FirerMetrics, status_class
 from consumer.no_rule import NO_RULE_STATUS, NoRuleReporter

@@ -1,12 +1,12 @@
-"""The Kafka edge: kafka-python clients made usable from one asyncio loop, for both roles.
+"""The Kafka edge on kafka-python: the firer's consumers and the subscriptions log, made usable
+from one asyncio loop. The router's group reader and the shared producer are on librdkafka
+(consumer/kafka_rd.py: fetching and producing in C; it reuses the types and the thread here).
 
 kafka-python (3.x: 2.0.2 drops fetched records of a partition paused mid-batch, and advances its
 position past them, which this service's backpressure would turn into loss) is not thread-safe,
 so every call on a consumer runs on that consumer's own thread (``_KafkaThread``) and the loop
 awaits it. Rebalance callbacks fire during poll on kafka-python's IO thread, where nothing may
-block; ``_Listener`` hands them to the owner as plain functions. The producer is thread-safe;
-``Producer.send`` turns its delivery future into an awaitable, so a write is known to be
-acknowledged before the offsets behind it are committed.
+block; ``_Listener`` hands them to the owner as plain functions.
 
 Errors: ``_unavailable`` is the one place a kafka-python error becomes the project's
 ``KafkaUnavailable``; every public method here goes through it (``_KafkaThread.call`` for
@@ -16,25 +16,18 @@ consumers), so nothing above this module knows kafka-python's exception tree.
   (keeps fetching the partitions it keeps while a cooperative join is pending; rejoins when its
   heartbeats went unanswered for a session timeout; reports committed metadata of new
   partitions); commits are sent without waiting on the consumer thread; ``membership()`` tells
-  the loop whether it may fire (``Membership``).
-- ``GroupReader``: the router's group consumer whose topics change (``set_topics``); commits carry
-  metadata (the catch-up state of consumer/positions.py); new partitions stay paused until the
-  owner positions them (``positions_of``, then ``start``).
+  the loop whether it may fire (``Membership``). It uses cooperative rebalancing (KIP-429): a
+  new member adds partitions without revoking the others.
 - ``KafkaLog``: the subscriptions topic as a ``table.LogSource``: partition 0 assigned directly
   (no group), read from the beginning; created when missing (compacted, one partition, the spec
   of messaging_lib.topics) and refused with several partitions, since record order is the contract.
-- ``Producer``: one shared producer, sends awaited until acknowledged.
 - ``PartitionReader``: partitions assigned directly (no group), positions kept by the owner: the
   firer's park topic (consumer/parking.py).
-
-Both group consumers use cooperative rebalancing (KIP-429): a new topic or member adds partitions
-without revoking the others.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -43,7 +36,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.coordinator.assignors.abstract import RebalanceProtocol
 from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
@@ -118,9 +111,10 @@ class _KafkaThread:
 
 @dataclass(frozen=True, slots=True)
 class PartitionRecords:
-    """One partition's records from one poll, as kafka-python returned them: no per-record copy
-    (the router reads thousands per poll). Each record has ``offset``, ``key``, ``value``,
-    ``headers`` (name, bytes pairs, or None) and ``timestamp`` (epoch ms), ascending by offset."""
+    """One partition's records from one poll of the router's reader (consumer/kafka_rd.py), one
+    light object per record (the router reads thousands per poll). Each record has ``offset``,
+    ``key``, ``value``, ``headers`` (name, bytes pairs, or None) and ``timestamp`` (epoch ms),
+    ascending by offset."""
 
     topic: str
     partition: int
@@ -139,11 +133,11 @@ def _records(batches: dict[Any, list[Any]]) -> list[Record]:
 
 class _Listener(ConsumerRebalanceListener):
     """Runs on kafka-python's IO thread, where nothing may block or call the network: it only
-    hands over. ``before_assigned`` runs first, for a local change such as pausing."""
+    hands over."""
 
     def __init__(self, on_assigned: RebalanceCallback, on_revoked: RebalanceCallback,
-                 before_assigned: RebalanceCallback | None = None, on_lost: RebalanceCallback | None = None) -> None:
-        self._assigned, self._revoked, self._before_assigned = on_assigned, on_revoked, before_assigned
+                 on_lost: RebalanceCallback | None = None) -> None:
+        self._assigned, self._revoked = on_assigned, on_revoked
         self._lost = on_lost or on_revoked
 
     def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
@@ -155,8 +149,6 @@ class _Listener(ConsumerRebalanceListener):
         self._lost(list(lost))
 
     def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        if self._before_assigned is not None and assigned:
-            self._before_assigned(list(assigned))
         self._assigned(list(assigned))
 
 
@@ -467,139 +459,6 @@ def _reason(error: BaseException) -> str:
     return type(cause).__name__ if isinstance(cause, KafkaError) else type(error).__name__
 
 
-# --- the router's group consumer -------------------------------------------------------------------
-
-
-class GroupReader:
-    """The subscribed topics, in one consumer group with cooperative rebalancing (adding a topic
-    revokes nothing). ``on_assigned``/``on_revoked`` are called on kafka-python's IO thread and
-    must only hand over; assigned partitions stay paused until ``start`` positions them.
-    ``set_topics`` re-subscribes without a restart; with no topic at all the consumer is closed
-    and the group left, and a new one is made when topics come back."""
-
-    def __init__(self, settings: KafkaSettings, group_id: str, on_assigned: RebalanceCallback,
-                 on_revoked: RebalanceCallback, **config: Any) -> None:
-        self.on_assigned, self.on_revoked = on_assigned, on_revoked
-        self._config = _group_config(settings, group_id, config)  # membership: Settings.membership("router")
-        self._thread = _KafkaThread(f"kafka-{group_id}")
-        self._consumer: KafkaConsumer | None = None
-        self._listener = _Listener(lambda tps: self.on_assigned(tps), lambda tps: self.on_revoked(tps),
-                                   before_assigned=self._pause_new)
-        self.topics: frozenset[str] = frozenset()
-
-    def _pause_new(self, assigned: list[TopicPartition]) -> None:
-        """On the IO thread: a local change only, so new partitions fetch nothing until placed."""
-        if self._consumer is not None:
-            self._consumer.pause(*assigned)
-
-    async def set_topics(self, topic_names: Collection[str]) -> None:
-        """Subscribe to exactly ``topic_names``; none closes the consumer (the caller commits first)."""
-        wanted = frozenset(topic_names)
-
-        def apply() -> None:
-            if not wanted:
-                if self._consumer is not None:
-                    self._consumer.close(autocommit=False)
-                    self._consumer = None
-                return
-            if self._consumer is None:
-                self._consumer = KafkaConsumer(**self._config)
-            learn_partitions(self._consumer, wanted - self.topics)
-            self._consumer.subscribe(sorted(wanted), listener=self._listener)
-        if wanted != self.topics:
-            await self._thread.call("subscribing failed", apply)
-            self.topics = wanted
-
-    async def refresh_metadata(self) -> None:
-        """Fetch the cluster's metadata now: a leader that assigned without some topic's
-        partitions sees them change, and rejoins at the next poll."""
-        def refresh() -> None:
-            if self._consumer is not None:
-                self._consumer.topics()
-        await self._thread.call("metadata refresh failed", refresh)
-
-    async def missing(self, topic_names: Collection[str]) -> frozenset[str]:
-        """Which of ``topic_names`` the cluster does not list for this client now: deleted, never
-        created, or not readable (Kafka lists only the topics the principal may describe)."""
-        def find() -> frozenset[str]:
-            if self._consumer is None:
-                return frozenset()
-            return frozenset(topic_names) - set(self._consumer.topics())
-        return await self._thread.call("listing topics failed", find)
-
-    async def poll(self, timeout_s: float, max_records: int) -> list[PartitionRecords]:
-        """One batch per partition, handed over as fetched (see ``PartitionRecords``)."""
-        def poll() -> list[PartitionRecords]:
-            if self._consumer is None:
-                return []
-            fetched = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
-            return [PartitionRecords(tp.topic, tp.partition, records) for tp, records in fetched.items() if records]
-        if self._consumer is None:
-            await asyncio.sleep(timeout_s)
-            return []
-        return await self._thread.call("poll failed", poll)
-
-    async def positions_of(self, partitions: list[TopicPartition]
-                           ) -> tuple[dict[TopicPartition, tuple[int, str] | None], dict[TopicPartition, int]]:
-        """Committed offset and metadata (None if never committed), and end offset, per partition."""
-        def fetch() -> tuple[dict[TopicPartition, tuple[int, str] | None], dict[TopicPartition, int]]:
-            assert self._consumer is not None
-            committed: dict[TopicPartition, tuple[int, str] | None] = {}
-            for tp in partitions:
-                found = self._consumer.committed(tp, metadata=True)
-                committed[tp] = None if found is None or found.offset < 0 else (found.offset, found.metadata or "")
-            return committed, dict(self._consumer.end_offsets(partitions))
-        return await self._thread.call("fetching positions failed", fetch)
-
-    async def start(self, positions: dict[TopicPartition, int]) -> None:
-        """Seek newly assigned partitions and let them be fetched."""
-        def apply() -> None:
-            assert self._consumer is not None
-            owned = self._consumer.assignment()
-            mine = {tp: o for tp, o in positions.items() if tp in owned}
-            for tp, offset in mine.items():
-                self._consumer.seek(tp, offset)
-            if mine:
-                self._consumer.resume(*mine)
-        if positions and self._consumer is not None:
-            await self._thread.call("positioning failed", apply)
-
-    async def seek(self, positions: dict[TopicPartition, int]) -> None:
-        def apply() -> None:
-            assert self._consumer is not None
-            owned = self._consumer.assignment()
-            for tp, offset in positions.items():
-                if tp in owned:
-                    self._consumer.seek(tp, offset)
-        if positions and self._consumer is not None:
-            await self._thread.call("seek failed", apply)
-
-    async def pause(self, partitions: Collection[TopicPartition], pause: bool) -> None:
-        def apply() -> None:
-            if self._consumer is None:
-                return
-            owned = [tp for tp in partitions if tp in self._consumer.assignment()]
-            if owned and pause:
-                self._consumer.pause(*owned)
-            elif owned:
-                self._consumer.resume(*owned)
-        if partitions:
-            await self._thread.call("pause failed", apply)
-
-    async def commit(self, offsets: Offsets) -> None:
-        def commit() -> None:
-            assert self._consumer is not None
-            self._consumer.commit({tp: OffsetAndMetadata(o, meta, -1) for tp, (o, meta) in offsets.items()})
-        if offsets and self._consumer is not None:
-            await self._thread.call("commit failed", commit)
-
-    async def close(self) -> None:
-        try:
-            await self.set_topics(())
-        finally:
-            self._thread.shutdown()
-
-
 # --- the subscriptions log -------------------------------------------------------------------------
 
 
@@ -658,74 +517,6 @@ class KafkaLog:
             await self._thread.call(f"closing {self._topic} failed", close)
         finally:
             self._thread.shutdown()
-
-
-# --- the producer ----------------------------------------------------------------------------------
-
-
-# glibc's mallopt parameters (malloc.h) and the values set: see keep_large_buffers
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-MMAP_THRESHOLD_BYTES = 16 * 1024 * 1024  # above the largest request (max_request_size, 4 MB)
-TRIM_THRESHOLD_BYTES = 64 * 1024 * 1024  # free heap kept for the next envelopes
-
-
-def keep_large_buffers() -> bool:
-    """Serve buffers up to 16 MB from the heap and keep up to 64 MB of it free, so an envelope's
-    copies reuse memory that is already mapped; True when applied (glibc), else nothing is done.
-
-    Why: each envelope (up to a megabyte) is copied whole several times on its way out (the
-    payload's join, kafka-python's record buffer and its batch, the request), each into a
-    fresh allocation. glibc serves those from mmap until its adaptive threshold has risen, and
-    gives trimmed heap back, so every copy faulted in every page of its buffer: measured, 2.4 ms
-    against 0.3 ms per envelope for those copies, and about 40 % of the router's throughput with
-    10 subscriptions (bench/router_bench.py). Process-wide and harmless for small allocations;
-    the RSS it may keep is bounded by the trim threshold."""
-    try:
-        libc = ctypes.CDLL(None)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # not glibc (musl has no mallopt): its allocator as it is
-        return False
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) and bool(
-        mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
-
-
-class Producer:
-    """A shared, thread-safe kafka-python producer whose sends can be awaited. Creating one
-    also tunes the allocator for its large buffers (``keep_large_buffers``)."""
-
-    def __init__(self, settings: KafkaSettings, **config: Any) -> None:
-        with _mapped("cannot create the producer"):
-            self._producer = KafkaProducer(**settings.client_kwargs(), acks="all", linger_ms=2,
-                                           max_request_size=4 * 1024 * 1024, **config)
-        keep_large_buffers()
-
-    async def send(self, topic: str, value: bytes | None, key: bytes | None = None,
-                   headers: list[tuple[str, bytes]] | None = None, partition: int | None = None) -> tuple[int, int]:
-        """Send and wait for the broker's acknowledgement; returns (partition, offset).
-        ``partition``: that one (the park's), else the key's."""
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[tuple[int, int]] = loop.create_future()
-        what = f"send to {topic} failed"
-
-        def ok(md: Any) -> None:
-            loop.call_soon_threadsafe(_settle, done, (md.partition, md.offset), None)
-
-        def failed(exc: BaseException) -> None:
-            loop.call_soon_threadsafe(_settle, done, None, _unavailable(what, exc))
-
-        with _mapped(what):
-            future = self._producer.send(topic, value=value, key=key, headers=headers or [], partition=partition)
-        future.add_callback(ok)
-        future.add_errback(failed)
-        return await done
-
-    def close(self, timeout_s: float = 10.0) -> None:
-        with _mapped("closing the producer failed"):
-            try:
-                self._producer.flush(timeout=timeout_s)
-            finally:
-                self._producer.close(timeout=timeout_s)
 
 
 def _settle(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:

@@ -21,8 +21,10 @@ every public method goes through it, so nothing above knows librdkafka's error c
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import threading
+import time
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -37,11 +39,11 @@ from consumer.kafka_edge import (
     RebalanceCallback,
     _KafkaThread,
     _settle,
-    keep_large_buffers,
 )
 from messaging_lib.kafka_config import KafkaSettings
 
 log = logging.getLogger("consumer.kafka")
+_librdkafka_log = logging.getLogger("consumer.kafka.librdkafka")  # its own log lines, served by poll
 
 
 @contextmanager
@@ -54,12 +56,13 @@ def _mapped(what: str) -> Iterator[None]:
 
 
 class _Rec:
-    """One fetched record as the router reads it (``PartitionRecords``): plain attributes."""
+    """One fetched record as the router reads it (``PartitionRecords``): plain attributes, typed as
+    confluent-kafka types a ``Message``'s (a record, unlike an error event, has them all)."""
 
     __slots__ = ("headers", "key", "offset", "timestamp", "value")
 
-    def __init__(self, offset: int, key: bytes | None, value: bytes | None,
-                 headers: list[tuple[str, bytes]] | None, timestamp: int) -> None:
+    def __init__(self, offset: int | None, key: str | bytes | None, value: str | bytes | None,
+                 headers: Any, timestamp: int) -> None:
         self.offset, self.key, self.value, self.headers, self.timestamp = offset, key, value, headers, timestamp
 
 
@@ -81,7 +84,7 @@ class GroupReader:
     def __init__(self, settings: KafkaSettings, group_id: str, on_assigned: RebalanceCallback,
                  on_revoked: RebalanceCallback, **config: Any) -> None:
         self.on_assigned, self.on_revoked = on_assigned, on_revoked
-        self._config = settings.librdkafka_config() | group_config(group_id, config)
+        self._config = settings.librdkafka_config() | group_config(group_id, config) | {"logger": _librdkafka_log}
         self._thread = _KafkaThread(f"kafka-{group_id}")
         self._consumer: ck.Consumer | None = None
         self._assigned: set[TopicPartition] = set()
@@ -104,7 +107,7 @@ class GroupReader:
             self.on_revoked(tps)
         consumer.incremental_unassign(partitions)
 
-    # --- the public interface (the same as kafka_edge's) ---
+    # --- what the router calls ---
 
     async def set_topics(self, topic_names: Collection[str]) -> None:
         """Subscribe to exactly ``topic_names``; none closes the consumer (the caller commits first)."""
@@ -181,7 +184,7 @@ class GroupReader:
             assert self._consumer is not None
             mine = [_ck(tp, o) for tp, o in positions.items() if tp in self._assigned]
             for p in mine:
-                self._consumer.seek(p)
+                _seek(self._consumer, p)
             if mine:
                 self._consumer.resume(mine)
         if positions and self._consumer is not None:
@@ -192,7 +195,7 @@ class GroupReader:
             assert self._consumer is not None
             for tp, offset in positions.items():
                 if tp in self._assigned:
-                    self._consumer.seek(_ck(tp, offset))
+                    _seek(self._consumer, _ck(tp, offset))
         if positions and self._consumer is not None:
             await self._call("seek failed", apply)
 
@@ -225,29 +228,72 @@ class GroupReader:
             self._thread.shutdown()
 
 
+SEEK_WAIT_S = 5.0  # how long a seek waits for a just-assigned partition's fetcher to start
+
+
+def _seek(consumer: ck.Consumer, position: ck.TopicPartition) -> None:
+    """librdkafka refuses a seek (``_STATE``) until the partition's fetcher has started, which it
+    does once it has the committed offset of a just-assigned partition (a request of its own, in
+    the background): the router's ``positions_of`` usually takes longer, but not always."""
+    deadline = time.monotonic() + SEEK_WAIT_S
+    while True:
+        try:
+            consumer.seek(position)
+            return
+        except ck.KafkaException as e:
+            if e.args[0].code() != ck.KafkaError._STATE or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
+
+
 def _raise_if(error: ck.KafkaError | None, what: str) -> None:
     if error is not None:
         raise ck.KafkaException(error)
 
 
 def _batches(messages: list[ck.Message]) -> list[PartitionRecords]:
-    """Runs of one partition's records as ``PartitionRecords``; error events are logged (a
-    subscribed topic that is gone or unreadable shows up in ``missing``)."""
+    """Runs of one partition's records as ``PartitionRecords`` (librdkafka returns them partition
+    by partition). Error events are logged, not raised: the records around them are already
+    consumed, and a subscribed topic that is gone or unreadable shows up in ``missing``, which the
+    router checks. A fatal error (the client cannot go on, e.g. a static member fenced by another
+    with its instance id) is raised, after nothing was committed for what it returned."""
     out: list[PartitionRecords] = []
     current: list[_Rec] = []
-    topic, partition = "", -1
+    topic: str | None = ""
+    partition: int | None = -1
     for m in messages:
-        if m.error() is not None:
-            log.debug("fetch error", extra={"fields": {"error": str(m.error())}})
+        if (error := m.error()) is not None:
+            if error.fatal():
+                raise ck.KafkaException(error)
+            _log_event(error)
             continue
         if m.partition() != partition or m.topic() != topic:
             if current:
-                out.append(PartitionRecords(topic, partition, current))
+                out.append(_partition_records(topic, partition, current))
             current, topic, partition = [], m.topic(), m.partition()
         current.append(_Rec(m.offset(), m.key(), m.value(), m.headers(), m.timestamp()[1]))
     if current:
-        out.append(PartitionRecords(topic, partition, current))
+        out.append(_partition_records(topic, partition, current))
     return out
+
+
+def _partition_records(topic: str | None, partition: int | None, records: list[_Rec]) -> PartitionRecords:
+    assert topic is not None and partition is not None  # a record has both
+    return PartitionRecords(topic, partition, records)
+
+
+EVENT_LOG_INTERVAL_S = 60.0  # the same consumer event is logged at most once per interval
+_events_logged: dict[str, float] = {}
+
+
+def _log_event(error: ck.KafkaError) -> None:
+    """A consumer event (a topic unknown or unreadable, a broker down: librdkafka retries), once
+    per interval per kind."""
+    now = time.monotonic()
+    kind = error.name()
+    if now - _events_logged.get(kind, -EVENT_LOG_INTERVAL_S) >= EVENT_LOG_INTERVAL_S:
+        _events_logged[kind] = now
+        log.warning("consumer event", extra={"fields": {"error": kind, "detail": error.str()}})
 
 
 # kafka-python's keyword names (what the router passes, Settings.membership) -> librdkafka's
@@ -275,6 +321,34 @@ def group_config(group_id: str, config: dict[str, Any]) -> dict[str, Any]:
         _CONSUMER_KEYS[k]: v for k, v in config.items()}
 
 
+# glibc's mallopt parameters (malloc.h) and the values set: see keep_large_buffers
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+MMAP_THRESHOLD_BYTES = 16 * 1024 * 1024  # above the largest request (message.max.bytes, 4 MB)
+TRIM_THRESHOLD_BYTES = 64 * 1024 * 1024  # free heap kept for the next envelopes
+
+
+def keep_large_buffers() -> bool:
+    """Serve buffers up to 16 MB from the heap and keep up to 64 MB of it free, so an envelope's
+    copies reuse memory that is already mapped; True when applied (glibc), else nothing is done.
+
+    Why: each envelope (up to a megabyte) is copied whole several times on its way out (the
+    payload's join, the client's message buffer and its batch, the request), each into a
+    fresh allocation. glibc serves those from mmap until its adaptive threshold has risen, and
+    gives trimmed heap back, so every copy faulted in every page of its buffer: measured, 2.4 ms
+    against 0.3 ms per envelope for those copies, and about 40 % of the router's throughput with
+    10 subscriptions (bench/router_bench.py, with kafka-python's producer; librdkafka's copy is a
+    malloc too). Process-wide and harmless for small allocations;
+    the RSS it may keep is bounded by the trim threshold."""
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt): its allocator as it is
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) and bool(
+        mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
+
+
 class Producer:
     """A shared producer whose sends can be awaited (librdkafka: thread-safe, batches and sends in
     C); a thread serves its delivery reports. Creating one also tunes the allocator
@@ -284,7 +358,7 @@ class Producer:
         with _mapped("cannot create the producer"):
             self._producer = ck.Producer(settings.librdkafka_config() | {
                 "acks": "all", "enable.idempotence": True, "linger.ms": 2,
-                "message.max.bytes": 4 * 1024 * 1024 + 64 * 1024} | config)
+                "message.max.bytes": 4 * 1024 * 1024, "logger": _librdkafka_log} | config)
         keep_large_buffers()
         self._stopping = threading.Event()
         self._reports = threading.Thread(target=self._serve_reports, name="kafka-producer-reports", daemon=True)
@@ -309,10 +383,11 @@ class Producer:
                 loop.call_soon_threadsafe(_settle, done, (msg.partition(), msg.offset()), None)
 
         extra: dict[str, Any] = {} if partition is None else {"partition": partition}
+        sent_headers: list[tuple[str, str | bytes | None]] | None = list(headers) if headers else None
         while True:
             try:
                 with _mapped(what):
-                    self._producer.produce(topic, value=value, key=key, headers=headers or None,
+                    self._producer.produce(topic, value=value, key=key, headers=sent_headers,
                                            on_delivery=report, **extra)
                 break
             except BufferError:  # its queue is full: wait for deliveries
@@ -320,8 +395,11 @@ class Producer:
         return await done
 
     def close(self, timeout_s: float = 10.0) -> None:
-        try:
-            self._producer.flush(timeout_s)
-        finally:
-            self._stopping.set()
-            self._reports.join(timeout_s)
+        """Deliver what is queued (up to ``timeout_s``), then stop the client and its thread."""
+        with _mapped("closing the producer failed"):
+            try:
+                self._producer.flush(timeout_s)
+            finally:
+                self._stopping.set()
+                self._reports.join(timeout_s)
+                self._producer.close()

@@ -5,7 +5,9 @@ their parameters (the same names lower-cased: ``kafka_bootstrap_servers``, ...).
 through one validator, so a setting means the same thing everywhere, and a bad one is a
 ``ConfigError`` naming the variable as the user wrote it. An empty value counts as unset.
 
-``KafkaSettings.client_kwargs()`` is the only place that knows kafka-python's keyword names.
+``KafkaSettings.client_kwargs()`` is the only place that knows kafka-python's keyword names, and
+``KafkaSettings.librdkafka_config()`` librdkafka's (confluent-kafka: the router's reader and the
+producer).
 Nothing here reads the environment on import or touches the network; ``repr`` masks the password.
 
 Rules: ``bootstrap_servers`` is required (comma-separated ``host[:port]``); SASL protocols need a

@@ -29,7 +29,7 @@ from kafka.errors import (
 from kafka.structs import MemberState
 
 from consumer import kafka_edge
-from consumer.kafka_edge import ConsumerThread, GroupReader, KafkaLog, KafkaUnavailable, Producer
+from consumer.kafka_edge import ConsumerThread, KafkaLog, KafkaUnavailable
 from messaging_lib.kafka_config import KafkaSettings
 
 pytestmark = pytest.mark.timeout(30)
@@ -50,19 +50,6 @@ class Raising:
         def call(*_: Any, **__: Any) -> Any:
             raise self._error(f"{name} failed")
         return call
-
-
-class FailingFuture:
-    """A send future that fails (the errback path)."""
-
-    def __init__(self, error: type[KafkaError]) -> None:
-        self._error = error
-
-    def add_callback(self, _: Callable[..., Any]) -> None:
-        pass
-
-    def add_errback(self, errback: Callable[[BaseException], None]) -> None:
-        errback(self._error("not acknowledged"))
 
 
 def _nothing(_: list[TopicPartition]) -> None:
@@ -87,27 +74,9 @@ def consumer_thread(error: type[KafkaError]) -> ConsumerThread:
     return edge
 
 
-def group_reader(error: type[KafkaError]) -> GroupReader:
-    edge = GroupReader(SETTINGS, "g", _nothing, _nothing)
-    edge._consumer = Raising(error)  # type: ignore[assignment]
-    return edge
-
-
-def subscribed_reader(error: type[KafkaError]) -> GroupReader:
-    edge = group_reader(error)
-    edge.topics = frozenset({"t"})
-    return edge
-
-
 def kafka_log(error: type[KafkaError]) -> KafkaLog:
     edge = KafkaLog(SETTINGS, "subs")
     edge._consumer = Raising(error)  # type: ignore[assignment]
-    return edge
-
-
-def producer(error: type[KafkaError]) -> Producer:
-    edge = Producer.__new__(Producer)
-    edge._producer = Raising(error)  # type: ignore[assignment]
     return edge
 
 
@@ -123,22 +92,9 @@ CASES: dict[tuple[type, str], Callable[[type[KafkaError]], Awaitable[object] | o
     (ConsumerThread, "pause"): lambda e: consumer_thread(e).pause(True),
     (ConsumerThread, "commit"): lambda e: consumer_thread(e).commit({TP: (1, "")}),
     (ConsumerThread, "close"): lambda e: consumer_thread(e).close(),
-    (GroupReader, "set_topics"): lambda e: GroupReader(SETTINGS, "g", _nothing, _nothing).set_topics(["t"]),
-    (GroupReader, "refresh_metadata"): lambda e: group_reader(e).refresh_metadata(),
-    (GroupReader, "missing"): lambda e: group_reader(e).missing(["t"]),
-    (GroupReader, "poll"): lambda e: group_reader(e).poll(0.01, 10),
-    (GroupReader, "positions_of"): lambda e: group_reader(e).positions_of([TP]),
-    (GroupReader, "start"): lambda e: group_reader(e).start({TP: 1}),
-    (GroupReader, "seek"): lambda e: group_reader(e).seek({TP: 1}),
-    (GroupReader, "pause"): lambda e: group_reader(e).pause([TP], True),
-    (GroupReader, "commit"): lambda e: group_reader(e).commit({TP: (1, "")}),
-    (GroupReader, "close"): lambda e: subscribed_reader(e).close(),
     (KafkaLog, "open"): lambda e: KafkaLog(SETTINGS, "subs").open(),
     (KafkaLog, "read"): lambda e: kafka_log(e).read(0.01),
     (KafkaLog, "close"): lambda e: kafka_log(e).close(),
-    (Producer, "__init__"): lambda e: Producer(SETTINGS),
-    (Producer, "send"): lambda e: producer(e).send("t", b"v"),
-    (Producer, "close"): lambda e: producer(e).close(),
 }
 
 
@@ -149,7 +105,7 @@ def raising_constructors(monkeypatch: pytest.MonkeyPatch, request: pytest.Fixtur
     def construct(*_: Any, **__: Any) -> Any:
         raise error("cannot connect")
 
-    for name in ("KafkaConsumer", "MemberConsumer", "KafkaProducer", "KafkaAdminClient"):
+    for name in ("KafkaConsumer", "MemberConsumer", "KafkaAdminClient"):
         monkeypatch.setattr(kafka_edge, name, construct)
     return error
 
@@ -168,32 +124,11 @@ def test_library_errors_come_out_as_kafka_unavailable(case: tuple[type, str],
     asyncio.run(scenario())
 
 
-def test_a_failed_delivery_comes_out_as_kafka_unavailable() -> None:
-    async def scenario() -> None:
-        edge = producer(KafkaTimeoutError)
-        edge._producer.send = lambda *a, **kw: FailingFuture(KafkaTimeoutError)  # type: ignore[attr-defined]
-        with pytest.raises(KafkaUnavailable, match="send to t failed"):
-            await edge.send("t", b"v")
-
-    asyncio.run(scenario())
-
-
-def test_large_buffers_are_kept_on_glibc_and_the_tuning_is_skipped_elsewhere(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    assert kafka_edge.keep_large_buffers()  # the test machines and the image run glibc
-
-    def no_libc(_: object) -> Any:
-        raise OSError("no such library")
-
-    monkeypatch.setattr(kafka_edge.ctypes, "CDLL", no_libc)
-    assert not kafka_edge.keep_large_buffers()
-
-
 def test_every_public_method_is_covered() -> None:
-    public = {(cls, name) for cls in (ConsumerThread, GroupReader, KafkaLog, Producer)
+    public = {(cls, name) for cls in (ConsumerThread, KafkaLog)
               for name, member in vars(cls).items()
               if callable(member) and (not name.startswith("_") or name == "__init__")}
-    public -= {(ConsumerThread, "__init__"), (GroupReader, "__init__"), (KafkaLog, "__init__"),
+    public -= {(ConsumerThread, "__init__"), (KafkaLog, "__init__"),
                (ConsumerThread, "membership")}  # no I/O
     assert public == set(CASES)
 

@@ -20,7 +20,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType
 from prometheus_client import CollectorRegistry
 
-from consumer.kafka_edge import KafkaLog, Producer
+from consumer.kafka_edge import KafkaLog
+from consumer.kafka_rd import Producer
 from consumer.metrics import RouterMetrics
 from consumer.router import Router
 from consumer.settings import Settings

@@ -1,7 +1,10 @@
-"""Kafka settings: environment and action parameters, validation naming the variable, kwargs."""
+"""Kafka settings: environment and action parameters, validation naming the variable, kwargs (kafka-python's
+and librdkafka's)."""
 
+import ssl
 from typing import Any
 
+import confluent_kafka
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -38,6 +41,38 @@ def test_a_full_sasl_ssl_environment() -> None:
         "ssl_cafile": "/etc/ca.pem",
         "client_id": "firer-1",
     }
+
+
+def test_librdkafka_gets_the_same_settings_under_its_own_names() -> None:
+    """The router's reader and the producer (confluent-kafka) connect as kafka-python's clients do."""
+    assert KafkaSettings(bootstrap_servers=("127.0.0.1:9092",)).librdkafka_config() == {
+        "bootstrap.servers": "127.0.0.1:9092", "security.protocol": "PLAINTEXT"}
+    assert KafkaSettings.from_env(SASL_ENV).librdkafka_config() == {
+        "bootstrap.servers": "broker-1:9093,broker-2:9093",
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": "alice",
+        "sasl.password": "s3cret-password",
+        "ssl.ca.location": "/etc/ca.pem",
+        "client.id": "firer-1",
+    }
+
+
+@pytest.mark.parametrize("env", [
+    {"KAFKA_BOOTSTRAP_SERVERS": "b:1", "KAFKA_SECURITY_PROTOCOL": "SSL"},
+    {"KAFKA_BOOTSTRAP_SERVERS": "b:1", "KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_CAFILE": "/ca.pem"},
+    {"KAFKA_BOOTSTRAP_SERVERS": "b:1", "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "KAFKA_SASL_USERNAME": "u",
+     "KAFKA_SASL_PASSWORD": "p"},
+    {"KAFKA_BOOTSTRAP_SERVERS": "b:1", "KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": "SCRAM-SHA-256",
+     "KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "p"},
+], ids=["ssl", "ssl-ca", "sasl-plain", "sasl-ssl-scram256"])
+def test_librdkafka_accepts_every_kind_of_setting(env: dict[str, str]) -> None:
+    """librdkafka itself checks the names and values (creating a client connects later, in the
+    background), so a name or value it does not know fails here, not in a deployment."""
+    config = KafkaSettings.from_env(env).librdkafka_config()
+    if "ssl.ca.location" in config:  # a readable bundle: librdkafka loads it when the client is made
+        config["ssl.ca.location"] = ssl.get_default_verify_paths().openssl_cafile
+    confluent_kafka.Producer(config).flush(0)
 
 
 def test_the_password_is_masked_in_the_repr() -> None:

@@ -1,0 +1,316 @@
+"""The librdkafka edge (consumer/kafka_rd.py) against the real broker: what the router relies on.
+
+- a newly assigned partition fetches nothing until ``start`` places it, then reads from exactly
+  that offset (not the committed one), whatever the committed offset was;
+- commits carry metadata, and ``positions_of`` reads them back with the end offsets;
+- ``missing`` names a topic the cluster does not have; ``set_topics`` adds a topic without a
+  restart and revokes nothing (cooperative);
+- the producer's sends are awaited until acknowledged, to the key's or the given partition,
+  headers kept.
+
+And without a broker: no confluent-kafka exception escapes the edge (every public method maps
+``KafkaException`` to ``KafkaUnavailable``, the library's error kept as the cause; a method added
+without a case here fails ``test_every_public_method_is_covered``), and the router's kafka-python
+style settings all have a librdkafka name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import confluent_kafka as ck
+import pytest
+from cryptography.fernet import Fernet
+from kafka import TopicPartition
+
+from consumer import kafka_rd
+from consumer.kafka_edge import KafkaUnavailable, PartitionRecords
+from consumer.kafka_rd import GroupReader, Producer
+from consumer.settings import Settings
+from messaging_lib.kafka_config import KafkaSettings
+from tests.fixtures.kafka import KafkaHandle
+
+pytestmark = pytest.mark.timeout(120)
+
+
+async def until(check: Callable[[], object], what: str, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+class Assignments:
+    """The rebalance hand-over, as the router's loop receives it."""
+
+    def __init__(self) -> None:
+        self.assigned: list[TopicPartition] = []
+        self.revoked: list[TopicPartition] = []
+
+    def on_assigned(self, tps: list[TopicPartition]) -> None:
+        self.assigned += tps
+
+    def on_revoked(self, tps: list[TopicPartition]) -> None:
+        self.revoked += tps
+
+
+def reader_of(kafka: KafkaHandle, group: str, seen: Assignments) -> GroupReader:
+    return GroupReader(KafkaSettings(bootstrap_servers=(kafka.bootstrap,)), group, seen.on_assigned,
+                       seen.on_revoked, fetch_max_wait_ms=100, allow_auto_create_topics=False,
+                       session_timeout_ms=10_000, heartbeat_interval_ms=1_000)
+
+
+async def poll_until(reader: GroupReader, check: Callable[[list[PartitionRecords]], bool], what: str,
+                     timeout_s: float = 30) -> list[PartitionRecords]:
+    got: list[PartitionRecords] = []
+    deadline = time.monotonic() + timeout_s
+    while not check(got):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        got += await reader.poll(0.1, 500)
+    return got
+
+
+def offsets_of(batches: list[PartitionRecords]) -> list[int]:
+    return [r.offset for b in batches for r in b.records]
+
+
+def test_new_partitions_wait_for_start_and_read_from_its_offset(kafka: KafkaHandle) -> None:
+    topic = kafka.create_topic("rd")
+    producer = kafka.producer()
+    for i in range(20):
+        producer.send(topic, key=b"k", value=f"v{i}".encode(), headers=[("h", b"x")])
+    producer.flush()
+    producer.close()
+    tp = TopicPartition(topic, 0)
+
+    async def scenario() -> None:
+        seen = Assignments()
+        reader = reader_of(kafka, f"g-{topic}", seen)
+        try:
+            await reader.set_topics([topic])
+            await poll_until(reader, lambda _: seen.assigned == [tp], "the assignment")
+            # paused until placed: nothing arrives
+            assert offsets_of([b for _ in range(5) for b in await reader.poll(0.1, 500)]) == []
+            committed, ends = await reader.positions_of([tp])
+            assert committed == {tp: None} and ends == {tp: 20}
+            await reader.start({tp: 7})
+            got = await poll_until(reader, lambda g: offsets_of(g)[-1:] == [19], "records 7..19")
+            assert offsets_of(got) == list(range(7, 20))
+            first = got[0].records[0]
+            assert (first.key, first.value, first.headers) == (b"k", b"v7", [("h", b"x")])
+            assert first.timestamp > 0
+            await reader.commit({tp: (12, "catch-up state")})
+            assert (await reader.positions_of([tp]))[0] == {tp: (12, "catch-up state")}
+        finally:
+            await reader.close()
+
+    asyncio.run(scenario())
+
+
+def test_pause_stops_the_fetch_and_resume_goes_on_from_the_last_record_returned(kafka: KafkaHandle) -> None:
+    topic = kafka.create_topic("rd")
+    producer = kafka.producer()
+    for i in range(10):
+        producer.send(topic, value=f"v{i}".encode())
+    producer.flush()
+    tp = TopicPartition(topic, 0)
+
+    async def scenario() -> None:
+        seen = Assignments()
+        reader = reader_of(kafka, f"g-{topic}", seen)
+        try:
+            await reader.set_topics([topic])
+            await poll_until(reader, lambda _: seen.assigned == [tp], "the assignment")
+            await reader.start({tp: 0})
+            got = await poll_until(reader, lambda g: offsets_of(g)[-1:] == [9], "records 0..9")
+            await reader.pause([tp], True)
+            for i in range(10, 20):
+                producer.send(topic, value=f"v{i}".encode())
+            producer.flush()
+            assert offsets_of([b for _ in range(5) for b in await reader.poll(0.1, 500)]) == []
+            await reader.pause([tp], False)
+            got += await poll_until(reader, lambda g: offsets_of(g)[-1:] == [19], "records 10..19")
+            assert offsets_of(got) == list(range(20))
+        finally:
+            await reader.close()
+            producer.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_topic_added_is_assigned_without_revoking_the_others_and_a_missing_one_is_named(
+        kafka: KafkaHandle) -> None:
+    first, second = kafka.create_topic("rd"), kafka.create_topic("rd")
+
+    async def scenario() -> None:
+        seen = Assignments()
+        reader = reader_of(kafka, f"g-{first}", seen)
+        try:
+            await reader.set_topics([first])
+            await poll_until(reader, lambda _: seen.assigned == [TopicPartition(first, 0)], "the first topic")
+            await reader.set_topics([first, second])
+            await poll_until(reader, lambda _: TopicPartition(second, 0) in seen.assigned, "the second topic")
+            assert seen.revoked == []
+            assert await reader.missing([first, second, "no-such-topic-rd"]) == {"no-such-topic-rd"}
+        finally:
+            await reader.close()
+
+    asyncio.run(scenario())
+
+
+def test_sends_are_acknowledged_to_the_keys_or_the_given_partition(kafka: KafkaHandle) -> None:
+    topic, keyed = kafka.create_topic("rd", partitions=3), kafka.create_topic("rd", partitions=3)
+
+    async def scenario() -> None:
+        producer = Producer(KafkaSettings(bootstrap_servers=(kafka.bootstrap,)))
+        try:
+            assert await producer.send(topic, b"a", partition=2) == (2, 0)
+            assert await producer.send(topic, b"b", partition=2, headers=[("h", b"1")]) == (2, 1)
+            partition, _ = await producer.send(keyed, b"c", key=b"same")
+            assert (await producer.send(keyed, b"d", key=b"same"))[0] == partition
+        finally:
+            producer.close()
+        read = [(m.partition, m.offset, m.value, m.headers) for m in kafka.read_all(topic, timeout_ms=2000)]
+        assert read == [(2, 0, b"a", []), (2, 1, b"b", [("h", b"1")])]
+
+    asyncio.run(scenario())
+
+
+# --- without a broker ------------------------------------------------------------------------------
+
+SETTINGS = KafkaSettings(bootstrap_servers=("127.0.0.1:1",))
+TP = TopicPartition("t", 0)
+
+
+def _error() -> ck.KafkaException:
+    return ck.KafkaException(ck.KafkaError(ck.KafkaError._TRANSPORT, "broker down"))
+
+
+class Raising:
+    """A confluent-kafka client whose every method raises ``KafkaException``."""
+
+    def __init__(self, *_: Any, **__: Any) -> None:
+        pass
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        def call(*_: Any, **__: Any) -> Any:
+            raise _error()
+        return call
+
+
+def _nothing(_: list[TopicPartition]) -> None:
+    pass
+
+
+def raising_reader() -> GroupReader:
+    edge = GroupReader(SETTINGS, "g", _nothing, _nothing)
+    edge._consumer = Raising()  # type: ignore[assignment]
+    edge._assigned = {TP}
+    edge.topics = frozenset({"t"})
+    return edge
+
+
+def raising_producer() -> Producer:
+    edge = Producer.__new__(Producer)
+    edge._producer = Raising()  # type: ignore[assignment]
+    edge._stopping = kafka_rd.threading.Event()
+    edge._reports = kafka_rd.threading.Thread(target=lambda: None)
+    edge._reports.start()
+    return edge
+
+
+CASES: dict[tuple[type, str], Callable[[], Awaitable[object] | object]] = {
+    (GroupReader, "set_topics"): lambda: GroupReader(SETTINGS, "g", _nothing, _nothing).set_topics(["t"]),
+    (GroupReader, "refresh_metadata"): lambda: raising_reader().refresh_metadata(),
+    (GroupReader, "missing"): lambda: raising_reader().missing(["t"]),
+    (GroupReader, "poll"): lambda: raising_reader().poll(0.01, 10),
+    (GroupReader, "positions_of"): lambda: raising_reader().positions_of([TP]),
+    (GroupReader, "start"): lambda: raising_reader().start({TP: 1}),
+    (GroupReader, "seek"): lambda: raising_reader().seek({TP: 1}),
+    (GroupReader, "pause"): lambda: raising_reader().pause([TP], True),
+    (GroupReader, "commit"): lambda: raising_reader().commit({TP: (1, "")}),
+    (GroupReader, "close"): lambda: raising_reader().close(),
+    (Producer, "__init__"): lambda: Producer(SETTINGS),
+    (Producer, "send"): lambda: raising_producer().send("t", b"v"),
+    (Producer, "close"): lambda: raising_producer().close(),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES), ids=lambda c: f"{c[0].__name__}.{c[1]}")
+def test_library_errors_come_out_as_kafka_unavailable(case: tuple[type, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kafka_rd.ck, "Consumer", Raising)
+    monkeypatch.setattr(kafka_rd.ck, "Producer", lambda *_: (_ for _ in ()).throw(_error()))
+
+    async def scenario() -> None:
+        with pytest.raises(KafkaUnavailable) as info:
+            result = CASES[case]()
+            if inspect.isawaitable(result):
+                await result
+        assert isinstance(info.value.__cause__, ck.KafkaException)  # the library's error is kept as the cause
+
+    asyncio.run(scenario())
+
+
+def test_every_public_method_is_covered() -> None:
+    public = {(cls, name) for cls in (GroupReader, Producer) for name, member in vars(cls).items()
+              if callable(member) and (not name.startswith("_") or name == "__init__")}
+    public -= {(GroupReader, "__init__")}  # no I/O
+    assert public == set(CASES)
+
+
+def test_a_failed_delivery_comes_out_as_kafka_unavailable() -> None:
+    class Undelivered:
+        def produce(self, *_: Any, on_delivery: Callable[..., None], **__: Any) -> None:
+            on_delivery(ck.KafkaError(ck.KafkaError._MSG_TIMED_OUT), None)
+
+    async def scenario() -> None:
+        edge = raising_producer()
+        edge._producer = Undelivered()  # type: ignore[assignment]
+        with pytest.raises(KafkaUnavailable, match="send to t failed"):
+            await edge.send("t", b"v")
+
+    asyncio.run(scenario())
+
+
+def test_a_fatal_consumer_error_is_raised_and_other_events_are_skipped() -> None:
+    class Event:
+        def __init__(self, fatal: bool) -> None:
+            self._error = ck.KafkaError(ck.KafkaError._FENCED if fatal else ck.KafkaError.UNKNOWN_TOPIC_OR_PART,
+                                        fatal=fatal)
+
+        def error(self) -> ck.KafkaError:
+            return self._error
+
+    assert kafka_rd._batches([Event(fatal=False)]) == []  # type: ignore[list-item]
+    with pytest.raises(ck.KafkaException):
+        kafka_rd._batches([Event(fatal=True)])  # type: ignore[list-item]
+
+
+def test_every_setting_the_router_passes_has_a_librdkafka_name() -> None:
+    """What the router gives its reader (consumer/router.py) with static membership on."""
+    settings = Settings(roles="router", sealing_keys=Fernet.generate_key().decode(), consumer_instance_id="pod-1")
+    config = kafka_rd.group_config("g", {"fetch_max_wait_ms": 100, "max_partition_fetch_bytes": 4 << 20,
+                                         "allow_auto_create_topics": False, **settings.membership("router")})
+    assert config["group.instance.id"] == "pod-1-router"
+    assert config["partition.assignment.strategy"] == "cooperative-sticky"
+    assert config["enable.auto.commit"] is False
+    assert config["session.timeout.ms"] == settings.kafka_session_timeout_ms
+    with pytest.raises(ValueError, match="no librdkafka setting"):
+        kafka_rd.group_config("g", {"no_such_setting": 1})
+
+
+def test_large_buffers_are_kept_on_glibc_and_the_tuning_is_skipped_elsewhere(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert kafka_rd.keep_large_buffers()  # the test machines and the image run glibc
+
+    def no_libc(_: object) -> Any:
+        raise OSError("no such library")
+
+    monkeypatch.setattr(kafka_rd.ctypes, "CDLL", no_libc)
+    assert not kafka_rd.keep_large_buffers()
