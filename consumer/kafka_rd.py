@@ -9,10 +9,19 @@ fetches, decodes and produces in C on its own threads. The firer stays on kafka-
 
 - ``GroupReader``: the subscribed topics in one consumer group, cooperative-sticky (KIP-429:
   adding a topic revokes nothing). librdkafka calls the rebalance callbacks inside ``consume``, on
-  this reader's thread; they assign or unassign (which librdkafka requires there), pause what is
-  new, and only hand over to the owner. New partitions stay paused until ``start`` positions them.
-- ``Producer``: one shared producer whose sends are awaited until acknowledged (acks=all,
-  idempotent); a thread serves its delivery reports.
+  this reader's thread; they assign or unassign themselves (so a new partition is paused before
+  its first fetch, which waits for its committed offset) and only hand over to the owner. New
+  partitions stay paused until ``start`` positions them. Every call runs on that one thread
+  (``_KafkaThread``), so the callbacks and the calls never interleave. librdkafka refreshes the
+  subscribed topics' metadata itself (every 10 s here) and rejoins when their partitions change;
+  ``refresh_metadata`` does it at once.
+- ``Producer``: the process's one producer (the router's envelopes, dead letters and statuses,
+  the firer's park writes, dead letters and statuses) whose sends are awaited until acknowledged
+  (acks=all, idempotent, as kafka-python's defaults were); a thread serves its delivery reports.
+
+librdkafka's own log lines go to the ``consumer.kafka.librdkafka`` logger (served by the calls
+above). Connection settings come from ``KafkaSettings.librdkafka_config`` (messaging_lib), the
+router's group settings, given under kafka-python's names, from ``group_config``.
 
 Errors: ``_mapped`` is the one place a confluent-kafka error becomes ``KafkaUnavailable``;
 every public method goes through it, so nothing above knows librdkafka's error codes.
