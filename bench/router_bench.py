@@ -10,7 +10,8 @@ the trigger-messages topic, which the firer benchmark covers from there). Measur
   messages/s in, every message batched into each trigger's envelopes and acknowledged), next to
   a plain kafka-python consumer reading the same topic before and after it (messages/s, nothing
   else done); CPU seconds per 100,000 messages of both, and their inverse ratio: messages per CPU
-  second, which a loaded machine hardly moves (messages/s follow its load);
+  second, which a loaded machine hardly moves (messages/s follow its load); for reference, a plain
+  confluent-kafka consumer (librdkafka, the client under the router's reader) reading it too;
 - memory: the RSS of a router process with 10,000 subscriptions in its table minus that of one
   with none, per subscription; and the Python heap of the table alone (tracemalloc).
 """
@@ -31,6 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import confluent_kafka as ck
 import requests
 from cryptography.fernet import Fernet
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -161,6 +163,24 @@ def plain_consumer_rate(s: Stack, topic: str, count: int) -> Rate:
     return Rate.of(count - first, elapsed, cpu)
 
 
+def plain_confluent_rate(s: Stack, topic: str, count: int) -> Rate:
+    """The same with a plain confluent-kafka (librdkafka) consumer, the client under the router's
+    reader: for reference (what fetching alone costs). Timed from its assign, not its first
+    record: librdkafka fetches ahead on its own threads before it hands out the first one."""
+    consumer = ck.Consumer({"bootstrap.servers": s.bootstrap, "group.id": f"plain-{uuid.uuid4().hex[:6]}",
+                            "enable.auto.commit": False, "fetch.wait.max.ms": FETCH["fetch_max_wait_ms"],
+                            "max.partition.fetch.bytes": FETCH["max_partition_fetch_bytes"]})
+    consumer.list_topics(topic, timeout=10)  # connected before the clock starts
+    started, cpu_started = time.monotonic(), time.process_time()
+    consumer.assign([ck.TopicPartition(topic, p, ck.OFFSET_BEGINNING) for p in range(PARTITIONS)])
+    seen = 0
+    while seen < count:
+        seen += sum(1 for m in consumer.consume(MAX_POLL_RECORDS, 0.5) if m.error() is None)
+    elapsed, cpu = time.monotonic() - started, time.process_time() - cpu_started
+    consumer.close()
+    return Rate.of(count, elapsed, cpu)
+
+
 def process_cpu_s(pid: int) -> float:
     """User + system CPU seconds of a process (all its threads) so far."""
     fields_ = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -221,6 +241,7 @@ def throughput_rows(s: Stack, topic: str, backlog: int, triggers: int, profile: 
                                                 None if profile is None else profile / f"router-{triggers}.txt")
     after = plain_consumer_rate(s, topic, backlog)
     plain = Rate((before.per_s + after.per_s) / 2, (before.cpu_per_100k + after.cpu_per_100k) / 2)
+    librdkafka = plain_confluent_rate(s, topic, backlog)
     case = f"{triggers} subscription{'s' if triggers > 1 else ''}"
     return [
         (f"messages/s, {case}", f"{ours.per_s:,.0f}", f"{plain.per_s:,.0f}", f"{ours.per_s / plain.per_s:.2f}"),
@@ -230,6 +251,8 @@ def throughput_rows(s: Stack, topic: str, backlog: int, triggers: int, profile: 
          f"{100_000 / ours.cpu_per_100k:,.0f}", f"{100_000 / plain.cpu_per_100k:,.0f}",
          f"{plain.cpu_per_100k / ours.cpu_per_100k:.2f}"),
         (f"envelopes / messages per envelope, {case}", f"{envelopes:,.0f} / {per_envelope:,.0f}", "", ""),
+        (f"reference: a plain confluent-kafka consumer's messages/s / CPU s per 100,000 ({case} run)",
+         f"{librdkafka.per_s:,.0f} / {librdkafka.cpu_per_100k:.2f}", "", ""),
     ]
 
 
