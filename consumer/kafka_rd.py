@@ -52,7 +52,30 @@ from consumer.kafka_edge import (
 from messaging_lib.kafka_config import KafkaSettings
 
 log = logging.getLogger("consumer.kafka")
+LIBRDKAFKA_LOG_INTERVAL_S = 10.0  # librdkafka's lines of one kind and level: at most one per interval
+
+
+class _OncePerInterval(logging.Filter):
+    """librdkafka logs every failed reconnect of each of its broker threads, about ten lines a
+    second through a broker outage: one line per kind (its facility, e.g. FAIL) and level per
+    interval is enough to see what happens."""
+
+    def __init__(self, interval_s: float) -> None:
+        super().__init__()
+        self._interval_s = interval_s
+        self._last: dict[tuple[int, object], float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        kind = record.args[0] if isinstance(record.args, tuple) and record.args else record.msg
+        now = time.monotonic()
+        if now - self._last.get((record.levelno, kind), -self._interval_s) < self._interval_s:
+            return False
+        self._last[(record.levelno, kind)] = now
+        return True
+
+
 _librdkafka_log = logging.getLogger("consumer.kafka.librdkafka")  # its own log lines, served by poll
+_librdkafka_log.addFilter(_OncePerInterval(LIBRDKAFKA_LOG_INTERVAL_S))
 
 
 @contextmanager
@@ -367,6 +390,7 @@ class Producer:
         with _mapped("cannot create the producer"):
             self._producer = ck.Producer(settings.librdkafka_config() | {
                 "acks": "all", "enable.idempotence": True, "linger.ms": 2,
+                "message.timeout.ms": 120_000,  # kafka-python's delivery timeout (librdkafka's: 300 s)
                 "message.max.bytes": 4 * 1024 * 1024, "logger": _librdkafka_log} | config)
         keep_large_buffers()
         self._stopping = threading.Event()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -32,7 +33,7 @@ from consumer.kafka_edge import KafkaUnavailable, PartitionRecords
 from consumer.kafka_rd import GroupReader, Producer
 from consumer.settings import Settings
 from messaging_lib.kafka_config import KafkaSettings
-from tests.fixtures.kafka import KafkaHandle
+from tests.fixtures.kafka import KafkaHandle, RestartableKafkaHandle
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -314,3 +315,83 @@ def test_large_buffers_are_kept_on_glibc_and_the_tuning_is_skipped_elsewhere(
 
     monkeypatch.setattr(kafka_rd.ctypes, "CDLL", no_libc)
     assert not kafka_rd.keep_large_buffers()
+
+
+def test_the_reader_and_the_producer_come_back_after_a_broker_restart(restartable_kafka: RestartableKafkaHandle
+                                                                       ) -> None:
+    """During an outage a commit fails (KafkaUnavailable, within the request timeout) instead of
+    hanging the router's loop. An outage longer than the session timeout costs the partitions
+    (librdkafka counts the session on its side: revoked, then assigned again once the broker is
+    back, and placed again as the router does, from the commit); the same reader then reads what
+    follows, commits land and sends are acknowledged again."""
+    broker = restartable_kafka
+    topic = broker.create_topic("rd")
+    tp = TopicPartition(topic, 0)
+    settings = KafkaSettings(bootstrap_servers=(broker.bootstrap,))
+
+    async def scenario() -> None:
+        seen = Assignments()
+        reader = GroupReader(settings, f"g-{topic}", seen.on_assigned, seen.on_revoked, fetch_max_wait_ms=100,
+                             session_timeout_ms=10_000, heartbeat_interval_ms=1_000, request_timeout_ms=5_000,
+                             reconnect_backoff_max_ms=1_000)
+        producer = Producer(settings)
+        try:
+            for i in range(5):
+                await producer.send(topic, f"v{i}".encode())
+            await reader.set_topics([topic])
+            await poll_until(reader, lambda _: seen.assigned == [tp], "the assignment")
+            await reader.start({tp: 0})
+            await poll_until(reader, lambda g: offsets_of(g)[-1:] == [4], "records 0..4")
+            await reader.commit({tp: (5, "before")})
+            await asyncio.to_thread(broker.stop)
+            started = time.monotonic()
+            with pytest.raises(KafkaUnavailable):
+                await reader.commit({tp: (5, "during")})
+            assert time.monotonic() - started < 30
+            await reader.poll(0.5, 100)
+            await asyncio.to_thread(broker.restart)
+            sent = asyncio.ensure_future(producer.send(topic, b"v5"))
+            got: list[PartitionRecords] = []
+            placed = 1
+            deadline = time.monotonic() + 60
+            while offsets_of(got)[-1:] != [5]:
+                assert time.monotonic() < deadline, "record 5 did not arrive after the restart"
+                got += await reader.poll(0.2, 100)
+                if len(seen.assigned) > placed:  # assigned again: placed from its commit
+                    placed = len(seen.assigned)
+                    committed, _ = await reader.positions_of([tp])
+                    assert committed == {tp: (5, "before")}
+                    await reader.start({tp: 5})
+            assert offsets_of(got) == [5]
+            assert await sent == (0, 5)
+            await until_landed(reader, {tp: (6, "after")})
+            assert (await reader.positions_of([tp]))[0] == {tp: (6, "after")}
+        finally:
+            await reader.close()
+            producer.close()
+
+    asyncio.run(scenario())
+
+
+async def until_landed(reader: GroupReader, offsets: dict[TopicPartition, tuple[int, str]]) -> None:
+    """Commit until the broker takes it (as the router does after an outage)."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            await reader.commit(offsets)
+            return
+        except KafkaUnavailable:
+            if time.monotonic() > deadline:
+                raise
+            await reader.poll(0.2, 100)
+
+
+def test_librdkafka_lines_of_one_kind_are_logged_once_per_interval(caplog: pytest.LogCaptureFixture) -> None:
+    """A broker outage makes every broker thread log each failed reconnect."""
+    logger = logging.getLogger("test.librdkafka")
+    logger.addFilter(kafka_rd._OncePerInterval(60))
+    with caplog.at_level(logging.INFO, logger="test.librdkafka"):
+        for _ in range(50):
+            logger.error("%s [%s] %s", "FAIL", "rdkafka#consumer-1", "Connect failed: Connection refused")
+        logger.warning("%s [%s] %s", "SESSTMOUT", "rdkafka#consumer-1", "session timed out")
+    assert [r.args[0] for r in caplog.records] == ["FAIL", "SESSTMOUT"]  # type: ignore[index]
