@@ -391,6 +391,9 @@ class Producer:
             self._producer = ck.Producer(settings.librdkafka_config() | {
                 "acks": "all", "enable.idempotence": True, "linger.ms": 2,
                 "message.timeout.ms": 120_000,  # kafka-python's delivery timeout (librdkafka's: 300 s)
+                # a key's partition as kafka-python's and Java's (murmur2): a trigger's envelopes
+                # stay in order whoever produced them (librdkafka's default hashes with CRC32)
+                "partitioner": "murmur2_random",
                 "message.max.bytes": 4 * 1024 * 1024, "logger": _librdkafka_log} | config)
         keep_large_buffers()
         self._stopping = threading.Event()

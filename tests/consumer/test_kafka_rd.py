@@ -183,6 +183,25 @@ def test_sends_are_acknowledged_to_the_keys_or_the_given_partition(kafka: KafkaH
     asyncio.run(scenario())
 
 
+def test_a_key_goes_to_the_partition_kafka_python_and_java_give_it(kafka: KafkaHandle) -> None:
+    """Envelopes are keyed by trigger, and external producers (kafka-python, Java, ``produce``)
+    write envelopes of the same triggers: one partition per key keeps a trigger's order."""
+    topic = kafka.create_topic("rd", partitions=8)
+    keys = [f"/guest/trigger-{i}".encode() for i in range(24)]
+    reference = kafka.producer()
+    theirs = [reference.send(topic, b"x", key=key).get(timeout=30).partition for key in keys]
+    reference.close()
+
+    async def scenario() -> list[int]:
+        producer = Producer(KafkaSettings(bootstrap_servers=(kafka.bootstrap,)))
+        try:
+            return [(await producer.send(topic, b"x", key=key))[0] for key in keys]
+        finally:
+            producer.close()
+
+    assert asyncio.run(scenario()) == theirs
+    assert len(set(theirs)) > 1
+
 # --- without a broker ------------------------------------------------------------------------------
 
 SETTINGS = KafkaSettings(bootstrap_servers=("127.0.0.1:1",))
