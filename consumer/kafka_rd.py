@@ -328,6 +328,9 @@ def _log_event(error: ck.KafkaError) -> None:
         log.warning("consumer event", extra={"fields": {"error": kind, "detail": error.str()}})
 
 
+PREFETCH_KB = 16 * 1024  # records fetched ahead (librdkafka's default: 64 MB); a poll takes 2,000
+
+
 # kafka-python's keyword names (what the router passes, Settings.membership) -> librdkafka's
 _CONSUMER_KEYS = {
     "session_timeout_ms": "session.timeout.ms",
@@ -349,7 +352,9 @@ def group_config(group_id: str, config: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"no librdkafka setting for {sorted(unknown)}")
     return {"group.id": group_id, "enable.auto.commit": False, "enable.auto.offset.store": False,
             "auto.offset.reset": "earliest", "partition.assignment.strategy": "cooperative-sticky",
-            "topic.metadata.refresh.interval.ms": 10_000} | {
+            "topic.metadata.refresh.interval.ms": 10_000,
+            "isolation.level": "read_uncommitted",  # as kafka-python reads (librdkafka's default: committed)
+            "queued.max.messages.kbytes": PREFETCH_KB} | {
         _CONSUMER_KEYS[k]: v for k, v in config.items()}
 
 
