@@ -354,6 +354,7 @@ def group_config(group_id: str, config: dict[str, Any]) -> dict[str, Any]:
             "auto.offset.reset": "earliest", "partition.assignment.strategy": "cooperative-sticky",
             "topic.metadata.refresh.interval.ms": 10_000,
             "isolation.level": "read_uncommitted",  # as kafka-python reads (librdkafka's default: committed)
+            "check.crcs": True,  # as kafka-python does (librdkafka's default: not checked); CRC32C in C
             "queued.max.messages.kbytes": PREFETCH_KB} | {
         _CONSUMER_KEYS[k]: v for k, v in config.items()}
 
