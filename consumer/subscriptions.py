@@ -131,11 +131,9 @@ class SubscriptionIndex:
 
     def _apply(self, change: Change) -> tuple[tuple[str, str | None] | None, bool]:
         """(what ``apply`` returns, whether the record was readable)."""
-        if feed_grants.is_grant_key(change.key):
-            return None, self._apply_grant(change)
-        parsed = records.parse_key(change.key)
+        parsed = records.parse_key(change.key)  # the prefixes differ from grants', so a grant parses as None
         if parsed is None:
-            return None, True
+            return None, self._apply_grant(change) if feed_grants.is_grant_key(change.key) else True
         prefix, trigger = parsed
         try:
             if prefix == records.STATUS_PREFIX:
@@ -189,7 +187,7 @@ class SubscriptionIndex:
         before = self._remove(trigger)
         self._faults.pop(trigger, None)  # a new version is decided afresh
         if sub is not None:
-            self._put(Live(sub, offset, self._statuses.get(trigger), self._refusal(trigger, sub.topic)))
+            self._add(Live(sub, offset, self._statuses.get(trigger), self._refusal(trigger, sub.topic)))
         return None if before is None else before.sub.topic
 
     def _refusal(self, trigger: str, topic: str) -> Refusal | None:
@@ -225,8 +223,12 @@ class SubscriptionIndex:
         return before
 
     def _put(self, live: Live) -> None:
+        self._remove(live.sub.trigger)
+        self._add(live)
+
+    def _add(self, live: Live) -> None:
+        """``live``, whose trigger is not in the table."""
         trigger = live.sub.trigger
-        self._remove(trigger)
         self._by_trigger[trigger] = live
         if live.refused is None:
             self._by_topic.setdefault(live.sub.topic, {})[trigger] = live

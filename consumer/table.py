@@ -22,17 +22,21 @@ import gc
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 log = logging.getLogger("consumer.table")
 
 
-@dataclass(frozen=True)
-class Change:
+class Change(NamedTuple):
+    """One record. A named tuple, not a frozen dataclass: a million are made while a table loads,
+    at about a third of the cost each."""
+
     offset: int
     key: bytes | None
-    value: bytes | None = field(repr=False)
+    value: bytes | None
+
+    def __repr__(self) -> str:  # the value (a sealed credential, say) stays out of logs
+        return f"Change(offset={self.offset!r}, key={self.key!r})"
 
 
 class LogSource(Protocol):
