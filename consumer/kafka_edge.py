@@ -676,9 +676,14 @@ def _plain_changes(batch: Any) -> list[Change]:
 
 
 def _varint(buffer: bytearray, pos: int) -> tuple[int, int]:
+    """A zigzag varint: one or two bytes here (a record's length and its value's, up to 8 KB)."""
     first = buffer[pos]
     if first < 0x80:
         return (first >> 1) ^ -(first & 1), pos + 1
+    second = buffer[pos + 1]
+    if second < 0x80:
+        raw = (first & 0x7F) | (second << 7)
+        return (raw >> 1) ^ -(raw & 1), pos + 2
     return cast(tuple[int, int], decode_varint(buffer, pos))
 
 

@@ -7,7 +7,7 @@ import gc
 import time
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kafka import TopicPartition
 from kafka.consumer.fetcher import Fetcher
@@ -101,10 +101,13 @@ def _batches(batches: list[tuple[int, int, list[tuple[bytes | None, bytes | None
     return out
 
 
-_BLOB = st.one_of(st.none(), st.binary(max_size=8), st.binary(min_size=60, max_size=300))
+# lengths of one, two and three varint bytes
+_BLOB = st.one_of(st.none(), st.binary(max_size=8), st.binary(min_size=60, max_size=300),
+                  st.binary(min_size=8200, max_size=8300))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None,  # large records on purpose (lengths of three varint bytes)
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example])
 @given(batches=st.lists(st.tuples(st.sampled_from((0, 0, 1)), st.integers(0, 70),
                                   st.lists(st.tuples(_BLOB, _BLOB, st.integers(0, 2)), min_size=1, max_size=5)),
                         max_size=4),
