@@ -97,7 +97,9 @@ def _gc_paused(pause: bool) -> Iterator[None]:
     and each full pass walks all of them: while a million subscriptions load, the passes that
     allocation triggers took about a quarter of the load's CPU, and after it every full pass
     would stall the router for a walk over the whole table. The load's own cyclic garbage is
-    collected once at its end, before the freeze."""
+    frozen with it, never collected: measured, about 600 objects per 200,000 records (the clients'
+    per-read objects), where collecting it first would walk the whole table once (0.8 CPU s per
+    million records)."""
     if not pause or not gc.isenabled():
         yield
         return
@@ -105,7 +107,6 @@ def _gc_paused(pause: bool) -> Iterator[None]:
     try:
         yield
     finally:
-        gc.collect()
         gc.freeze()
         gc.enable()
 

@@ -70,7 +70,7 @@ def test_the_load_goes_to_on_load_in_reads_then_changes_one_by_one() -> None:
         task = asyncio.ensure_future(table.run(stop))
         await asyncio.wait_for(table.loaded.wait(), 5)
         assert loads == [[0, 1, 2]] and seen == [] and table.position == 3
-        assert gc.isenabled() and gc.get_freeze_count() > 0  # collected again; the loaded objects frozen out
+        assert gc.isenabled() and gc.get_freeze_count() > 0  # on again; the loaded objects frozen out of it
         log.append(b"k9", b"later")
         deadline = time.monotonic() + 5
         while not seen and time.monotonic() < deadline:
