@@ -649,7 +649,7 @@ def _plain_changes(batch: Any) -> list[Change]:
     """The records of an uncompressed v2 batch. Record: length, attributes (1 byte), timestamp
     delta, offset delta, key length, key, value length, value, headers; integers are zigzag
     varints, mostly one byte (decoded inline; longer ones by kafka-python's ``decode_varint``)."""
-    buffer, base = batch._buffer, batch.base_offset
+    buffer, base = bytes(batch._buffer), batch.base_offset  # bytes: a slice of it is the key or value, one copy
     pos, out = _V2_HEADER_BYTES, []
     try:
         for _ in range(batch.records_count):
@@ -660,10 +660,10 @@ def _plain_changes(batch: Any) -> list[Change]:
                 pos += 1
             delta, pos = _varint(buffer, pos + 1)
             size, pos = _varint(buffer, pos)
-            key = None if size < 0 else bytes(buffer[pos:pos + size])
+            key = None if size < 0 else buffer[pos:pos + size]
             pos += max(size, 0)
             size, pos = _varint(buffer, pos)
-            value = None if size < 0 else bytes(buffer[pos:pos + size])
+            value = None if size < 0 else buffer[pos:pos + size]
             if pos + max(size, 0) > end:
                 raise CorruptRecordError(f"a record at offset {base + delta} runs past its length")
             out.append(Change(base + delta, key, value))
@@ -675,7 +675,7 @@ def _plain_changes(batch: Any) -> list[Change]:
     return out
 
 
-def _varint(buffer: bytearray, pos: int) -> tuple[int, int]:
+def _varint(buffer: bytes, pos: int) -> tuple[int, int]:
     """A zigzag varint: one or two bytes here (a record's length and its value's, up to 8 KB)."""
     first = buffer[pos]
     if first < 0x80:

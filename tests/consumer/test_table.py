@@ -120,7 +120,9 @@ def test_kafka_logs_record_reader_reads_what_kafka_python_reads(
     tp = TopicPartition("subs", 0)
     ours = kafka_edge._ChangeRecords(skip, tp, MemoryRecords(data))
     theirs = Fetcher.PartitionRecords(skip, tp, MemoryRecords(data))
-    assert ours.take() == [Change(r.offset, r.key, r.value) for r in theirs.take()]
+    changes = ours.take()
+    assert changes == [Change(r.offset, r.key, r.value) for r in theirs.take()]
+    assert all(type(part) in (bytes, type(None)) for change in changes for part in change[1:])  # not bytearray
     assert ours.next_fetch_offset == theirs.next_fetch_offset
 
 
