@@ -613,10 +613,12 @@ class _ChangeRecords(Fetcher.PartitionRecords):
     then a ``ConsumerRecord`` of 13 fields, each varint decoded by a function call, two
     deserializer calls, header sizes) took about 9 CPU s, a third of the router's start. An
     uncompressed v2 batch's records are read here in one loop (offset, key and value; the
-    timestamp and headers skipped by the record's length); a compressed, legacy or control batch
-    goes through kafka-python's own iteration. The batch CRC is checked as kafka-python does.
-    The layout read (``DefaultRecordBatch._buffer``, the 61-byte v2 header) is kafka-python
-    3.0.12's, pinned (consumer/requirements.txt); tests/consumer/test_table.py compares both paths."""
+    timestamp and headers skipped by the record's length); a compressed or legacy batch goes
+    through kafka-python's own iteration, a control batch is skipped as kafka-python skips it. The
+    batch CRC is checked as kafka-python does; no aborted transaction is filtered (KafkaLog reads
+    uncommitted, kafka-python's default, which filters none either). The layout read
+    (``DefaultRecordBatch._buffer``, the 61-byte v2 header) is kafka-python 3.0.12's, pinned
+    (consumer/requirements.txt); tests/consumer/test_table.py compares both paths."""
 
     def _unpack_records(self, tp: TopicPartition, records: Any, key_deserializer: Any,
                         value_deserializer: Any) -> Iterator[Change]:
