@@ -63,11 +63,14 @@ def write_many(s: Stack, count: int) -> str:
 
 def measure(s: Stack, subscriptions_topic: str, name: str, empty: bool = False) -> tuple[float, float, float]:
     """(seconds from process start to ready, its CPU seconds by then, RSS MB once its partitions
-    are placed, if any). The CPU seconds hardly move with the machine's load; the wall time does."""
-    started = time.monotonic()
+    are placed, if any). The CPU seconds hardly move with the machine's load; the wall time does
+    (the machine's load average is printed with it)."""
+    started, load_before = time.monotonic(), os.getloadavg()[0]
     router = RouterProcess(s, subscriptions_topic, s.topic("envelopes"), name)
     try:
         ready_s, cpu_s = router.ready_s - started, process_cpu_s(router.proc.pid)
+        print(f"  {name}: ready in {ready_s:.1f} s, {cpu_s:.1f} CPU s; load average (1 min) "
+              f"{load_before:.1f} at its start, {os.getloadavg()[0]:.1f} at ready", file=sys.stderr)
         if not empty:
             wait_until(lambda: router.metric("router_assigned_partitions") >= 1, "the router's partitions", 120)
         time.sleep(2)  # the rest of the partitions and the first commits

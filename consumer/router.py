@@ -167,7 +167,7 @@ class Router:
             allow_auto_create_topics=False,  # a deleted topic stays deleted
             **self.settings.membership("router"))
         table_stop = asyncio.Event()
-        table = CompactedTable(self._table_source, self._stage)
+        table = CompactedTable(self._table_source, self._stage, on_load=self.index.load, long_lived=True)
         table_task = asyncio.ensure_future(table.run(table_stop))
         try:
             await self._until_loaded(table, table_task)

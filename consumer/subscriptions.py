@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from consumer.table import Change
@@ -106,31 +106,54 @@ class SubscriptionIndex:
         """Apply one change; returns (trigger, the topic its subscription was on before, if any)
         when a subscription or its status changed."""
         self.applied = max(self.applied, change.offset)
-        if feed_grants.is_grant_key(change.key):
-            self._apply_grant(change)
-            return None
-        parsed = records.parse_key(change.key)
+        return self._apply(change)[0]
+
+    def load(self, changes: Sequence[Change]) -> None:
+        """Apply one read of the table (offsets ascending) while it loads, leaving the table
+        ``apply`` one by one would leave: in a compacted topic only the last value of a key
+        counts, and one not compacted yet holds several, so a record followed by one of the same
+        key later in the read is not decoded, unless that later one (and every one after it) is
+        unreadable: the last readable one counts, as it does applied one by one. So ``skipped``
+        counts only the unreadable records that were read; ``recheck`` is due after it as after
+        ``apply``."""
+        if not changes:
+            return
+        self.applied = max(self.applied, changes[-1].offset)
+        last = {change.key: i for i, change in enumerate(changes)}
+        superseded: dict[bytes | None, list[Change]] = {}  # key -> its records before the last, in order
+        for i, change in enumerate(changes):
+            if last[change.key] != i:
+                superseded.setdefault(change.key, []).append(change)
+                continue
+            earlier = superseded.pop(change.key, None)
+            while not self._apply(change)[1] and earlier:  # unreadable: the one before counts
+                change = earlier.pop()
+
+    def _apply(self, change: Change) -> tuple[tuple[str, str | None] | None, bool]:
+        """(what ``apply`` returns, whether the record was readable)."""
+        parsed = records.parse_key(change.key)  # the prefixes differ from grants', so a grant parses as None
         if parsed is None:
-            return None
+            return None, self._apply_grant(change) if feed_grants.is_grant_key(change.key) else True
         prefix, trigger = parsed
         try:
             if prefix == records.STATUS_PREFIX:
                 self._apply_status(trigger, None if change.value is None else records.decode_status(change.value))
-                return trigger, None
+                return (trigger, None), True
             else:
-                sub = None if change.value is None else records.decode_subscription(change.value)
+                sub = None if change.value is None else records.decode_subscription(change.value, change.offset)
                 if sub is not None and sub.trigger != trigger:
                     raise RecordError("the record's trigger does not match its key")
-                return trigger, self._apply_subscription(trigger, sub, change.offset)
+                return (trigger, self._apply_subscription(trigger, sub, change.offset)), True
         except RecordError as e:
             self.skipped += 1
             log.warning("skipping a subscriptions record", extra={"fields": {
                 "offset": change.offset, "trigger": trigger, "error": str(e)}})
-        return None
+        return None, False
 
-    def _apply_grant(self, change: Change) -> None:
+    def _apply_grant(self, change: Change) -> bool:
         """Grants only count once ``recheck`` decides their namespace's subscriptions again; they are
-        also kept for the read API (consumer.table_api): the feed checks a namespace's grants."""
+        also kept for the read API (consumer.table_api): the feed checks a namespace's grants.
+        False: the record is unreadable."""
         try:
             grant = feed_grants.parse_grant_key(change.key)
             if change.value is not None:
@@ -138,7 +161,7 @@ class SubscriptionIndex:
         except RecordError as e:
             self.skipped += 1
             log.warning("skipping a grant record", extra={"fields": {"offset": change.offset, "error": str(e)}})
-            return
+            return False
         self._allowed.clear()  # decided again under the grants as they are now
         held = self._grants.setdefault(grant.namespace, {})
         if change.value is None:
@@ -148,6 +171,7 @@ class SubscriptionIndex:
         else:
             held[grant.key] = grant
         self._regranted.add(grant.namespace)
+        return True
 
     def _apply_status(self, trigger: str, status: Status | None) -> None:
         if status is None:
@@ -159,11 +183,11 @@ class SubscriptionIndex:
             self._put(Live(live.sub, live.version, status, live.refused))
 
     def _apply_subscription(self, trigger: str, sub: Subscription | None, offset: int) -> str | None:
+        """``sub`` as read at ``offset`` (its origins resolved)."""
         before = self._remove(trigger)
         self._faults.pop(trigger, None)  # a new version is decided afresh
         if sub is not None:
-            self._put(Live(sub.resolved(offset), offset, self._statuses.get(trigger),
-                           self._refusal(trigger, sub.topic)))
+            self._add(Live(sub, offset, self._statuses.get(trigger), self._refusal(trigger, sub.topic)))
         return None if before is None else before.sub.topic
 
     def _refusal(self, trigger: str, topic: str) -> Refusal | None:
@@ -199,8 +223,12 @@ class SubscriptionIndex:
         return before
 
     def _put(self, live: Live) -> None:
+        self._remove(live.sub.trigger)
+        self._add(live)
+
+    def _add(self, live: Live) -> None:
+        """``live``, whose trigger is not in the table."""
         trigger = live.sub.trigger
-        self._remove(trigger)
         self._by_trigger[trigger] = live
         if live.refused is None:
             self._by_topic.setdefault(live.sub.topic, {})[trigger] = live

@@ -4,9 +4,12 @@ and the firer's hook that records a refusal."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from consumer.subscriptions import Refusal, SubscriptionIndex, status_writer
 from consumer.table import Change
@@ -164,3 +167,103 @@ def test_a_policy_decision_is_shared_by_a_namespace_and_topic_until_a_grant_chan
     index.recheck()
     assert {live.sub.trigger for live in index.on_topic("orders")} == {"/alice/T", "/alice/V"}
     assert index.get("/alice/U").refused == Refusal(404, "gone")  # type: ignore[union-attr]  # a fault holds
+
+
+# --- loading in bulk: the same table as record by record ------------------------------------------
+
+_TRIGGERS = ("/alice/T", "/alice/U", "/bob/T")
+_TOPICS = ("orders", "invoices", "envelopes", "not a topic!")
+
+
+def _record_value(trigger: str, draw: st.DrawFn) -> bytes:
+    """A subscription record as the feed writes it, or one it never would (readers skip those)."""
+    kind = draw(st.sampled_from(("valid", "valid", "valid", "paused", "garbage", "version", "mismatch",
+                                 "nan", "huge", "surrogate", "float")))
+    options = Options(is_json_data=draw(st.booleans()), max_batch_messages=draw(st.sampled_from((1, 10_000))))
+    start = {p: draw(st.sampled_from((0, 5))) for p in range(draw(st.integers(1, 2)))}
+    value = Subscription(trigger=trigger if kind != "mismatch" else "/alice/Other",
+                         topic=draw(st.sampled_from(_TOPICS)), credential="sealed", options=options,
+                         start_from="earliest", segments=(Segment(None, start),), created_ms=1,
+                         updated_ms=draw(st.sampled_from((1, 2))))
+    if kind == "paused":
+        value = value.paused_at({0: 7}, 3).unpaused(4).paused_at({0: 9}, 5)
+    encoded = records.encode_subscription(value)
+    if kind == "garbage":
+        return b"\xff not json"
+    edits = {"version": (b'"v":1', b'"v":2'), "nan": (b'"created_ms":1', b'"created_ms":NaN'),
+             "huge": (b'"created_ms":1', b'"created_ms":' + str(2**70).encode()),  # readable, but only exactly
+             "surrogate": (b'"credential":"sealed"', b'"credential":"\\ud800"'),
+             "float": (b'"created_ms":1', b'"created_ms":1.0')}
+    return encoded.replace(*edits[kind]) if kind in edits else encoded
+
+
+@st.composite
+def _logs(draw: st.DrawFn) -> list[Change]:
+    """A subscriptions topic not compacted yet: several versions of few keys, tombstones, statuses,
+    grants and revocations, unreadable records, foreign keys."""
+    out: list[Change] = []
+    for offset in range(draw(st.integers(0, 40))):
+        trigger = draw(st.sampled_from(_TRIGGERS))
+        what = draw(st.sampled_from(("sub", "sub", "sub", "delete", "status", "status-delete", "grant",
+                                     "revoke", "bad-grant", "foreign")))
+        if what == "sub":
+            key, value = records.subscription_key(trigger), _record_value(trigger, draw)
+        elif what == "delete":
+            key, value = records.subscription_key(trigger), None
+        elif what == "status":
+            key = records.status_key(trigger)
+            value = draw(st.sampled_from((
+                records.encode_status(Status(404, records.disabled_message(404), draw(st.integers(0, 40)), 5)),
+                records.encode_status(records.no_rule_notice(draw(st.integers(0, 40)), 6)), b"[]")))
+        elif what == "status-delete":
+            key, value = records.status_key(trigger), None
+        elif what in ("grant", "revoke"):
+            given = grants.Grant(draw(st.sampled_from(("alice", "bob"))), draw(st.sampled_from(_TOPICS[:2])))
+            key, value = given.key, None if what == "revoke" else grants.encode_grant(given, 1)
+        elif what == "bad-grant":
+            key, value = grants.Grant("alice", "orders").key, b"not json"
+        else:
+            key, value = draw(st.sampled_from((b"other", None))), b"x"
+        out.append(Change(offset, key, value))
+    return out
+
+
+def _table(index: SubscriptionIndex) -> dict[str, object]:
+    """All that the router and the read API see of an index."""
+    return {"triggers": {t: index.get(t) for t in _TRIGGERS}, "topics": index.topics(),
+            "on_topic": {t: sorted(live.sub.trigger for live in index.on_topic(t)) for t in _TOPICS},
+            "grants": {ns: sorted(map(str, index.grants_of(ns))) for ns in ("alice", "bob")},
+            "unreported": sorted(live.sub.trigger for live in index.unreported()),
+            "applied": index.applied, "len": len(index)}
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(log=_logs(), cuts=st.lists(st.integers(0, 40), max_size=4))
+def test_loading_reads_whole_leaves_the_table_record_by_record_leaves(log: list[Change], cuts: list[int]) -> None:
+    """``load`` (the router's load: reads whole, records replaced later in a read not decoded, orjson)
+    against ``apply`` of every record in turn with the stdlib's json alone."""
+    policy = grants.TopicPolicy(frozenset({"envelopes"}))
+    plain = SubscriptionIndex(policy)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(records, "_fast_loads", None)
+        for change in log:
+            plain.apply(change)
+        plain.recheck()
+    bulk = SubscriptionIndex(policy)
+    bounds = sorted({0, len(log), *(c for c in cuts if c < len(log))})
+    for start, stop in itertools.pairwise(bounds):
+        bulk.load(log[start:stop])
+    bulk.recheck()
+    assert _table(bulk) == _table(plain)
+
+
+def test_a_replaced_record_is_not_decoded_but_an_unreadable_last_one_leaves_the_one_before() -> None:
+    index = SubscriptionIndex()
+    key = records.subscription_key("/guest/T")
+    index.load([Change(0, key, b"never decoded"), Change(1, key, records.encode_subscription(sub(topic="a")))])
+    assert index.skipped == 0 and index.get("/guest/T").sub.topic == "a"  # type: ignore[union-attr]
+    index.load([Change(2, key, records.encode_subscription(sub(topic="b"))), Change(3, key, b"unreadable"),
+                Change(4, b"other", None)])
+    live = index.get("/guest/T")
+    assert index.skipped == 1 and live is not None and live.sub.topic == "b" and live.version == 2
+    assert live.sub.segments[0].origin == 2 and index.applied == 4

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from feed import records
 from feed.records import Options, Segment, Status, Subscription
-from messaging_lib.errors import RecordError
+from messaging_lib.envelope import parse_trigger_fqn
+from messaging_lib.errors import BadMessage, RecordError
 
 
 def sub(**changes: object) -> Subscription:
@@ -96,3 +99,41 @@ def test_bad_subscription_records_are_refused(mutate) -> None:
 def test_bad_status_records_are_refused(raw: bytes) -> None:
     with pytest.raises(RecordError):
         records.decode_status(raw)
+
+
+@settings(max_examples=300, deadline=None)
+@given(trigger=st.one_of(
+    st.text(alphabet="/_a-zA-Z0-9@ .&\u00e9\n", max_size=12),
+    st.builds(lambda ns, name: f"/{ns}/{name}", st.text(alphabet="_a@ .&-\u00e9/", max_size=5),
+              st.text(alphabet="_b@ .&-\u00e9/", max_size=5))))
+def test_the_one_match_trigger_check_refuses_exactly_what_parse_trigger_fqn_refuses(trigger: str) -> None:
+    try:
+        parse_trigger_fqn(trigger)
+        valid = True
+    except BadMessage:
+        valid = False
+    if valid:
+        records._check_trigger(trigger)
+    else:
+        with pytest.raises(RecordError):
+            records._check_trigger(trigger)
+
+
+@pytest.mark.parametrize("edit", [(b'"v":1', b'"v":1.0'), (b'"created_ms":1', b'"created_ms":' + str(2**70).encode()),
+                                  (b'"credential":"sealed"', b'"credential":"\\ud800"'),
+                                  (b'"created_ms":1', b'"created_ms":NaN'), (b'"created_ms":1', b'"created_ms":1.0'),
+                                  (b'"topic":"orders"', b'"topic":"orders","topic":"last"')])
+def test_a_record_reads_as_the_stdlib_json_reads_it_whether_orjson_refuses_it_or_not(
+        edit: tuple[bytes, bytes], monkeypatch: pytest.MonkeyPatch) -> None:
+    value = records.encode_subscription(Subscription(
+        trigger="/guest/T", topic="orders", credential="sealed", options=Options(), start_from="latest",
+        segments=(Segment(None, {0: 3}),), created_ms=1, updated_ms=1)).replace(*edit)
+
+    def read() -> object:
+        try:
+            return records.decode_subscription(value, 7)
+        except RecordError as e:
+            return str(e)
+    fast = read()
+    monkeypatch.setattr(records, "_fast_loads", None)
+    assert fast == read()
