@@ -25,8 +25,7 @@ from prometheus_client import CollectorRegistry
 
 from consumer import health, logs, table_api, workers
 from consumer.firer import Firer
-from consumer.kafka_edge import KafkaLog
-from consumer.kafka_rd import Producer
+from consumer.kafka_rd import KafkaLog, Producer
 from consumer.metrics import FirerMetrics, RouterMetrics
 from consumer.no_rule import NoRuleReporter
 from consumer.openwhisk import HttpTriggerClient
@@ -67,8 +66,8 @@ async def run(settings: Settings) -> None:
             probes.append(health.RoleProbe("firer", lambda: firer.ready, lambda: firer.last_poll))
             loops.append((firer.run, firer.stop))
         if "router" in settings.role_set:
-            router = Router(settings, producer, KafkaLog(settings.kafka, settings.subscriptions_topic),
-                            RouterMetrics(registry), sealer=sealer())
+            subscriptions_log = KafkaLog(settings.kafka, settings.subscriptions_topic, settings.router_group)
+            router = Router(settings, producer, subscriptions_log, RouterMetrics(registry), sealer=sealer())
             probes.append(health.RoleProbe("router", lambda: router.ready, lambda: router.last_poll))
             loops.append((router.run, router.stop))
             routes += table_api.routes(router.index, lambda: router.ready, settings.sealing_keys, registry)

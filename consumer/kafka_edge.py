@@ -1,6 +1,7 @@
-"""The Kafka edge on kafka-python: the firer's consumers and the subscriptions log, made usable
-from one asyncio loop. The router's group reader and the shared producer are on librdkafka
-(consumer/kafka_rd.py: fetching and producing in C; it reuses the types and the thread here).
+"""The Kafka edge on kafka-python: the firer's consumers, made usable from one asyncio loop. The
+router's group reader, the subscriptions log (``KafkaLog``) and the shared producer are on
+librdkafka (consumer/kafka_rd.py: fetching, decoding and producing in C; it reuses the types and
+the thread here).
 
 kafka-python (3.x: 2.0.2 drops fetched records of a partition paused mid-batch, and advances its
 position past them, which this service's backpressure would turn into loss) is not thread-safe,
@@ -18,9 +19,6 @@ consumers), so nothing above this module knows kafka-python's exception tree.
   partitions); commits are sent without waiting on the consumer thread; ``membership()`` tells
   the loop whether it may fire (``Membership``). It uses cooperative rebalancing (KIP-429): a
   new member adds partitions without revoking the others.
-- ``KafkaLog``: the subscriptions topic as a ``table.LogSource``: partition 0 assigned directly
-  (no group), read from the beginning; created when missing (compacted, one partition, the spec
-  of messaging_lib.topics) and refused with several partitions, since record order is the contract.
 - ``PartitionReader``: partitions assigned directly (no group), positions kept by the owner: the
   firer's park topic (consumer/parking.py).
 """
@@ -34,26 +32,21 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
-from kafka.consumer.fetcher import Fetcher
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.coordinator.assignors.abstract import RebalanceProtocol
 from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
 from kafka.errors import (
     CommitFailedError,
-    CorruptRecordError,
     KafkaError,
     KafkaTimeoutError,
     TopicAlreadyExistsError,
     UnknownTopicOrPartitionError,
 )
-from kafka.record.util import decode_varint
 from kafka.structs import MemberState, OffsetAndMetadata
 
-from consumer.table import Change
-from messaging_lib import topics
 from messaging_lib.errors import ConfigError
 from messaging_lib.kafka_config import KafkaSettings
 
@@ -460,150 +453,6 @@ def _reason(error: BaseException) -> str:
     """A small fixed label: the error's class, or the broker error a CommitFailedError wraps."""
     cause = error.args[0] if isinstance(error, CommitFailedError) and error.args else None
     return type(cause).__name__ if isinstance(cause, KafkaError) else type(error).__name__
-
-
-# --- the subscriptions log -------------------------------------------------------------------------
-
-
-class _ChangeRecords(Fetcher.PartitionRecords):
-    """kafka-python's records of one fetched partition, each read straight into a ``Change``.
-
-    Why: loading a million subscriptions, kafka-python's own per-record path (a ``DefaultRecord``,
-    then a ``ConsumerRecord`` of 13 fields, each varint decoded by a function call, two
-    deserializer calls, header sizes) took about 9 CPU s, a third of the router's start. An
-    uncompressed v2 batch's records are read here in one loop (offset, key and value; the
-    timestamp and headers skipped by the record's length); a compressed or legacy batch goes
-    through kafka-python's own iteration, a control batch is skipped as kafka-python skips it. The
-    batch CRC is checked as kafka-python does; no aborted transaction is filtered (KafkaLog reads
-    uncommitted, kafka-python's default, which filters none either). The layout read
-    (``DefaultRecordBatch._buffer``, the 61-byte v2 header) is kafka-python 3.0.12's, pinned
-    (consumer/requirements.txt); tests/consumer/test_table.py compares both paths."""
-
-    def _unpack_records(self, tp: TopicPartition, records: Any, key_deserializer: Any,
-                        value_deserializer: Any) -> Iterator[Change]:
-        batch, last = records.next_batch(), None
-        while batch is not None:
-            last = batch
-            if self.check_crcs and not batch.validate_crc():
-                raise CorruptRecordError(f"Record batch for partition {tp} at offset {batch.base_offset} "
-                                         "failed crc check")
-            if batch.magic == 2 and batch.is_control_batch:
-                self.next_fetch_offset = batch.next_offset
-            else:
-                plain = batch.magic == 2 and batch.compression_type == 0
-                changes = _plain_changes(batch) if plain else [Change(r.offset, r.key, r.value) for r in batch]
-                self.records_read += len(changes)
-                self.bytes_read += batch.size_in_bytes
-                for change in changes:
-                    self.next_fetch_offset = change.offset + 1
-                    yield change
-            batch = records.next_batch()
-        if last is not None and last.magic == 2:
-            self.next_fetch_offset = last.next_offset  # past records compacted away at the batch's end
-        self.drain()
-
-
-_V2_HEADER_BYTES = 61
-
-
-def _plain_changes(batch: Any) -> list[Change]:
-    """The records of an uncompressed v2 batch. Record: length, attributes (1 byte), timestamp
-    delta, offset delta, key length, key, value length, value, headers; integers are zigzag
-    varints, mostly one byte (decoded inline; longer ones by kafka-python's ``decode_varint``)."""
-    buffer, base = bytes(batch._buffer), batch.base_offset  # bytes: a slice of it is the key or value, one copy
-    pos, out = _V2_HEADER_BYTES, []
-    try:
-        for _ in range(batch.records_count):
-            length, pos = _varint(buffer, pos)
-            end = pos + length
-            pos += 1  # attributes
-            while buffer[pos] & 0x80:  # the timestamp delta, not needed
-                pos += 1
-            delta, pos = _varint(buffer, pos + 1)
-            size, pos = _varint(buffer, pos)
-            key = None if size < 0 else buffer[pos:pos + size]
-            pos += max(size, 0)
-            size, pos = _varint(buffer, pos)
-            value = None if size < 0 else buffer[pos:pos + size]
-            if pos + max(size, 0) > end:
-                raise CorruptRecordError(f"a record at offset {base + delta} runs past its length")
-            out.append(Change(base + delta, key, value))
-            pos = end
-    except (IndexError, ValueError):  # ValueError: a varint beyond 64 bits
-        raise CorruptRecordError(f"a record of the batch at offset {base} is malformed") from None
-    if pos != len(buffer):
-        raise CorruptRecordError(f"{len(buffer) - pos} bytes after the records of the batch at offset {base}")
-    return out
-
-
-def _varint(buffer: bytes, pos: int) -> tuple[int, int]:
-    """A zigzag varint: one or two bytes here (a record's length and its value's, up to 8 KB)."""
-    first = buffer[pos]
-    if first < 0x80:
-        return (first >> 1) ^ -(first & 1), pos + 1
-    second = buffer[pos + 1]
-    if second < 0x80:
-        raw = (first & 0x7F) | (second << 7)
-        return (raw >> 1) ^ -(raw & 1), pos + 2
-    return cast(tuple[int, int], decode_varint(buffer, pos))
-
-
-class KafkaLog:
-    """The subscriptions topic as a ``LogSource``."""
-
-    def __init__(self, settings: KafkaSettings, topic: str, variable: str = "SUBSCRIPTIONS_TOPIC") -> None:
-        self._settings, self._topic, self._variable = settings, topic, variable
-        self._thread = _KafkaThread("kafka-subscriptions")
-        self._consumer: KafkaConsumer | None = None
-        self._tp = TopicPartition(topic, 0)
-
-    async def open(self) -> int:
-        return await self._thread.call(f"cannot read {self._topic}", self._open)
-
-    def _open(self) -> int:
-        self._consumer = KafkaConsumer(**self._settings.client_kwargs(), group_id=None, enable_auto_commit=False,
-                                       max_partition_fetch_bytes=4 * 1024 * 1024)
-        self._consumer._fetcher.PartitionRecords = _ChangeRecords  # its poll hands out Changes
-        self._ensure_topic(self._consumer)
-        self._consumer.assign([self._tp])
-        self._consumer.seek_to_beginning(self._tp)
-        return self._consumer.end_offsets([self._tp])[self._tp]
-
-    def _ensure_topic(self, consumer: KafkaConsumer) -> None:
-        """Create the topic when missing (compacted, one partition, the broker's replication)."""
-        consumer.topics()  # fresh metadata
-        partitions = consumer.partitions_for_topic(self._topic)
-        if partitions:
-            if len(partitions) != 1:
-                raise ConfigError(self._variable, f"topic {self._topic!r} must have exactly one partition")
-            return
-        admin = KafkaAdminClient(**self._settings.client_kwargs())
-        try:
-            admin.create_topics({self._topic: {"num_partitions": topics.SUBSCRIPTIONS_TOPIC_PARTITIONS,
-                                                "configs": topics.SUBSCRIPTIONS_TOPIC_CONFIG}},
-                                wait_for_metadata=True)
-            log.info("created the subscriptions topic", extra={"fields": {"topic": self._topic}})
-        except TopicAlreadyExistsError:
-            pass
-        finally:
-            admin.close()
-        consumer.topics()
-
-    async def read(self, timeout_s: float) -> list[Change]:
-        def poll() -> list[Change]:
-            assert self._consumer is not None
-            batches = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=5000)
-            return [change for changes in batches.values() for change in changes]  # Changes (_ChangeRecords)
-        return await self._thread.call(f"reading {self._topic} failed", poll)
-
-    async def close(self) -> None:
-        def close() -> None:
-            if self._consumer is not None:
-                self._consumer.close(autocommit=False)
-        try:
-            await self._thread.call(f"closing {self._topic} failed", close)
-        finally:
-            self._thread.shutdown()
 
 
 def _settle(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:

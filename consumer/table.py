@@ -12,7 +12,7 @@ records, where it may skip a record a later one of the same key replaces), and `
 keeps Python's cyclic garbage collector off the records' objects (``_gc_paused``).
 
 ``LogSource`` is the one-method-per-need interface; ``MemoryLog`` implements it for unit tests,
-``consumer.kafka_edge.KafkaLog`` for Kafka.
+``consumer.kafka_rd.KafkaLog`` for Kafka.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from kafka.errors import (
 from kafka.structs import MemberState
 
 from consumer import kafka_edge
-from consumer.kafka_edge import ConsumerThread, KafkaLog, KafkaUnavailable
+from consumer.kafka_edge import ConsumerThread, KafkaUnavailable
 from messaging_lib.kafka_config import KafkaSettings
 
 pytestmark = pytest.mark.timeout(30)
@@ -74,12 +74,6 @@ def consumer_thread(error: type[KafkaError]) -> ConsumerThread:
     return edge
 
 
-def kafka_log(error: type[KafkaError]) -> KafkaLog:
-    edge = KafkaLog(SETTINGS, "subs")
-    edge._consumer = Raising(error)  # type: ignore[assignment]
-    return edge
-
-
 async def maybe(result: object) -> None:
     if inspect.isawaitable(result):
         await result
@@ -92,9 +86,6 @@ CASES: dict[tuple[type, str], Callable[[type[KafkaError]], Awaitable[object] | o
     (ConsumerThread, "pause"): lambda e: consumer_thread(e).pause(True),
     (ConsumerThread, "commit"): lambda e: consumer_thread(e).commit({TP: (1, "")}),
     (ConsumerThread, "close"): lambda e: consumer_thread(e).close(),
-    (KafkaLog, "open"): lambda e: KafkaLog(SETTINGS, "subs").open(),
-    (KafkaLog, "read"): lambda e: kafka_log(e).read(0.01),
-    (KafkaLog, "close"): lambda e: kafka_log(e).close(),
 }
 
 
@@ -125,11 +116,10 @@ def test_library_errors_come_out_as_kafka_unavailable(case: tuple[type, str],
 
 
 def test_every_public_method_is_covered() -> None:
-    public = {(cls, name) for cls in (ConsumerThread, KafkaLog)
+    public = {(cls, name) for cls in (ConsumerThread,)
               for name, member in vars(cls).items()
               if callable(member) and (not name.startswith("_") or name == "__init__")}
-    public -= {(ConsumerThread, "__init__"), (KafkaLog, "__init__"),
-               (ConsumerThread, "membership")}  # no I/O
+    public -= {(ConsumerThread, "__init__"), (ConsumerThread, "membership")}  # no I/O
     assert public == set(CASES)
 
 

@@ -6,32 +6,40 @@
 - ``missing`` names a topic the cluster does not have; ``set_topics`` adds a topic without a
   restart and revokes nothing (cooperative);
 - the producer's sends are awaited until acknowledged, to the key's or the given partition,
-  headers kept.
+  headers kept;
+- the subscriptions log (``KafkaLog``) creates its topic when missing (compacted, one
+  partition), refuses one with several partitions, reads from the beginning (tombstones too)
+  and then what is written later.
 
 And without a broker: no confluent-kafka exception escapes the edge (every public method maps
 ``KafkaException`` to ``KafkaUnavailable``, the library's error kept as the cause; a method added
 without a case here fails ``test_every_public_method_is_covered``), and the router's kafka-python
-style settings all have a librdkafka name.
+style settings all have a librdkafka name; an unreadable record stops the log's read.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import confluent_kafka as ck
 import pytest
 from cryptography.fernet import Fernet
-from kafka import TopicPartition
+from kafka import KafkaConsumer, TopicPartition
+from kafka.admin import ConfigResource, ConfigResourceType
 
 from consumer import kafka_rd
 from consumer.kafka_edge import KafkaUnavailable, PartitionRecords
-from consumer.kafka_rd import GroupReader, Producer
+from consumer.kafka_rd import GroupReader, KafkaLog, Producer
 from consumer.settings import Settings
+from consumer.table import Change
+from messaging_lib.errors import ConfigError
 from messaging_lib.kafka_config import KafkaSettings
 from tests.fixtures.kafka import KafkaHandle, RestartableKafkaHandle
 
@@ -202,6 +210,64 @@ def test_a_key_goes_to_the_partition_kafka_python_and_java_give_it(kafka: KafkaH
     assert asyncio.run(scenario()) == theirs
     assert len(set(theirs)) > 1
 
+def test_the_subscriptions_log_creates_its_topic_compacted_and_refuses_several_partitions(
+        kafka: KafkaHandle) -> None:
+    settings = KafkaSettings(bootstrap_servers=(kafka.bootstrap,))
+    name = f"subscriptions-{uuid.uuid4().hex[:8]}"
+
+    async def scenario() -> None:
+        log = KafkaLog(settings, name, "router-g")
+        assert await log.open() == 0
+        await log.close()
+        with pytest.raises(ConfigError) as refused:
+            await KafkaLog(settings, kafka.create_topic("two", partitions=2), "router-g").open()
+        assert refused.value.variable == "SUBSCRIPTIONS_TOPIC"
+    asyncio.run(scenario())
+    admin = kafka.admin()
+    try:
+        found = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
+    finally:
+        admin.close()
+    assert "cleanup.policy" in json.dumps(found) and "compact" in json.dumps(found)
+    consumer = KafkaConsumer(bootstrap_servers=kafka.bootstrap)
+    assert consumer.partitions_for_topic(name) == {0}
+    consumer.close()
+
+
+async def read_until(log: KafkaLog, count: int, what: str, timeout_s: float = 30) -> list[Change]:
+    got: list[Change] = []
+    deadline = time.monotonic() + timeout_s
+    while len(got) < count:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}: {len(got)} of {count}")
+        got += await log.read(0.1)
+    return got
+
+
+def test_the_subscriptions_log_reads_from_the_beginning_then_what_comes_later(kafka: KafkaHandle) -> None:
+    topic = kafka.create_topic("subscriptions", config={"cleanup.policy": "compact"})
+    written = [(b"k%d" % (i % 7), b"v%d" % i) for i in range(300)] + [(b"k1", None)]  # a tombstone last
+    producer = kafka.producer()
+    for key, value in written:
+        producer.send(topic, key=key, value=value)
+    producer.flush()
+
+    async def scenario() -> None:
+        log = KafkaLog(KafkaSettings(bootstrap_servers=(kafka.bootstrap,)), topic, "router-g")
+        try:
+            assert await log.open() == len(written)
+            got = await read_until(log, len(written), "the records present at open")
+            assert got == [Change(offset, key, value) for offset, (key, value) in enumerate(written)]
+            await asyncio.to_thread(lambda: producer.send(topic, key=b"k9", value=b"later").get(timeout=10))
+            assert await read_until(log, 1, "a record written later") == [Change(len(written), b"k9", b"later")]
+        finally:
+            await log.close()
+    try:
+        asyncio.run(scenario())
+    finally:
+        producer.close()
+
+
 # --- without a broker ------------------------------------------------------------------------------
 
 SETTINGS = KafkaSettings(bootstrap_servers=("127.0.0.1:1",))
@@ -245,6 +311,12 @@ def raising_producer() -> Producer:
     return edge
 
 
+def raising_log() -> KafkaLog:
+    edge = KafkaLog(SETTINGS, "subs", "g")
+    edge._consumer = Raising()  # type: ignore[assignment]
+    return edge
+
+
 CASES: dict[tuple[type, str], Callable[[], Awaitable[object] | object]] = {
     (GroupReader, "set_topics"): lambda: GroupReader(SETTINGS, "g", _nothing, _nothing).set_topics(["t"]),
     (GroupReader, "refresh_metadata"): lambda: raising_reader().refresh_metadata(),
@@ -259,6 +331,9 @@ CASES: dict[tuple[type, str], Callable[[], Awaitable[object] | object]] = {
     (Producer, "__init__"): lambda: Producer(SETTINGS),
     (Producer, "send"): lambda: raising_producer().send("t", b"v"),
     (Producer, "close"): lambda: raising_producer().close(),
+    (KafkaLog, "open"): lambda: KafkaLog(SETTINGS, "subs", "g").open(),
+    (KafkaLog, "read"): lambda: raising_log().read(0.01),
+    (KafkaLog, "close"): lambda: raising_log().close(),
 }
 
 
@@ -278,9 +353,9 @@ def test_library_errors_come_out_as_kafka_unavailable(case: tuple[type, str], mo
 
 
 def test_every_public_method_is_covered() -> None:
-    public = {(cls, name) for cls in (GroupReader, Producer) for name, member in vars(cls).items()
+    public = {(cls, name) for cls in (GroupReader, Producer, KafkaLog) for name, member in vars(cls).items()
               if callable(member) and (not name.startswith("_") or name == "__init__")}
-    public -= {(GroupReader, "__init__")}  # no I/O
+    public -= {(GroupReader, "__init__"), (KafkaLog, "__init__")}  # no I/O
     assert public == set(CASES)
 
 
@@ -414,3 +489,36 @@ def test_librdkafka_lines_of_one_kind_are_logged_once_per_interval(caplog: pytes
             logger.error("%s [%s] %s", "FAIL", "rdkafka#consumer-1", "Connect failed: Connection refused")
         logger.warning("%s [%s] %s", "SESSTMOUT", "rdkafka#consumer-1", "session timed out")
     assert [r.args[0] for r in caplog.records] == ["FAIL", "SESSTMOUT"]  # type: ignore[index]
+
+
+class _Event:
+    """A consumer event as ``consume`` returns it among records."""
+
+    def __init__(self, code: int) -> None:
+        self._error = ck.KafkaError(code)
+
+    def error(self) -> ck.KafkaError:
+        return self._error
+
+
+def test_an_unreadable_record_stops_the_log_and_a_broker_event_is_skipped() -> None:
+    class Fetching:
+        def __init__(self, events: list[_Event]) -> None:
+            self.events = events
+
+        def consume(self, *_: Any) -> list[_Event]:
+            return self.events
+
+        def close(self) -> None:
+            pass
+
+    async def scenario() -> None:
+        log = KafkaLog(SETTINGS, "subs", "g")
+        log._consumer = Fetching([_Event(ck.KafkaError._TRANSPORT)])  # type: ignore[assignment]
+        assert await log.read(0.01) == []
+        for code in (ck.KafkaError._BAD_MSG, ck.KafkaError.TOPIC_AUTHORIZATION_FAILED):
+            log._consumer = Fetching([_Event(code)])  # type: ignore[assignment]
+            with pytest.raises(KafkaUnavailable, match="reading subs failed"):
+                await log.read(0.01)
+        await log.close()
+    asyncio.run(scenario())

@@ -17,10 +17,8 @@ from dataclasses import dataclass, field, replace
 import pytest
 from cryptography.fernet import Fernet
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import ConfigResource, ConfigResourceType
 from prometheus_client import CollectorRegistry
 
-from consumer.kafka_edge import KafkaLog
 from consumer.kafka_rd import Producer
 from consumer.metrics import RouterMetrics
 from consumer.router import Router
@@ -30,7 +28,6 @@ from feed import grants, records
 from feed.records import Options, Segment, Status, Subscription
 from messaging_lib import envelope, topics
 from messaging_lib.credentials import Sealer
-from messaging_lib.errors import ConfigError
 from messaging_lib.kafka_config import KafkaSettings
 from tests.fixtures.kafka import KafkaHandle
 from tests.fixtures.router_log import current_subscription, write_subscription
@@ -296,27 +293,3 @@ def test_the_payload_the_firer_receives_is_under_the_limit_for_big_messages(kafk
         assert len(sizes) == 2 and all(s <= 900_000 for s in sizes)
         await h.stop()
     run(kafka, scenario)
-
-
-def test_the_subscriptions_log_creates_its_topic_compacted_and_refuses_several_partitions(
-        kafka: KafkaHandle) -> None:
-    settings = KafkaSettings(bootstrap_servers=(kafka.bootstrap,))
-    name = f"subscriptions-{uuid.uuid4().hex[:8]}"
-
-    async def scenario() -> None:
-        log = KafkaLog(settings, name)
-        assert await log.open() == 0
-        await log.close()
-        with pytest.raises(ConfigError) as refused:
-            await KafkaLog(settings, kafka.create_topic("two", partitions=2)).open()
-        assert refused.value.variable == "SUBSCRIPTIONS_TOPIC"
-    asyncio.run(scenario())
-    admin = kafka.admin()
-    try:
-        found = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
-    finally:
-        admin.close()
-    assert "cleanup.policy" in json.dumps(found) and "compact" in json.dumps(found)
-    consumer = KafkaConsumer(bootstrap_servers=kafka.bootstrap)
-    assert consumer.partitions_for_topic(name) == {0}
-    consumer.close()

@@ -6,16 +6,6 @@ import asyncio
 import gc
 import time
 
-import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from kafka import TopicPartition
-from kafka.consumer.fetcher import Fetcher
-from kafka.errors import CorruptRecordError
-from kafka.record import MemoryRecords
-from kafka.record.memory_records import MemoryRecordsBuilder
-
-from consumer import kafka_edge
 from consumer.table import Change, CompactedTable, MemoryLog
 
 
@@ -86,53 +76,3 @@ def test_the_load_goes_to_on_load_in_reads_then_changes_one_by_one() -> None:
 
 def test_a_change_never_shows_its_value() -> None:
     assert "sealed" not in repr(Change(1, b"subscription:/guest/T", b'{"credential":"sealed"}'))
-
-
-def _batches(batches: list[tuple[int, int, list[tuple[bytes | None, bytes | None, int]]]]) -> bytes:
-    """Record batches as a broker returns them: (compression, offsets skipped before, records)."""
-    out, offset = b"", 0
-    for compression, gap, rows in batches:
-        builder = MemoryRecordsBuilder(magic=2, compression_type=compression, batch_size=1 << 24, offset=offset + gap)
-        for i, (key, value, headers) in enumerate(rows):  # timestamp deltas of 1 to 4 varint bytes
-            builder.append(1_700_000_000_000 + 10 ** (2 * i), key, value, [("h", b"x" * headers)] * headers)
-        builder.close()
-        offset = offset + gap + len(rows)
-        out += builder.buffer()
-    return out
-
-
-# lengths of one, two and three varint bytes
-_BLOB = st.one_of(st.none(), st.binary(max_size=8), st.binary(min_size=60, max_size=300),
-                  st.binary(min_size=8200, max_size=8300))
-
-
-@settings(max_examples=200, deadline=None,  # large records on purpose (lengths of three varint bytes)
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example])
-@given(batches=st.lists(st.tuples(st.sampled_from((0, 0, 1)), st.integers(0, 70),
-                                  st.lists(st.tuples(_BLOB, _BLOB, st.integers(0, 2)), min_size=1, max_size=5)),
-                        max_size=4),
-       skip=st.integers(0, 10))
-def test_kafka_logs_record_reader_reads_what_kafka_python_reads(
-        batches: list[tuple[int, int, list[tuple[bytes | None, bytes | None, int]]]], skip: int) -> None:
-    """consumer.kafka_edge._ChangeRecords (uncompressed batches read in one loop) against
-    kafka-python's own records, from a fetch offset inside the data (records before it dropped)."""
-    data = _batches(batches)
-    tp = TopicPartition("subs", 0)
-    ours = kafka_edge._ChangeRecords(skip, tp, MemoryRecords(data))
-    theirs = Fetcher.PartitionRecords(skip, tp, MemoryRecords(data))
-    changes = ours.take()
-    assert changes == [Change(r.offset, r.key, r.value) for r in theirs.take()]
-    assert all(type(part) in (bytes, type(None)) for change in changes for part in change[1:])  # not bytearray
-    assert ours.next_fetch_offset == theirs.next_fetch_offset
-
-
-def test_a_corrupt_batch_is_refused_as_kafka_python_refuses_it() -> None:
-    data = bytearray(_batches([(0, 0, [(b"k", b"v" * 100, 0), (b"k", b"w", 0)])]))
-    data[-3] ^= 0xFF  # a byte of the last record: the batch's CRC no longer matches
-    unchecked = bytearray(data)
-    unchecked[61] += 2  # the first record's length (one varint byte): it ends inside the next
-    for reader in (kafka_edge._ChangeRecords, Fetcher.PartitionRecords):
-        with pytest.raises(CorruptRecordError):
-            reader(0, TopicPartition("subs", 0), MemoryRecords(bytes(data))).take()
-        with pytest.raises(CorruptRecordError):
-            reader(0, TopicPartition("subs", 0), MemoryRecords(bytes(unchecked)), check_crcs=False).take()
