@@ -74,6 +74,7 @@ from kafka import TopicPartition
 from consumer.kafka_edge import Record
 from consumer.logs import fields
 from consumer.offsets import PartitionOffsets
+from consumer.toolkit import Backpressure
 from messaging_lib import topics
 
 log = logging.getLogger("consumer.parking")
@@ -153,6 +154,10 @@ class Window:
     def full(self) -> bool:
         return self.total >= self.capacity
 
+    def held_by(self, namespaces: Callable[[str], bool]) -> int:
+        """What the namespaces ``namespaces`` accepts hold."""
+        return sum(n for namespace, n in self._held.items() if namespaces(namespace))
+
     def room(self, namespace: str) -> bool:
         """May a parked message of this namespace be taken back now: under its share, and the
         window under ``FULL_FRACTION`` (the rest stays for messages read from the main topic)."""
@@ -169,6 +174,27 @@ def should_park(*, trigger_parked: bool | None, held: int, share: int, blocked: 
     if trigger_parked:
         return True
     return held >= share and (blocked or full)
+
+
+class WindowBackpressure(Backpressure):
+    """The window's backpressure with parking: pause at the limit as before (the memory bound),
+    resume once half of the part of the window that blocked namespaces do not hold is free.
+
+    What a throttled namespace holds waits for its pace, after a per-minute 429 often until the
+    minute ends. Counted in a fixed resume threshold (half the window) it kept every partition
+    paused until then whenever blocked namespaces held more than half: two throttled namespaces
+    at their shares hold two thirds of the window, one alone at its share (half) is above half
+    with any other message in flight, one that kept a trigger's queue behind a parked message
+    was over its share. Every other namespace then waited for the throttle to end (issue 13).
+    ``stuck``: what blocked namespaces hold now (the firer sets it before each ``apply``)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit)
+        self.stuck = 0
+
+    def wanted(self, in_flight: int) -> bool:
+        stuck = max(0, min(self.stuck, in_flight))
+        return in_flight >= self.limit or (self.paused and in_flight - stuck > (self.limit - stuck) // 2)
 
 
 class ParkedTriggers:

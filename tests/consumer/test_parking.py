@@ -32,6 +32,7 @@ from consumer.parking import (
 )
 from tests.consumer.test_firer import (
     ALICE,
+    API_KEY,
     BOB,
     SEALER,
     TOPIC,
@@ -290,10 +291,11 @@ class _Reader:
         return await self.park.position_of(p)
 
 
-async def start_parking(broker: FakeBroker, triggers: Triggers, park: FakePark, **changes: object) -> Running:
+async def start_parking(broker: FakeBroker, triggers: Triggers, park: FakePark, window_left_s: float = 0.0,
+                        **changes: object) -> Running:
     registry = CollectorRegistry()
     firer = Firer(settings(**changes), triggers, park, SEALER, FirerMetrics(registry),  # type: ignore[arg-type]
-                  consumer_factory=broker.factory, window_left_s=lambda: 0.0,
+                  consumer_factory=broker.factory, window_left_s=lambda: window_left_s,
                   park_reader=_Reader(park))  # type: ignore[arg-type]
     running = Running(firer, asyncio.ensure_future(firer.run()), broker, triggers, park, registry)  # type: ignore[arg-type]
     await until(lambda: firer.ready and broker.consumers and broker.consumers[-1].polls > 0, "the firer polls")
@@ -393,6 +395,38 @@ def test_a_crash_while_messages_are_parked_loses_nothing_and_keeps_order() -> No
     by_trigger = {t: [f.n for f in fired if f.trigger == t] for t in {f.trigger for f in fired}}
     assert _in_order(fired), by_trigger  # re-parked copies stay behind the parked ones: no overtaking
     assert parked_before > 0
+
+
+CAROL = SEALER.seal(API_KEY, ["/carol/*"])
+
+
+def test_two_namespaces_held_to_the_end_of_their_window_never_keep_the_partitions_paused() -> None:
+    """alice and carol are both over their per-minute limit (429s their own fires explain, so each
+    holds until its window ends, here 60 s away) with backlogs far over the window (20). Each
+    keeps its share (20 // 3 = 6) in the window, waiting for its window to end: together 12, more
+    than the half of the window at which backpressure used to resume. Their backlog pauses the
+    partitions once; they must resume at once (the rest of the backlog goes to the park), so
+    bob's messages behind it fire within seconds, not when alice's and carol's windows end."""
+    async def scenario() -> None:
+        broker, park = FakeBroker(partitions=2), FakePark()
+        for n in range(120):  # a trigger's messages share a partition (keyed by trigger)
+            namespace, credential = ("alice", ALICE) if n % 2 else ("carol", CAROL)
+            broker.message(n % 3 % 2, f"/{namespace}/t{n % 3}", n, credential=credential)
+        for n in range(1000, 1004):
+            broker.message(n % 2, f"/bob/t{n % 2}", n, credential=BOB)
+
+        async def respond(fire: Fire) -> Attempt:
+            return Attempt(200) if fire.trigger.startswith("/bob/") else rate_429(4)
+
+        running = await start_parking(broker, Triggers(respond), park, window_left_s=60.0, max_in_flight=20)
+        await until(lambda: len([f for f in running.triggers.fired if f.n >= 1000]) == 4,
+                    "bob fired while alice and carol wait for their windows to end", timeout_s=5)
+        assert running.metric("firer_messages_parked_total") > 0
+        refused = [f for f in running.triggers.calls if not f.trigger.startswith("/bob/")]
+        assert len(refused) <= 6  # one 429 per trigger, then each holds for its window (no retries meanwhile)
+        # the loop ends under the running firer (their windows are a minute away)
+
+    asyncio.run(scenario())
 
 
 def test_without_a_park_reader_nothing_is_parked_and_the_window_pauses_as_before() -> None:
