@@ -34,6 +34,7 @@ One asyncio loop owns all mutable state below. Guarantees, and where each is kep
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections import Counter
@@ -715,9 +716,17 @@ class Firer:
         return namespace in self._pacer or self._retrying.get(namespace, 0) > 0
 
     def _admit(self, job: Job) -> None:
-        """A main message: held in its trigger's queue, or parked when its namespace is over its share."""
+        """A main message: held in its trigger's queue, or parked when its namespace is over its
+        share. The first message a trigger parks takes the trigger's queued main messages along
+        (ahead of it): once parked messages follow them they could never leave the window, and a
+        throttled namespace would hold all it had taken before its first 429 until its throttle
+        ended, over its share (the partitions paused meanwhile: issue 13)."""
         record = job.record
-        if self._parking.decide(record, job.trigger, job.namespace, self._blocked(job.namespace)):
+        blocked = self._blocked(job.namespace)
+        if self._parking.wants(record, job.trigger, job.namespace, blocked):
+            if not self._parking.triggers.parked(record.partition, job.trigger):
+                self._evict(job.trigger, self._movable(itertools.repeat(0)))
+            self._parking.park(record, job.trigger, blocked)
             self._supervisor.spawn(self._park(job))
             return
         self._parking.window.hold((record.topic, record.partition, record.offset), job.namespace)
@@ -771,10 +780,14 @@ class Firer:
             surplus = self._parking.window.held(namespace) - share
             if namespace not in over or surplus <= 0:
                 continue
-            for job in self._queues.take_tail(trigger, self._movable(iter(range(surplus)))):
-                self._parking.window.release((job.record.topic, job.record.partition, job.record.offset))
-                self._parking.park(job.record, job.trigger)
-                self._supervisor.spawn(self._park(job))
+            self._evict(trigger, self._movable(iter(range(surplus))))
+
+    def _evict(self, trigger: str, movable: Callable[[Job], bool]) -> None:
+        """The movable tail of the trigger's queue leaves the window for the park, in order."""
+        for job in self._queues.take_tail(trigger, movable):
+            self._parking.window.release((job.record.topic, job.record.partition, job.record.offset))
+            self._parking.park(job.record, job.trigger)
+            self._supervisor.spawn(self._park(job))
 
     def _movable(self, budget: Iterator[int]) -> Callable[[Job], bool]:
         """Which queued jobs may be evicted to the park: main ones of a trigger with nothing parked, within budget."""

@@ -348,7 +348,7 @@ class ParkProducer(Protocol):
 class Parking:
     """The firer's park: decisions, writes, and the reading of owned park partitions. Runs on the
     firer's loop: the firer calls ``assign``/``positioned``/``drop`` from its rebalance
-    hand-overs, ``restoring``/``decide``/``write`` for main records and ``step`` from its drain
+    hand-overs, ``restoring``/``wants``/``park``/``write`` for main records and ``step`` from its drain
     task, which admits each parked record taken back into its trigger's queue (``admit``)."""
 
     def __init__(self, firer_topic: str, capacity: int, reader: ParkReader | None, producer: ParkProducer,
@@ -411,24 +411,21 @@ class Parking:
             part.assigned_at = float("-inf")
         return True
 
-    def decide(self, record: Record, trigger: str, namespace: str, blocked: bool) -> bool:
-        """Park this main record? When yes, it is counted as parked at once (its trigger's later
-        messages park behind it even before the write is acknowledged)."""
+    def wants(self, record: Record, trigger: str, namespace: str, blocked: bool) -> bool:
+        """Park this main record? The caller then counts it (``park``) at once, so its trigger's
+        later messages park behind it even before the write is acknowledged."""
         if self._reader is None:
             return False
-        park = should_park(trigger_parked=self.triggers.parked(record.partition, trigger, record.offset),
+        return should_park(trigger_parked=self.triggers.parked(record.partition, trigger, record.offset),
                            held=self.window.held(namespace), share=self.window.share(), blocked=blocked,
                            full=self.window.full())
-        if park:
-            self.park(record, trigger, blocked)
-        return park
 
     @property
     def enabled(self) -> bool:
         return self._reader is not None
 
     def park(self, record: Record, trigger: str, blocked: bool = True) -> None:
-        """Count a main record as parked (decided here, or evicted from its trigger's queue)."""
+        """Count a main record as parked (``wants`` said so, or evicted from its trigger's queue)."""
         if self.triggers.add(record.partition, trigger, record.offset):
             namespace = namespace_of(trigger)
             log.info("namespace parked", extra=fields(namespace=namespace, held=self.window.held(namespace),

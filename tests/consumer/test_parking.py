@@ -429,6 +429,49 @@ def test_two_namespaces_held_to_the_end_of_their_window_never_keep_the_partition
     asyncio.run(scenario())
 
 
+@dataclass
+class SlowPark(FakePark):
+    """A park whose reads take ``read_s``: the firer's rounds of evictions (after each read) come seldom."""
+
+    read_s: float = 0.0
+
+    async def poll(self, timeout_ms: int, max_records: int) -> list[Record]:
+        await asyncio.sleep(self.read_s)
+        return await super().poll(timeout_ms, max_records)
+
+
+def test_a_trigger_that_starts_parking_takes_its_queued_messages_along() -> None:
+    """alice took 30 messages (window 40, her share 20) before her first 429 (held for the
+    minute). Her next messages are parked; each trigger's first parked message takes that
+    trigger's queue along, so she holds her triggers' heads only. Left in the window they would
+    be predecessors of parked messages (never movable again) and keep her over her share until
+    her minute ended."""
+    async def scenario() -> None:
+        broker, park = FakeBroker(partitions=1), SlowPark()
+        for n in range(30):
+            broker.message(0, f"/alice/t{n % 3}", n, credential=ALICE)
+
+        async def respond(fire: Fire) -> Attempt:
+            park.read_s = 2.0  # from now on the eviction rounds do not help
+            await asyncio.sleep(0.05)
+            return rate_429(4)
+
+        running = await start_parking(broker, Triggers(respond), park, window_left_s=60.0, max_in_flight=40)
+        await until(lambda: running.metric("firer_paced_namespaces") == 1 and running.metric("firer_in_flight") == 30,
+                    "alice throttled, holding 30")
+        for n in range(30, 60):
+            broker.message(0, f"/alice/t{n % 3}", n, credential=ALICE)
+        await until(lambda: running.metric("firer_messages_parked_total") >= 10, "alice's next messages parked")
+        await until(lambda: running.metric("firer_in_flight") <= 3, "alice holds her triggers' heads only",
+                    timeout_s=1.5)
+        for trigger in ("/alice/t0", "/alice/t1", "/alice/t2"):  # each trigger's parked in its order
+            offsets = [int(header(r, H_SOURCE_OFFSET) or -1) for r in park.records(PARK, 0)
+                       if header(r, H_TRIGGER) == trigger]
+            assert offsets == sorted(offsets) and len(offsets) >= 9, (trigger, offsets)
+
+    asyncio.run(scenario())
+
+
 def test_without_a_park_reader_nothing_is_parked_and_the_window_pauses_as_before() -> None:
     async def scenario() -> None:
         broker = FakeBroker(partitions=1)
