@@ -68,6 +68,7 @@ from consumer.pacing import Pacer
 from consumer.parking import (
     FULL_FRACTION,
     H_TRIGGER,
+    PACED_AHEAD_S,
     Parking,
     ParkReader,
     WindowBackpressure,
@@ -798,16 +799,26 @@ class Firer:
         return movable
 
     def _may_take_back(self, record: Record) -> bool:
-        """Room in the window for its namespace, and its main partition read past where it came
-        from (after a crash, a held predecessor is then in its trigger's queue ahead of it)."""
-        trigger = header(record, H_TRIGGER) or ""
+        """Room in the window for its namespace, as much as its pace can fire soon, and its main
+        partition read past where it came from (after a crash, a held predecessor is then in its
+        trigger's queue ahead of it)."""
+        namespace = namespace_of(header(record, H_TRIGGER) or "")
         main = self._offsets.get(self._main(record.tp))
         read_to = main.read_to if main is not None else None
         # nothing read nor committed: wait a moment for main records, then none came before it
         read_past = read_to > source_offset(record) if read_to is not None else self._parking.settled(record.partition)
         return (read_past
-                and self._parking.window.room(namespace_of(trigger))
+                and self._parking.window.room(namespace)
+                and self._fires_soon(namespace)
                 and self._in_flight < self.settings.max_in_flight * FULL_FRACTION)
+
+    def _fires_soon(self, namespace: str) -> bool:
+        """A paced namespace holds what its pace lets it fire within ``PACED_AHEAD_S`` (at least
+        one): the rest waits in the park, not in the window. Filled to its share while held to
+        the end of its minute, the window left the others only half of itself to read (and park)
+        the backlog ahead of their messages, and their messages waited behind it (issue 13)."""
+        soon = self._pacer.fires_within(namespace, self._clock(), PACED_AHEAD_S)
+        return soon is None or self._parking.window.held(namespace) < max(1, soon)
 
     def _take_back(self, record: Record) -> None:
         """A parked message re-enters the window, behind its trigger's held messages."""

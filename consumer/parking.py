@@ -85,6 +85,7 @@ H_SOURCE_OFFSET = "park_source_offset"  # the main record's offset, for tracing
 PARK_HEADERS = (H_TRIGGER, H_PARKED_MS, H_SOURCE_OFFSET)
 FULL_FRACTION = 0.75  # parked messages are taken back only while the window is under this part
 BUFFER_MAX = 500  # parked records read ahead per park partition (memory bound of the drain)
+PACED_AHEAD_S = 2.0  # a paced namespace takes back what its pace lets it fire in this long (at least one)
 RESTORE_WITHOUT_RECORDS_S = 2.0  # an idle assigned partition is restored after this, position or not
 
 

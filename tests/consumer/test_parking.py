@@ -434,8 +434,10 @@ class SlowPark(FakePark):
     """A park whose reads take ``read_s``: the firer's rounds of evictions (after each read) come seldom."""
 
     read_s: float = 0.0
+    reads: int = 0
 
     async def poll(self, timeout_ms: int, max_records: int) -> list[Record]:
+        self.reads += 1
         await asyncio.sleep(self.read_s)
         return await super().poll(timeout_ms, max_records)
 
@@ -445,7 +447,8 @@ def test_a_trigger_that_starts_parking_takes_its_queued_messages_along() -> None
     minute). Her next messages are parked; each trigger's first parked message takes that
     trigger's queue along, so she holds her triggers' heads only. Left in the window they would
     be predecessors of parked messages (never movable again) and keep her over her share until
-    her minute ended."""
+    her minute ended. Nor does she take parked messages back while she may not fire: the window
+    stays free for reading (and parking) what is ahead of the others' messages."""
     async def scenario() -> None:
         broker, park = FakeBroker(partitions=1), SlowPark()
         for n in range(30):
@@ -464,6 +467,9 @@ def test_a_trigger_that_starts_parking_takes_its_queued_messages_along() -> None
         await until(lambda: running.metric("firer_messages_parked_total") >= 10, "alice's next messages parked")
         await until(lambda: running.metric("firer_in_flight") <= 3, "alice holds her triggers' heads only",
                     timeout_s=1.5)
+        park.read_s, reads = 0.0, park.reads
+        await until(lambda: park.reads >= reads + 20, "the park read again and again")
+        assert running.metric("firer_in_flight") <= 3  # held to her minute's end: nothing taken back meanwhile
         for trigger in ("/alice/t0", "/alice/t1", "/alice/t2"):  # each trigger's parked in its order
             offsets = [int(header(r, H_SOURCE_OFFSET) or -1) for r in park.records(PARK, 0)
                        if header(r, H_TRIGGER) == trigger]
