@@ -71,6 +71,7 @@ from consumer.parking import (
     PACED_AHEAD_S,
     Parking,
     ParkReader,
+    ParkWrites,
     WindowBackpressure,
     header,
     namespace_of,
@@ -701,6 +702,7 @@ class Firer:
                                 self._producer, self._clock)
         self._held_back: dict[int, list[Job]] = {}  # main records of partitions whose park is restoring
         self._retrying: Counter[str] = Counter()  # fires waiting for a retry, per namespace
+        self._park_writes: ParkWrites[Job] = ParkWrites()
 
     @staticmethod
     def park_reader_of(settings: Settings) -> ParkReader:
@@ -728,20 +730,47 @@ class Firer:
             if not self._parking.triggers.parked(record.partition, job.trigger):
                 self._evict(job.trigger, self._movable(itertools.repeat(0)))
             self._parking.park(record, job.trigger, blocked)
-            self._supervisor.spawn(self._park(job))
+            self._send_to_park(job)
             return
         self._parking.window.hold((record.topic, record.partition, record.offset), job.namespace)
         self._queues.put(job.trigger, job)
 
+    def _send_to_park(self, job: Job) -> None:
+        """Counted as parked already (``Parking.park``): write it, in the order of the calls."""
+        self._park_writes.start(job.record.partition, job.trigger, job.record.offset)
+        self._supervisor.spawn(self._park(job))
+
     async def _park(self, job: Job) -> None:
-        """Write the parked copy until acknowledged; only then is the main offset finished."""
-        if not await write_until_acknowledged(
-                lambda: self._parking.write(job.record, job.trigger), KafkaUnavailable, what=self._parking.topic,
-                wait=lambda seconds: self._sleep_unless_revoked(seconds, job.record.tp)):
-            self._finish(job.record, done=False)
+        """Write the parked copy; only once acknowledged is the main offset finished. A write the
+        producer gave up on is not sent again (it could land behind later parked messages of its
+        trigger): the message goes back to memory, in its trigger's order (``ParkWrites``)."""
+        record = job.record
+        try:
+            await self._parking.write(record, job.trigger)
+            failed = None
+        except KafkaUnavailable as e:
+            log.warning("a park write failed: the message stays in memory and fires from there", extra=fields(
+                topic=self._parking.topic, partition=record.partition, offset=record.offset, error=str(e)))
+            failed = job
+        back = self._park_writes.settle(record.partition, job.trigger, record.offset, failed)
+        if failed is None:
+            self._metrics.parked_total.inc()
+            self._finish(record, done=True)
+        for unparked in back:
+            self._unpark(unparked)
+
+    def _unpark(self, job: Job) -> None:
+        """A message whose park write failed: held in its trigger's queue (every earlier write of
+        the trigger settled, so whatever of the trigger is queued came before it, and its parked
+        successors are taken back only behind it)."""
+        record = job.record
+        if self._main(record.tp) not in self._offsets:
+            self._abandon(job)  # the partition left: its next owner reads it from main
             return
-        self._metrics.parked_total.inc()
-        self._finish(job.record, done=True)
+        if self._parking.triggers.take(record.partition, job.trigger):
+            log.info("namespace no longer parked", extra=fields(namespace=job.namespace))
+        self._parking.window.hold((record.topic, record.partition, record.offset), job.namespace)
+        self._queues.put(job.trigger, job)
 
     async def _drain_parks(self) -> None:
         """Read the owned park partitions and take parked messages back as their namespace has room."""
@@ -788,7 +817,7 @@ class Firer:
         for job in self._queues.take_tail(trigger, movable):
             self._parking.window.release((job.record.topic, job.record.partition, job.record.offset))
             self._parking.park(job.record, job.trigger)
-            self._supervisor.spawn(self._park(job))
+            self._send_to_park(job)
 
     def _movable(self, budget: Iterator[int]) -> Callable[[Job], bool]:
         """Which queued jobs may be evicted to the park: main ones of a trigger with nothing parked, within budget."""
@@ -799,15 +828,18 @@ class Firer:
         return movable
 
     def _may_take_back(self, record: Record) -> bool:
-        """Room in the window for its namespace, as much as its pace can fire soon, and its main
-        partition read past where it came from (after a crash, a held predecessor is then in its
-        trigger's queue ahead of it)."""
-        namespace = namespace_of(header(record, H_TRIGGER) or "")
+        """Room in the window for its namespace, as much as its pace can fire soon, no earlier
+        park write of its trigger unsettled (that message may come back to memory: it goes
+        first), and its main partition read past where it came from (after a crash, a held
+        predecessor is then in its trigger's queue ahead of it)."""
+        trigger = header(record, H_TRIGGER) or ""
+        namespace = namespace_of(trigger)
         main = self._offsets.get(self._main(record.tp))
         read_to = main.read_to if main is not None else None
         # nothing read nor committed: wait a moment for main records, then none came before it
         read_past = read_to > source_offset(record) if read_to is not None else self._parking.settled(record.partition)
         return (read_past
+                and not self._park_writes.before(record.partition, trigger, source_offset(record))
                 and self._parking.window.room(namespace)
                 and self._fires_soon(namespace)
                 and self._in_flight < self.settings.max_in_flight * FULL_FRACTION)
@@ -845,6 +877,7 @@ class Firer:
     def _drop_parks(self, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
             self._parking.drop(tp.partition)
+            self._park_writes.drop(tp.partition)
             for job in self._held_back.pop(tp.partition, []):
                 self._abandon(job)
 

@@ -67,7 +67,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from kafka import TopicPartition
 
@@ -78,6 +78,7 @@ from consumer.toolkit import Backpressure
 from messaging_lib import topics
 
 log = logging.getLogger("consumer.parking")
+T = TypeVar("T")
 
 H_TRIGGER = "park_trigger"  # the trigger FQN /ns/name the parked message fires
 H_PARKED_MS = "park_time_ms"  # epoch ms of the park write (time spent parked)
@@ -265,6 +266,58 @@ class ParkedTriggers:
 
     def __len__(self) -> int:
         return sum(self._namespaces.values())
+
+
+class ParkWrites(Generic[T]):
+    """Park writes not settled yet, per park partition and trigger, in main-offset order.
+
+    A write the producer gave up on (beyond its own retries) is not sent again: sent again it
+    could land behind later parked messages of its trigger (their writes went on meanwhile).
+    Its message stays in memory instead, in its trigger's queue, and fires from there; its main
+    offset is finished only then. ``settle`` hands the failed messages back in their trigger's
+    order, each once every earlier write of its trigger settled (an earlier one that is still on
+    its way may fail too, and must go ahead of it). A parked message is not taken back while an
+    earlier write of its trigger is unsettled (``before``): that one may come back to memory,
+    and it goes first."""
+
+    def __init__(self) -> None:
+        self._writes: dict[tuple[int, str], dict[int, T | None]] = {}  # offset -> the failed item, None: on its way
+
+    def start(self, partition: int, trigger: str, offset: int) -> None:
+        self._writes.setdefault((partition, trigger), {})[offset] = None
+
+    def settle(self, partition: int, trigger: str, offset: int, failed: T | None = None) -> list[T]:
+        """The write of main ``offset`` was acknowledged (``failed`` None) or given up; returns the
+        failed items that may go back to their trigger's queue now, in order."""
+        writes = self._writes.get((partition, trigger))
+        if writes is None or offset not in writes:  # forgotten (its partition left): it alone
+            return [failed] if failed is not None else []
+        if failed is None:
+            del writes[offset]
+        else:
+            writes[offset] = failed
+        ready: list[T] = []
+        for first in sorted(writes):
+            item = writes[first]
+            if item is None:
+                break  # an earlier write still on its way: what failed after it waits for it
+            ready.append(item)
+            del writes[first]
+        if not writes:
+            del self._writes[(partition, trigger)]
+        return ready
+
+    def before(self, partition: int, trigger: str, offset: int) -> bool:
+        """Is a write of the trigger from before main ``offset`` unsettled (or failed, waiting)?"""
+        writes = self._writes.get((partition, trigger))
+        return writes is not None and min(writes) < offset
+
+    def drop(self, partition: int) -> None:
+        for key in [k for k in self._writes if k[0] == partition]:
+            del self._writes[key]
+
+    def __len__(self) -> int:
+        return sum(len(w) for w in self._writes.values())
 
 
 class ParkState(Enum):

@@ -14,7 +14,7 @@ from kafka import TopicPartition
 from prometheus_client import CollectorRegistry
 
 from consumer.firer import Firer
-from consumer.kafka_edge import Record
+from consumer.kafka_edge import KafkaUnavailable, Record
 from consumer.metrics import FirerMetrics
 from consumer.offsets import PartitionOffsets, decode, decode_park, encode
 from consumer.outcomes import Attempt
@@ -23,6 +23,7 @@ from consumer.parking import (
     H_SOURCE_OFFSET,
     H_TRIGGER,
     ParkedTriggers,
+    ParkWrites,
     Window,
     header,
     park_headers,
@@ -474,6 +475,72 @@ def test_a_trigger_that_starts_parking_takes_its_queued_messages_along() -> None
             offsets = [int(header(r, H_SOURCE_OFFSET) or -1) for r in park.records(PARK, 0)
                        if header(r, H_TRIGGER) == trigger]
             assert offsets == sorted(offsets) and len(offsets) >= 9, (trigger, offsets)
+
+    asyncio.run(scenario())
+
+
+def test_failed_park_writes_come_back_in_their_triggers_order_once_every_earlier_write_settled() -> None:
+    writes: ParkWrites[str] = ParkWrites()
+    for offset in (3, 5, 8):
+        writes.start(0, "/a/t", offset)
+    writes.start(0, "/a/u", 4)
+    assert writes.settle(0, "/a/t", 5, "m5") == []  # 3 is on its way: it may fail too, and goes first
+    assert writes.before(0, "/a/t", 8) and writes.before(0, "/a/t", 6) and not writes.before(0, "/a/t", 3)
+    assert writes.before(0, "/a/u", 9) and not writes.before(0, "/a/u", 4)  # per trigger
+    assert writes.settle(0, "/a/t", 3, "m3") == ["m3", "m5"]
+    assert writes.before(0, "/a/t", 9)  # 8 still on its way
+    assert writes.settle(0, "/a/t", 8) == [] and not writes.before(0, "/a/t", 9)
+    writes.drop(0)
+    assert writes.settle(0, "/a/u", 4, "m4") == ["m4"] and len(writes) == 0  # its partition left: it alone
+
+
+@dataclass
+class FailingPark(FakePark):
+    """The first park write fails, after the producer tried a while (later writes land meanwhile)."""
+
+    failed: list[int] = field(default_factory=list)  # the main offsets whose park write failed
+
+    async def send(self, topic: str, value: bytes | None, key: bytes | None = None,
+                   headers: list[tuple[str, bytes]] | None = None, partition: int | None = None) -> tuple[int, int]:
+        if topic == PARK and not self.failed:
+            self.failed.append(int(dict(headers or [])[H_SOURCE_OFFSET]))
+            await asyncio.sleep(0.3)
+            raise KafkaUnavailable("send to the park failed: KafkaTimeoutError")
+        return await super().send(topic, value, key, headers, partition)
+
+
+def test_a_park_write_that_fails_is_not_sent_again_and_its_message_fires_in_its_triggers_order() -> None:
+    """alice is paced (her backlog over the window is parked); the first park write fails after
+    later ones of its trigger were acknowledged. Sent again it would land behind them; instead
+    its message fires from memory, ahead of its trigger's parked messages, and everything is
+    fired once, in order, and committed."""
+    async def scenario() -> None:
+        broker, park = FakeBroker(partitions=1), FailingPark()
+        for n in range(90):
+            broker.message(0, f"/alice/t{n % 3}", n, credential=ALICE)
+        told = False
+
+        async def respond(fire: Fire) -> Attempt:
+            nonlocal told
+            if not told:
+                told = True
+                return rate_429(6000)
+            return Attempt(200)
+
+        running = await start_parking(broker, Triggers(respond), park, max_in_flight=10)
+        fired = running.triggers.fired
+        await until(lambda: len(fired) >= 90 and broker.committed.get(tp(0)) == 90, "everything fired and committed",
+                    timeout_s=30)
+        await until(lambda: decode_park(broker.metadata.get(tp(0), "")) == len(park.records(PARK, 0)),
+                    "the park position committed past every parked message")
+        assert sorted(f.n for f in fired) == list(range(90)) and _in_order(fired)
+        assert park.failed and park.failed[0] not in [int(header(r, H_SOURCE_OFFSET) or -1)
+                                                      for r in park.records(PARK, 0)]  # not sent again
+        failed_trigger = f"/alice/t{park.failed[0] % 3}"
+        after = [int(header(r, H_SOURCE_OFFSET) or -1) for r in park.records(PARK, 0)
+                 if header(r, H_TRIGGER) == failed_trigger and int(header(r, H_SOURCE_OFFSET) or -1) > park.failed[0]]
+        assert after, "no later message of its trigger was parked: the test proves nothing"
+        await running.stop()
 
     asyncio.run(scenario())
 
