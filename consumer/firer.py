@@ -319,35 +319,11 @@ class Firer:
             paused = self._backpressure.paused
             log.debug("backpressure", extra=fields(pause=paused, in_flight=self._in_flight))
             self._metrics.paused.set(int(paused))
-            now = self._clock()
-            if not paused and getattr(self, "_paused_since", None) is not None and now - self._paused_since > 0.3:
-                log.info("DIAG resumed", extra=fields(paused_s=round(now - self._paused_since, 2),
-                                                      in_flight=self._in_flight))
-            self._paused_since = now if paused else None
-        self._report_long_pause()
         self._metrics.in_flight.set(self._in_flight)
         self._metrics.assigned.set(len(self._offsets))
         for namespace in self._pacer.expire(self._clock()):
             log.info("namespace no longer throttled", extra=fields(namespace=namespace))
         self._metrics.paced_namespaces.set(len(self._pacer))
-
-    def _report_long_pause(self) -> None:
-        """DIAG: while paused longer than 2 s, log the window's state every 2 s."""
-        since = getattr(self, "_paused_since", None)
-        now = self._clock()
-        if since is None or now - since < 0.5 or now - getattr(self, "_pause_logged", 0.0) < 1.0:
-            return
-        self._pause_logged = now
-        window = self._parking.window
-        log.info("DIAG paused", extra=fields(
-            paused_s=round(now - since, 1), in_flight=self._in_flight, window_total=window.total,
-            share=window.share(), held={ns: window.held(ns) for ns in window.namespaces()},
-            blocked=sorted(ns for ns in window.namespaces() if self._blocked(ns)),
-            retrying=dict(self._retrying), parked=len(self._parking.triggers),
-            queues={t: (len(q), sum(j.record.topic == self._parking.topic for j in q),
-                        bool(self._parking.triggers.parked(q[0].record.partition, t)))
-                    for t, q in self._queues._queues.items()},
-            hold={ns: round(self._pacer._paced[ns].updated - now, 1) for ns in self._pacer._paced}))
 
     def _watch_membership(self, now: float) -> None:
         """Count rebalances and the time they take, and publish whether this member is valid."""
