@@ -14,7 +14,8 @@ One asyncio loop owns all mutable state below. Guarantees, and where each is kep
   triggers fire in parallel; a queue and its task vanish when empty, so no per-trigger state
   outlives its messages;
 - bounded memory: at most `max_in_flight` messages are taken; beyond that all partitions are
-  paused until half of them finished;
+  paused until half of them finished (with parking: half of what blocked namespaces do not hold,
+  `parking.WindowBackpressure`);
 - nothing dropped: a message leaves only fired or dead-lettered; a bad message (unparsable,
   bad credential, out of scope, host not allowed) is dead-lettered with its reason, never crashes
   the loop, never stalls its partition.

@@ -14,14 +14,28 @@ window and no other namespace's message is even read. Here the window is shared 
   the window pauses its partitions as before (backpressure bounds memory). A parked message is written to the park
   topic ``<firer topic>-parked`` (same partition number, same key, value and headers, plus the
   ``park_*`` headers) and only once that write is acknowledged is its main offset finished, so
-  the main commit advances past it.
+  the main commit advances past it. The first message a trigger parks takes the trigger's queued
+  main messages along, ahead of it: left in the window as predecessors of parked ones they could
+  never leave it (order), and a namespace throttled after taking most of the window would keep
+  it until its throttle ended.
+- **Park writes** (``ParkWrites``): a write the producer gave up on is not sent again (it could
+  land behind later parked messages of its trigger); its message goes back to its trigger's
+  queue, in order, and fires from memory. A parked message is not taken back while an earlier
+  write of its trigger is unsettled.
+- **Backpressure** (``WindowBackpressure``): the window still pauses every partition when full
+  (the memory bound), and resumes once half of what blocked namespaces do not hold is free:
+  what a throttled namespace holds waits for its pace (after a per-minute 429 until the minute
+  ends) and must not keep the others' partitions paused meanwhile.
 - **Order per trigger** (``ParkedTriggers``): per park partition, the number of parked messages
   of each trigger not yet taken back. While it is above zero every later message of the trigger
   is parked behind them. A parked message taken back goes into the trigger's queue, behind any
   of its messages still held, so it never overtakes one.
 - **Draining** (``Parking``): the owner of main partition ``p`` reads park partition ``p``
   (assigned, no group: ownership of ``p`` decides), and takes a parked message back when its
-  namespace is under its share; one trigger's messages are taken in offset order, another
+  namespace is under its share and, when paced, holds less than its pace lets it fire within
+  ``PACED_AHEAD_S`` (a namespace held to the end of its minute takes nothing back: the window
+  stays free for reading the backlog ahead of the others' messages); one trigger's messages are
+  taken in offset order, another
   namespace's may pass them. What was read is tracked like a main partition
   (``offsets.PartitionOffsets``): the park read position is the first parked message not yet
   finished, and it travels in main partition ``p``'s commit metadata (``offsets.encode``'s
@@ -34,7 +48,8 @@ window and no other namespace's message is even read. Here the window is shared 
 Crash safety (nothing lost, order per trigger kept):
 
 1. A main record leaves the main partition (its offset may be committed) only when fired,
-   dead-lettered or its park copy acknowledged: a crash before that re-reads it from main.
+   dead-lettered or its park copy acknowledged: a crash before that re-reads it from main (a
+   message whose park write failed fires from memory: its offset waits for that fire).
 2. A parked message leaves the park (the park position passes it) only when fired or
    dead-lettered; the position is committed with main ``p``'s offset in one commit, so the
    committed pair is always a state this process had: every message is either below the main
@@ -53,7 +68,8 @@ Crash safety (nothing lost, order per trigger kept):
 4. Duplicates, as in the rest of the firer, only of what finished after the last commit: a
    parked message fired after the last commit fires again (the position is a single offset).
 
-Pure state here (``Window``, ``ParkedTriggers``, ``ParkPartition``, ``should_park``) and one loop
+Pure state here (``Window``, ``ParkedTriggers``, ``ParkWrites``, ``ParkPartition``, ``should_park``,
+``WindowBackpressure``) and one loop
 object (``Parking``) that the firer drives; the Kafka side is ``kafka_edge.PartitionReader`` and
 the firer's producer.
 """
