@@ -142,6 +142,21 @@ def first_fires(fires: list[dict]) -> dict[int, int]:
     return out
 
 
+def out_of_order(fires: list[dict]) -> int:
+    """Accepted fires (first of each message) that came after a later message of their trigger."""
+    latest: dict[str, int] = {}
+    seen: set[int] = set()
+    late = 0
+    for f in sorted(fires, key=lambda f: f["seq"]):
+        i = f["payload"]["i"]
+        if f["status"] not in (202, 204) or i in seen:
+            continue
+        seen.add(i)
+        late += i < latest.get(f["trigger"], -1)
+        latest[f["trigger"]] = max(i, latest.get(f["trigger"], -1))
+    return late
+
+
 def latency(sent_ms: dict[int, int], fired_ms: dict[int, int]) -> str:
     samples = sorted(fired_ms[i] - sent_ms[i] for i in sent_ms if i in fired_ms)
     missing = len(sent_ms) - len(samples)
@@ -163,7 +178,8 @@ def bob_alone(b: Bench, bob: list[str], seconds: float) -> str:
         deadline = time.monotonic() + 30
         while len(first_fires(b.fires(since, run))) < len(load.sent_ms) and time.monotonic() < deadline:
             time.sleep(0.5)
-        return latency(load.sent_ms, first_fires(b.fires(since, run)))
+        fires = b.fires(since, run)
+        return f"{latency(load.sent_ms, first_fires(fires))}; {out_of_order(fires)} out of order"
     finally:
         firer.stop()
 
@@ -193,7 +209,8 @@ def alice_throttled(b: Bench, alice: list[str], bob: list[str], over: int, secon
         if first_429 is not None:
             time.sleep(max(0.0, (first_429 + ALICE_RATE_WINDOW_S * 1000) / 1000 - time.time()))
         fires = b.fires(since, run)
-        bob_text = latency(quiet.sent_ms, first_fires([f for f in bob_done if f["payload"]["i"] >= 10_000_000]))
+        bob_fires = [f for f in bob_done if f["payload"]["i"] >= 10_000_000]
+        bob_text = f"{latency(quiet.sent_ms, first_fires(bob_fires))}; {out_of_order(bob_fires)} out of order"
         alice_fires = [f for f in fires if f["payload"]["i"] < 10_000_000]
         refused = sorted(f["time_ms"] for f in alice_fires if f["status"] == 429)
         if not refused:
@@ -204,7 +221,8 @@ def alice_throttled(b: Bench, alice: list[str], bob: list[str], over: int, secon
         rate = 0.0 if len(ok) < 2 else (len(ok) - 1) / ((ok[-1] - ok[0]) / 60_000)
         parked = firer.metric("firer_messages_parked_total")
         return bob_text, (f"{rate:.0f}/min against {ALLOWED_PER_MINUTE}/min ({rate / ALLOWED_PER_MINUTE:.0%}); "
-                          f"{len(refused)} 429s in all, {later_429} after the first wave; {parked:.0f} parked")
+                          f"{len(refused)} 429s in all, {later_429} after the first wave; {parked:.0f} parked; "
+                          f"{out_of_order(alice_fires)} out of order")
     finally:
         firer.stop()
         b.control("POST", "limits", {"namespace": "alice", "clear": True, "resetCounters": True})
@@ -226,10 +244,11 @@ def drain_after_burst(b: Bench, guest: list[str], status: int, ceiling_s: float)
         due = [i for i, t in list(load.sent_ms.items()) if t <= ended_ms]
         deadline = time.monotonic() + ceiling_s
         while time.monotonic() < deadline:
-            fired = first_fires(b.fires(since, run))
+            fires = b.fires(since, run)
+            fired = first_fires(fires)
             if all(i in fired for i in due):
                 done_ms = max(fired[i] for i in due)
-                return f"{(done_ms - ended_ms) / 1000:.1f} s"
+                return f"{(done_ms - ended_ms) / 1000:.1f} s, none lost, {out_of_order(fires)} out of order"
             time.sleep(1)
         fired = first_fires(b.fires(since, run))
         return f"> {ceiling_s:.0f} s ({sum(1 for i in due if i not in fired)} of {len(due)} still waiting)"

@@ -14,7 +14,8 @@ One asyncio loop owns all mutable state below. Guarantees, and where each is kep
   triggers fire in parallel; a queue and its task vanish when empty, so no per-trigger state
   outlives its messages;
 - bounded memory: at most `max_in_flight` messages are taken; beyond that all partitions are
-  paused until half of them finished;
+  paused until half of them finished (with parking: half of what blocked namespaces do not hold,
+  `parking.WindowBackpressure`);
 - nothing dropped: a message leaves only fired or dead-lettered; a bad message (unparsable,
   bad credential, out of scope, host not allowed) is dead-lettered with its reason, never crashes
   the loop, never stalls its partition.
@@ -34,6 +35,7 @@ One asyncio loop owns all mutable state below. Guarantees, and where each is kep
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections import Counter
@@ -67,8 +69,11 @@ from consumer.pacing import Pacer
 from consumer.parking import (
     FULL_FRACTION,
     H_TRIGGER,
+    PACED_AHEAD_S,
     Parking,
     ParkReader,
+    ParkWrites,
+    WindowBackpressure,
     header,
     namespace_of,
     parked_seconds,
@@ -78,7 +83,6 @@ from consumer.settings import Settings
 from consumer.subscriptions import RefusalHook
 from consumer.toolkit import (
     WRITE_RETRY,
-    Backpressure,
     KeyedQueues,
     RetryRule,
     Supervisor,
@@ -184,7 +188,7 @@ class Firer:
         self._active: Counter[TopicPartition] = Counter()  # messages not finished, per partition
         self._supervisor = Supervisor("firer", self.stop)
         self._queues: KeyedQueues[str, Job] = KeyedQueues(self._supervisor, self._fire_if_owned, self._abandon)
-        self._backpressure = Backpressure(settings.max_in_flight)
+        self._backpressure = WindowBackpressure(settings.max_in_flight)
         self._in_flight = 0
         self._stopping = asyncio.Event()
         self._consumer: GroupConsumer | None = None
@@ -310,6 +314,8 @@ class Firer:
 
     async def _apply_backpressure(self) -> None:
         assert self._consumer is not None
+        if self._parking.enabled:  # what blocked namespaces hold waits for them: it does not hold the partitions
+            self._backpressure.stuck = self._parking.window.held_by(self._blocked)
         if await self._backpressure.apply(self._in_flight, self._consumer.pause):
             paused = self._backpressure.paused
             log.debug("backpressure", extra=fields(pause=paused, in_flight=self._in_flight))
@@ -673,6 +679,7 @@ class Firer:
                                 self._producer, self._clock)
         self._held_back: dict[int, list[Job]] = {}  # main records of partitions whose park is restoring
         self._retrying: Counter[str] = Counter()  # fires waiting for a retry, per namespace
+        self._park_writes: ParkWrites[Job] = ParkWrites()
 
     @staticmethod
     def park_reader_of(settings: Settings) -> ParkReader:
@@ -689,23 +696,58 @@ class Firer:
         return namespace in self._pacer or self._retrying.get(namespace, 0) > 0
 
     def _admit(self, job: Job) -> None:
-        """A main message: held in its trigger's queue, or parked when its namespace is over its share."""
+        """A main message: held in its trigger's queue, or parked when its namespace is over its
+        share. The first message a trigger parks takes the trigger's queued main messages along
+        (ahead of it): once parked messages follow them they could never leave the window, and a
+        throttled namespace would hold all it had taken before its first 429 until its throttle
+        ended, over its share (the partitions paused meanwhile: issue 13)."""
         record = job.record
-        if self._parking.decide(record, job.trigger, job.namespace, self._blocked(job.namespace)):
-            self._supervisor.spawn(self._park(job))
+        blocked = self._blocked(job.namespace)
+        if self._parking.wants(record, job.trigger, job.namespace, blocked):
+            if not self._parking.triggers.parked(record.partition, job.trigger):
+                self._evict(job.trigger, self._movable(itertools.repeat(0)))
+            self._parking.park(record, job.trigger, blocked)
+            self._send_to_park(job)
             return
         self._parking.window.hold((record.topic, record.partition, record.offset), job.namespace)
         self._queues.put(job.trigger, job)
 
+    def _send_to_park(self, job: Job) -> None:
+        """Counted as parked already (``Parking.park``): write it, in the order of the calls."""
+        self._park_writes.start(job.record.partition, job.trigger, job.record.offset)
+        self._supervisor.spawn(self._park(job))
+
     async def _park(self, job: Job) -> None:
-        """Write the parked copy until acknowledged; only then is the main offset finished."""
-        if not await write_until_acknowledged(
-                lambda: self._parking.write(job.record, job.trigger), KafkaUnavailable, what=self._parking.topic,
-                wait=lambda seconds: self._sleep_unless_revoked(seconds, job.record.tp)):
-            self._finish(job.record, done=False)
+        """Write the parked copy; only once acknowledged is the main offset finished. A write the
+        producer gave up on is not sent again (it could land behind later parked messages of its
+        trigger): the message goes back to memory, in its trigger's order (``ParkWrites``)."""
+        record = job.record
+        try:
+            await self._parking.write(record, job.trigger)
+            failed = None
+        except KafkaUnavailable as e:
+            log.warning("a park write failed: the message stays in memory and fires from there", extra=fields(
+                topic=self._parking.topic, partition=record.partition, offset=record.offset, error=str(e)))
+            failed = job
+        back = self._park_writes.settle(record.partition, job.trigger, record.offset, failed)
+        if failed is None:
+            self._metrics.parked_total.inc()
+            self._finish(record, done=True)
+        for unparked in back:
+            self._unpark(unparked)
+
+    def _unpark(self, job: Job) -> None:
+        """A message whose park write failed: held in its trigger's queue (every earlier write of
+        the trigger settled, so whatever of the trigger is queued came before it, and its parked
+        successors are taken back only behind it)."""
+        record = job.record
+        if self._main(record.tp) not in self._offsets:
+            self._abandon(job)  # the partition left: its next owner reads it from main
             return
-        self._metrics.parked_total.inc()
-        self._finish(job.record, done=True)
+        if self._parking.triggers.take(record.partition, job.trigger):
+            log.info("namespace no longer parked", extra=fields(namespace=job.namespace))
+        self._parking.window.hold((record.topic, record.partition, record.offset), job.namespace)
+        self._queues.put(job.trigger, job)
 
     async def _drain_parks(self) -> None:
         """Read the owned park partitions and take parked messages back as their namespace has room."""
@@ -745,10 +787,14 @@ class Firer:
             surplus = self._parking.window.held(namespace) - share
             if namespace not in over or surplus <= 0:
                 continue
-            for job in self._queues.take_tail(trigger, self._movable(iter(range(surplus)))):
-                self._parking.window.release((job.record.topic, job.record.partition, job.record.offset))
-                self._parking.park(job.record, job.trigger)
-                self._supervisor.spawn(self._park(job))
+            self._evict(trigger, self._movable(iter(range(surplus))))
+
+    def _evict(self, trigger: str, movable: Callable[[Job], bool]) -> None:
+        """The movable tail of the trigger's queue leaves the window for the park, in order."""
+        for job in self._queues.take_tail(trigger, movable):
+            self._parking.window.release((job.record.topic, job.record.partition, job.record.offset))
+            self._parking.park(job.record, job.trigger)
+            self._send_to_park(job)
 
     def _movable(self, budget: Iterator[int]) -> Callable[[Job], bool]:
         """Which queued jobs may be evicted to the park: main ones of a trigger with nothing parked, within budget."""
@@ -759,16 +805,29 @@ class Firer:
         return movable
 
     def _may_take_back(self, record: Record) -> bool:
-        """Room in the window for its namespace, and its main partition read past where it came
-        from (after a crash, a held predecessor is then in its trigger's queue ahead of it)."""
+        """Room in the window for its namespace, as much as its pace can fire soon, no earlier
+        park write of its trigger unsettled (that message may come back to memory: it goes
+        first), and its main partition read past where it came from (after a crash, a held
+        predecessor is then in its trigger's queue ahead of it)."""
         trigger = header(record, H_TRIGGER) or ""
+        namespace = namespace_of(trigger)
         main = self._offsets.get(self._main(record.tp))
         read_to = main.read_to if main is not None else None
         # nothing read nor committed: wait a moment for main records, then none came before it
         read_past = read_to > source_offset(record) if read_to is not None else self._parking.settled(record.partition)
         return (read_past
-                and self._parking.window.room(namespace_of(trigger))
+                and not self._park_writes.before(record.partition, trigger, source_offset(record))
+                and self._parking.window.room(namespace)
+                and self._fires_soon(namespace)
                 and self._in_flight < self.settings.max_in_flight * FULL_FRACTION)
+
+    def _fires_soon(self, namespace: str) -> bool:
+        """A paced namespace holds what its pace lets it fire within ``PACED_AHEAD_S`` (at least
+        one): the rest waits in the park, not in the window. Filled to its share while held to
+        the end of its minute, the window left the others only half of itself to read (and park)
+        the backlog ahead of their messages, and their messages waited behind it (issue 13)."""
+        soon = self._pacer.fires_within(namespace, self._clock(), PACED_AHEAD_S)
+        return soon is None or self._parking.window.held(namespace) < max(1, soon)
 
     def _take_back(self, record: Record) -> None:
         """A parked message re-enters the window, behind its trigger's held messages."""
@@ -795,6 +854,7 @@ class Firer:
     def _drop_parks(self, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
             self._parking.drop(tp.partition)
+            self._park_writes.drop(tp.partition)
             for job in self._held_back.pop(tp.partition, []):
                 self._abandon(job)
 

@@ -237,6 +237,17 @@ class Pacer:
                 ended.append(namespace)
         return ended
 
+    def fires_within(self, namespace: str, now: float, seconds: float) -> int | None:
+        """How many fires this namespace's pace lets it make in the next ``seconds`` (None:
+        unpaced), by the rate in force now: none before a hold ends (a probe aside). Read only."""
+        pace = self._paced.get(namespace)
+        if pace is None:
+            return None
+        if pace.updated > now:  # a hold: no token until it ends
+            return int(max(0.0, now + seconds - pace.updated) * pace.rate_per_s)
+        tokens = min(pace.burst, pace.tokens + (now - pace.updated) * pace.rate_per_s)
+        return int(tokens + seconds * pace.rate_per_s + _EPSILON)
+
     def rate(self, namespace: str) -> float | None:
         pace = self._paced.get(namespace)
         return pace.rate_per_s if pace else None

@@ -14,14 +14,28 @@ window and no other namespace's message is even read. Here the window is shared 
   the window pauses its partitions as before (backpressure bounds memory). A parked message is written to the park
   topic ``<firer topic>-parked`` (same partition number, same key, value and headers, plus the
   ``park_*`` headers) and only once that write is acknowledged is its main offset finished, so
-  the main commit advances past it.
+  the main commit advances past it. The first message a trigger parks takes the trigger's queued
+  main messages along, ahead of it: left in the window as predecessors of parked ones they could
+  never leave it (order), and a namespace throttled after taking most of the window would keep
+  it until its throttle ended.
+- **Park writes** (``ParkWrites``): a write the producer gave up on is not sent again (it could
+  land behind later parked messages of its trigger); its message goes back to its trigger's
+  queue, in order, and fires from memory. A parked message is not taken back while an earlier
+  write of its trigger is unsettled.
+- **Backpressure** (``WindowBackpressure``): the window still pauses every partition when full
+  (the memory bound), and resumes once half of what blocked namespaces do not hold is free:
+  what a throttled namespace holds waits for its pace (after a per-minute 429 until the minute
+  ends) and must not keep the others' partitions paused meanwhile.
 - **Order per trigger** (``ParkedTriggers``): per park partition, the number of parked messages
   of each trigger not yet taken back. While it is above zero every later message of the trigger
   is parked behind them. A parked message taken back goes into the trigger's queue, behind any
   of its messages still held, so it never overtakes one.
 - **Draining** (``Parking``): the owner of main partition ``p`` reads park partition ``p``
   (assigned, no group: ownership of ``p`` decides), and takes a parked message back when its
-  namespace is under its share; one trigger's messages are taken in offset order, another
+  namespace is under its share and, when paced, holds less than its pace lets it fire within
+  ``PACED_AHEAD_S`` (a namespace held to the end of its minute takes nothing back: the window
+  stays free for reading the backlog ahead of the others' messages); one trigger's messages are
+  taken in offset order, another
   namespace's may pass them. What was read is tracked like a main partition
   (``offsets.PartitionOffsets``): the park read position is the first parked message not yet
   finished, and it travels in main partition ``p``'s commit metadata (``offsets.encode``'s
@@ -34,7 +48,8 @@ window and no other namespace's message is even read. Here the window is shared 
 Crash safety (nothing lost, order per trigger kept):
 
 1. A main record leaves the main partition (its offset may be committed) only when fired,
-   dead-lettered or its park copy acknowledged: a crash before that re-reads it from main.
+   dead-lettered or its park copy acknowledged: a crash before that re-reads it from main (a
+   message whose park write failed fires from memory: its offset waits for that fire).
 2. A parked message leaves the park (the park position passes it) only when fired or
    dead-lettered; the position is committed with main ``p``'s offset in one commit, so the
    committed pair is always a state this process had: every message is either below the main
@@ -53,7 +68,8 @@ Crash safety (nothing lost, order per trigger kept):
 4. Duplicates, as in the rest of the firer, only of what finished after the last commit: a
    parked message fired after the last commit fires again (the position is a single offset).
 
-Pure state here (``Window``, ``ParkedTriggers``, ``ParkPartition``, ``should_park``) and one loop
+Pure state here (``Window``, ``ParkedTriggers``, ``ParkWrites``, ``ParkPartition``, ``should_park``,
+``WindowBackpressure``) and one loop
 object (``Parking``) that the firer drives; the Kafka side is ``kafka_edge.PartitionReader`` and
 the firer's producer.
 """
@@ -67,16 +83,18 @@ from collections import Counter, deque
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from kafka import TopicPartition
 
 from consumer.kafka_edge import Record
 from consumer.logs import fields
 from consumer.offsets import PartitionOffsets
+from consumer.toolkit import Backpressure
 from messaging_lib import topics
 
 log = logging.getLogger("consumer.parking")
+T = TypeVar("T")
 
 H_TRIGGER = "park_trigger"  # the trigger FQN /ns/name the parked message fires
 H_PARKED_MS = "park_time_ms"  # epoch ms of the park write (time spent parked)
@@ -84,6 +102,7 @@ H_SOURCE_OFFSET = "park_source_offset"  # the main record's offset, for tracing
 PARK_HEADERS = (H_TRIGGER, H_PARKED_MS, H_SOURCE_OFFSET)
 FULL_FRACTION = 0.75  # parked messages are taken back only while the window is under this part
 BUFFER_MAX = 500  # parked records read ahead per park partition (memory bound of the drain)
+PACED_AHEAD_S = 2.0  # a paced namespace takes back what its pace lets it fire in this long (at least one)
 RESTORE_WITHOUT_RECORDS_S = 2.0  # an idle assigned partition is restored after this, position or not
 
 
@@ -153,6 +172,10 @@ class Window:
     def full(self) -> bool:
         return self.total >= self.capacity
 
+    def held_by(self, namespaces: Callable[[str], bool]) -> int:
+        """What the namespaces ``namespaces`` accepts hold."""
+        return sum(n for namespace, n in self._held.items() if namespaces(namespace))
+
     def room(self, namespace: str) -> bool:
         """May a parked message of this namespace be taken back now: under its share, and the
         window under ``FULL_FRACTION`` (the rest stays for messages read from the main topic)."""
@@ -169,6 +192,27 @@ def should_park(*, trigger_parked: bool | None, held: int, share: int, blocked: 
     if trigger_parked:
         return True
     return held >= share and (blocked or full)
+
+
+class WindowBackpressure(Backpressure):
+    """The window's backpressure with parking: pause at the limit as before (the memory bound),
+    resume once half of the part of the window that blocked namespaces do not hold is free.
+
+    What a throttled namespace holds waits for its pace, after a per-minute 429 often until the
+    minute ends. Counted in a fixed resume threshold (half the window) it kept every partition
+    paused until then whenever blocked namespaces held more than half: two throttled namespaces
+    at their shares hold two thirds of the window, one alone at its share (half) is above half
+    with any other message in flight, one that kept a trigger's queue behind a parked message
+    was over its share. Every other namespace then waited for the throttle to end (issue 13).
+    ``stuck``: what blocked namespaces hold now (the firer sets it before each ``apply``)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit)
+        self.stuck = 0
+
+    def wanted(self, in_flight: int) -> bool:
+        stuck = max(0, min(self.stuck, in_flight))
+        return in_flight >= self.limit or (self.paused and in_flight - stuck > (self.limit - stuck) // 2)
 
 
 class ParkedTriggers:
@@ -238,6 +282,58 @@ class ParkedTriggers:
 
     def __len__(self) -> int:
         return sum(self._namespaces.values())
+
+
+class ParkWrites(Generic[T]):
+    """Park writes not settled yet, per park partition and trigger, in main-offset order.
+
+    A write the producer gave up on (beyond its own retries) is not sent again: sent again it
+    could land behind later parked messages of its trigger (their writes went on meanwhile).
+    Its message stays in memory instead, in its trigger's queue, and fires from there; its main
+    offset is finished only then. ``settle`` hands the failed messages back in their trigger's
+    order, each once every earlier write of its trigger settled (an earlier one that is still on
+    its way may fail too, and must go ahead of it). A parked message is not taken back while an
+    earlier write of its trigger is unsettled (``before``): that one may come back to memory,
+    and it goes first."""
+
+    def __init__(self) -> None:
+        self._writes: dict[tuple[int, str], dict[int, T | None]] = {}  # offset -> the failed item, None: on its way
+
+    def start(self, partition: int, trigger: str, offset: int) -> None:
+        self._writes.setdefault((partition, trigger), {})[offset] = None
+
+    def settle(self, partition: int, trigger: str, offset: int, failed: T | None = None) -> list[T]:
+        """The write of main ``offset`` was acknowledged (``failed`` None) or given up; returns the
+        failed items that may go back to their trigger's queue now, in order."""
+        writes = self._writes.get((partition, trigger))
+        if writes is None or offset not in writes:  # forgotten (its partition left): it alone
+            return [failed] if failed is not None else []
+        if failed is None:
+            del writes[offset]
+        else:
+            writes[offset] = failed
+        ready: list[T] = []
+        for first in sorted(writes):
+            item = writes[first]
+            if item is None:
+                break  # an earlier write still on its way: what failed after it waits for it
+            ready.append(item)
+            del writes[first]
+        if not writes:
+            del self._writes[(partition, trigger)]
+        return ready
+
+    def before(self, partition: int, trigger: str, offset: int) -> bool:
+        """Is a write of the trigger from before main ``offset`` unsettled (or failed, waiting)?"""
+        writes = self._writes.get((partition, trigger))
+        return writes is not None and min(writes) < offset
+
+    def drop(self, partition: int) -> None:
+        for key in [k for k in self._writes if k[0] == partition]:
+            del self._writes[key]
+
+    def __len__(self) -> int:
+        return sum(len(w) for w in self._writes.values())
 
 
 class ParkState(Enum):
@@ -322,7 +418,7 @@ class ParkProducer(Protocol):
 class Parking:
     """The firer's park: decisions, writes, and the reading of owned park partitions. Runs on the
     firer's loop: the firer calls ``assign``/``positioned``/``drop`` from its rebalance
-    hand-overs, ``restoring``/``decide``/``write`` for main records and ``step`` from its drain
+    hand-overs, ``restoring``/``wants``/``park``/``write`` for main records and ``step`` from its drain
     task, which admits each parked record taken back into its trigger's queue (``admit``)."""
 
     def __init__(self, firer_topic: str, capacity: int, reader: ParkReader | None, producer: ParkProducer,
@@ -385,24 +481,21 @@ class Parking:
             part.assigned_at = float("-inf")
         return True
 
-    def decide(self, record: Record, trigger: str, namespace: str, blocked: bool) -> bool:
-        """Park this main record? When yes, it is counted as parked at once (its trigger's later
-        messages park behind it even before the write is acknowledged)."""
+    def wants(self, record: Record, trigger: str, namespace: str, blocked: bool) -> bool:
+        """Park this main record? The caller then counts it (``park``) at once, so its trigger's
+        later messages park behind it even before the write is acknowledged."""
         if self._reader is None:
             return False
-        park = should_park(trigger_parked=self.triggers.parked(record.partition, trigger, record.offset),
+        return should_park(trigger_parked=self.triggers.parked(record.partition, trigger, record.offset),
                            held=self.window.held(namespace), share=self.window.share(), blocked=blocked,
                            full=self.window.full())
-        if park:
-            self.park(record, trigger, blocked)
-        return park
 
     @property
     def enabled(self) -> bool:
         return self._reader is not None
 
     def park(self, record: Record, trigger: str, blocked: bool = True) -> None:
-        """Count a main record as parked (decided here, or evicted from its trigger's queue)."""
+        """Count a main record as parked (``wants`` said so, or evicted from its trigger's queue)."""
         if self.triggers.add(record.partition, trigger, record.offset):
             namespace = namespace_of(trigger)
             log.info("namespace parked", extra=fields(namespace=namespace, held=self.window.held(namespace),

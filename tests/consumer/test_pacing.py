@@ -285,3 +285,16 @@ def test_after_a_429_burst_that_ends_mid_window_firing_resumes_within_a_probe_in
         now += 0.05  # the answer's round trip
     assert resumed is not None and resumed - end <= policy.probe_interval_s + policy.probe_answer_s
     assert refused <= 30 / policy.probe_interval_s + 2  # the first 429 and one per probe
+
+
+def test_fires_within_counts_none_before_a_hold_ends_then_the_stated_rate() -> None:
+    """What the firer takes back from the park for a paced namespace: what it can fire soon."""
+    pacer = Pacer()
+    assert pacer.fires_within("ns", 0.0, 2.0) is None  # unpaced: no bound
+    body = '{"error":"Too many requests in the last minute (count: 61, allowed: 60)."}'
+    pacer.throttled("ns", 100.0, body, window_left_s=30.0)  # held to 130, then 0.95/s
+    assert pacer.fires_within("ns", 100.0, 2.0) == 0
+    assert pacer.fires_within("ns", 129.0, 2.0) == 0  # 1 s of the next window at 0.95/s
+    assert pacer.fires_within("ns", 131.0, 2.0) == 2  # 0.95 in hand, 1.9 more within 2 s
+    assert pacer.fires_within("ns", 200.0, 10.0) == 10  # one token of burst at most, 9.5 more
+    assert pacer.fires_within("ns", 200.0, 10.0) == 10  # read only: asking again changes nothing

@@ -14,7 +14,7 @@ from kafka import TopicPartition
 from prometheus_client import CollectorRegistry
 
 from consumer.firer import Firer
-from consumer.kafka_edge import Record
+from consumer.kafka_edge import KafkaUnavailable, Record
 from consumer.metrics import FirerMetrics
 from consumer.offsets import PartitionOffsets, decode, decode_park, encode
 from consumer.outcomes import Attempt
@@ -23,6 +23,7 @@ from consumer.parking import (
     H_SOURCE_OFFSET,
     H_TRIGGER,
     ParkedTriggers,
+    ParkWrites,
     Window,
     header,
     park_headers,
@@ -32,6 +33,7 @@ from consumer.parking import (
 )
 from tests.consumer.test_firer import (
     ALICE,
+    API_KEY,
     BOB,
     SEALER,
     TOPIC,
@@ -290,10 +292,11 @@ class _Reader:
         return await self.park.position_of(p)
 
 
-async def start_parking(broker: FakeBroker, triggers: Triggers, park: FakePark, **changes: object) -> Running:
+async def start_parking(broker: FakeBroker, triggers: Triggers, park: FakePark, window_left_s: float = 0.0,
+                        **changes: object) -> Running:
     registry = CollectorRegistry()
     firer = Firer(settings(**changes), triggers, park, SEALER, FirerMetrics(registry),  # type: ignore[arg-type]
-                  consumer_factory=broker.factory, window_left_s=lambda: 0.0,
+                  consumer_factory=broker.factory, window_left_s=lambda: window_left_s,
                   park_reader=_Reader(park))  # type: ignore[arg-type]
     running = Running(firer, asyncio.ensure_future(firer.run()), broker, triggers, park, registry)  # type: ignore[arg-type]
     await until(lambda: firer.ready and broker.consumers and broker.consumers[-1].polls > 0, "the firer polls")
@@ -393,6 +396,153 @@ def test_a_crash_while_messages_are_parked_loses_nothing_and_keeps_order() -> No
     by_trigger = {t: [f.n for f in fired if f.trigger == t] for t in {f.trigger for f in fired}}
     assert _in_order(fired), by_trigger  # re-parked copies stay behind the parked ones: no overtaking
     assert parked_before > 0
+
+
+CAROL = SEALER.seal(API_KEY, ["/carol/*"])
+
+
+def test_two_namespaces_held_to_the_end_of_their_window_never_keep_the_partitions_paused() -> None:
+    """alice and carol are both over their per-minute limit (429s their own fires explain, so each
+    holds until its window ends, here 60 s away) with backlogs far over the window (20). Each
+    keeps its share (20 // 3 = 6) in the window, waiting for its window to end: together 12, more
+    than the half of the window at which backpressure used to resume. Their backlog pauses the
+    partitions once; they must resume at once (the rest of the backlog goes to the park), so
+    bob's messages behind it fire within seconds, not when alice's and carol's windows end."""
+    async def scenario() -> None:
+        broker, park = FakeBroker(partitions=2), FakePark()
+        for n in range(120):  # a trigger's messages share a partition (keyed by trigger)
+            namespace, credential = ("alice", ALICE) if n % 2 else ("carol", CAROL)
+            broker.message(n % 3 % 2, f"/{namespace}/t{n % 3}", n, credential=credential)
+        for n in range(1000, 1004):
+            broker.message(n % 2, f"/bob/t{n % 2}", n, credential=BOB)
+
+        async def respond(fire: Fire) -> Attempt:
+            return Attempt(200) if fire.trigger.startswith("/bob/") else rate_429(4)
+
+        running = await start_parking(broker, Triggers(respond), park, window_left_s=60.0, max_in_flight=20)
+        await until(lambda: len([f for f in running.triggers.fired if f.n >= 1000]) == 4,
+                    "bob fired while alice and carol wait for their windows to end", timeout_s=5)
+        assert running.metric("firer_messages_parked_total") > 0
+        refused = [f for f in running.triggers.calls if not f.trigger.startswith("/bob/")]
+        assert len(refused) <= 6  # one 429 per trigger, then each holds for its window (no retries meanwhile)
+        # the loop ends under the running firer (their windows are a minute away)
+
+    asyncio.run(scenario())
+
+
+@dataclass
+class SlowPark(FakePark):
+    """A park whose reads take ``read_s``: the firer's rounds of evictions (after each read) come seldom."""
+
+    read_s: float = 0.0
+    reads: int = 0
+
+    async def poll(self, timeout_ms: int, max_records: int) -> list[Record]:
+        self.reads += 1
+        await asyncio.sleep(self.read_s)
+        return await super().poll(timeout_ms, max_records)
+
+
+def test_a_trigger_that_starts_parking_takes_its_queued_messages_along() -> None:
+    """alice took 30 messages (window 40, her share 20) before her first 429 (held for the
+    minute). Her next messages are parked; each trigger's first parked message takes that
+    trigger's queue along, so she holds her triggers' heads only. Left in the window they would
+    be predecessors of parked messages (never movable again) and keep her over her share until
+    her minute ended. Nor does she take parked messages back while she may not fire: the window
+    stays free for reading (and parking) what is ahead of the others' messages."""
+    async def scenario() -> None:
+        broker, park = FakeBroker(partitions=1), SlowPark()
+        for n in range(30):
+            broker.message(0, f"/alice/t{n % 3}", n, credential=ALICE)
+
+        async def respond(fire: Fire) -> Attempt:
+            park.read_s = 2.0  # from now on the eviction rounds do not help
+            await asyncio.sleep(0.05)
+            return rate_429(4)
+
+        running = await start_parking(broker, Triggers(respond), park, window_left_s=60.0, max_in_flight=40)
+        await until(lambda: running.metric("firer_paced_namespaces") == 1 and running.metric("firer_in_flight") == 30,
+                    "alice throttled, holding 30")
+        for n in range(30, 60):
+            broker.message(0, f"/alice/t{n % 3}", n, credential=ALICE)
+        await until(lambda: running.metric("firer_messages_parked_total") >= 10, "alice's next messages parked")
+        await until(lambda: running.metric("firer_in_flight") <= 3, "alice holds her triggers' heads only",
+                    timeout_s=1.5)
+        park.read_s, reads = 0.0, park.reads
+        await until(lambda: park.reads >= reads + 20, "the park read again and again")
+        assert running.metric("firer_in_flight") <= 3  # held to her minute's end: nothing taken back meanwhile
+        for trigger in ("/alice/t0", "/alice/t1", "/alice/t2"):  # each trigger's parked in its order
+            offsets = [int(header(r, H_SOURCE_OFFSET) or -1) for r in park.records(PARK, 0)
+                       if header(r, H_TRIGGER) == trigger]
+            assert offsets == sorted(offsets) and len(offsets) >= 9, (trigger, offsets)
+
+    asyncio.run(scenario())
+
+
+def test_failed_park_writes_come_back_in_their_triggers_order_once_every_earlier_write_settled() -> None:
+    writes: ParkWrites[str] = ParkWrites()
+    for offset in (3, 5, 8):
+        writes.start(0, "/a/t", offset)
+    writes.start(0, "/a/u", 4)
+    assert writes.settle(0, "/a/t", 5, "m5") == []  # 3 is on its way: it may fail too, and goes first
+    assert writes.before(0, "/a/t", 8) and writes.before(0, "/a/t", 6) and not writes.before(0, "/a/t", 3)
+    assert writes.before(0, "/a/u", 9) and not writes.before(0, "/a/u", 4)  # per trigger
+    assert writes.settle(0, "/a/t", 3, "m3") == ["m3", "m5"]
+    assert writes.before(0, "/a/t", 9)  # 8 still on its way
+    assert writes.settle(0, "/a/t", 8) == [] and not writes.before(0, "/a/t", 9)
+    writes.drop(0)
+    assert writes.settle(0, "/a/u", 4, "m4") == ["m4"] and len(writes) == 0  # its partition left: it alone
+
+
+@dataclass
+class FailingPark(FakePark):
+    """The first park write fails, after the producer tried a while (later writes land meanwhile)."""
+
+    failed: list[int] = field(default_factory=list)  # the main offsets whose park write failed
+
+    async def send(self, topic: str, value: bytes | None, key: bytes | None = None,
+                   headers: list[tuple[str, bytes]] | None = None, partition: int | None = None) -> tuple[int, int]:
+        if topic == PARK and not self.failed:
+            self.failed.append(int(dict(headers or [])[H_SOURCE_OFFSET]))
+            await asyncio.sleep(0.3)
+            raise KafkaUnavailable("send to the park failed: KafkaTimeoutError")
+        return await super().send(topic, value, key, headers, partition)
+
+
+def test_a_park_write_that_fails_is_not_sent_again_and_its_message_fires_in_its_triggers_order() -> None:
+    """alice is paced (her backlog over the window is parked); the first park write fails after
+    later ones of its trigger were acknowledged. Sent again it would land behind them; instead
+    its message fires from memory, ahead of its trigger's parked messages, and everything is
+    fired once, in order, and committed."""
+    async def scenario() -> None:
+        broker, park = FakeBroker(partitions=1), FailingPark()
+        for n in range(90):
+            broker.message(0, f"/alice/t{n % 3}", n, credential=ALICE)
+        told = False
+
+        async def respond(fire: Fire) -> Attempt:
+            nonlocal told
+            if not told:
+                told = True
+                return rate_429(6000)
+            return Attempt(200)
+
+        running = await start_parking(broker, Triggers(respond), park, max_in_flight=10)
+        fired = running.triggers.fired
+        await until(lambda: len(fired) >= 90 and broker.committed.get(tp(0)) == 90, "everything fired and committed",
+                    timeout_s=30)
+        await until(lambda: decode_park(broker.metadata.get(tp(0), "")) == len(park.records(PARK, 0)),
+                    "the park position committed past every parked message")
+        assert sorted(f.n for f in fired) == list(range(90)) and _in_order(fired)
+        assert park.failed and park.failed[0] not in [int(header(r, H_SOURCE_OFFSET) or -1)
+                                                      for r in park.records(PARK, 0)]  # not sent again
+        failed_trigger = f"/alice/t{park.failed[0] % 3}"
+        after = [int(header(r, H_SOURCE_OFFSET) or -1) for r in park.records(PARK, 0)
+                 if header(r, H_TRIGGER) == failed_trigger and int(header(r, H_SOURCE_OFFSET) or -1) > park.failed[0]]
+        assert after, "no later message of its trigger was parked: the test proves nothing"
+        await running.stop()
+
+    asyncio.run(scenario())
 
 
 def test_without_a_park_reader_nothing_is_parked_and_the_window_pauses_as_before() -> None:
