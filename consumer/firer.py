@@ -58,7 +58,7 @@ from consumer.kafka_edge import (
     Record,
 )
 from consumer.logs import fields
-from consumer.metrics import FirerMetrics, status_class
+from consumer.metrics import FirerMetrics
 from consumer.no_rule import NO_RULE_STATUS, NoRuleReporter
 from consumer.offsets import METADATA_MAX_BYTES, PartitionOffsets
 from consumer.openwhisk import TriggerClient
@@ -462,32 +462,42 @@ class Firer:
         self._finish(job.record, done=False)
 
     async def _fire(self, job: Job) -> None:
+        """Fire until fired, dead-lettered or abandoned. Per-fire CPU is the firer's budget (issue 15),
+        so the usual way through (a member, unpaced, a slot free) awaits nothing but the request:
+        the waits (fenced, paced, a slot) are entered only when needed, and the membership is asked
+        once before the pace and once more in the slot, right before the request."""
         first_ms = _now_ms()
         first_s = self._clock()
         attempts = 0
+        record, namespace, slots = job.record, job.namespace, self._fire_slots
+        tp = record.tp  # Record.tp builds a TopicPartition per access
         while True:
-            if not await self._while_fenced(job.record.tp):
-                self._finish(job.record, done=False)
+            if not self._may_fire(tp) and not await self._while_fenced(tp):
+                self._finish(record, done=False)
                 return
-            if not await self._paced(job):
-                self._finish(job.record, done=False)
+            if namespace in self._pacer and not await self._paced(job):  # unpaced: no wait (Pacer.reserve)
+                self._finish(record, done=False)
                 return
-            async with self._fire_slots.slot(job.namespace):
-                if not self._may_fire(job.record.tp):
+            if not slots.try_acquire(namespace):
+                await slots.acquire(namespace)
+            try:
+                if not self._may_fire(tp):
                     continue  # fenced while waiting for a slot (a stopped process resumed): wait outside it
                 started = self._clock()
                 window = _window_now()
-                self._pacer.counted(job.namespace, window)  # OpenWhisk counts every check, refused ones too
-                self._on_wire[job.record.tp] += 1
+                self._pacer.counted(namespace, window)  # OpenWhisk counts every check, refused ones too
+                self._on_wire[tp] += 1
                 try:
-                    attempt = await self._client.fire(job.apihost, job.namespace, job.name, job.api_key, job.payload)
+                    attempt = await self._client.fire(job.apihost, namespace, job.name, job.api_key, job.payload)
                 finally:
-                    self._on_wire[job.record.tp] -= 1
-                    if self._on_wire[job.record.tp] <= 0:
-                        del self._on_wire[job.record.tp]
+                    self._on_wire[tp] -= 1
+                    if self._on_wire[tp] <= 0:
+                        del self._on_wire[tp]
                 self._metrics.fire_seconds.observe(self._clock() - started)
+            finally:
+                slots.release(namespace)
             attempts += 1
-            self._metrics.attempts.labels(status_class(attempt.status)).inc()
+            self._metrics.attempted(attempt.status)
             self._pace(job.namespace, attempt, window)
             verdict, backoff = decide(attempt, first_s, self._clock(), attempts, self._policy)
             if verdict is Verdict.FIRED:

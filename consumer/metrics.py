@@ -49,6 +49,15 @@ class FirerMetrics:
                                         buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800))
         self.partitions_lost = Counter("firer_partitions_lost", "Partitions dropped uncommitted because the "
                                        "membership was lost (fenced, session expired)", registry=registry)
+        self._attempts_by_status: dict[int | None, Counter] = {}
+
+    def attempted(self, status: int | None) -> None:
+        """Count a fire request by its status class. The labelled child is looked up once per status
+        (``labels`` costs a lock and a tuple key per call; this is once per fire)."""
+        child = self._attempts_by_status.get(status)
+        if child is None:
+            child = self._attempts_by_status[status] = self.attempts.labels(status_class(status))
+        child.inc()
 
 
 class RouterMetrics:
