@@ -24,7 +24,8 @@ against that same emulator:
 
 ``--sides`` and ``--latencies`` narrow a run to some sides (a quick A/B while changing the firer: the
 table then shows only the rows those sides make); ``--profile DIR`` records the firer with py-spy
-(collapsed stacks, threads apart) while each of its one-process sides drains.
+while each of its one-process sides drains (collapsed stacks, threads apart, only the thread holding
+the GIL: CPU, not waits).
 
 CPU per unit of work is the figure to compare across machines: absolute fires/s follow the machine
 and its load (printed with the table). Every side runs alone, one after the other, in each repeat.
@@ -252,7 +253,7 @@ class ProfiledFirer(firer_bench.Firer):
         assert PROFILE_DIR is not None
         out = PROFILE_DIR / f"firer-{topic}.txt"
         self.spy = subprocess.Popen([os.environ.get("PY_SPY", "py-spy"), "record", "--pid", str(self.proc.pid),
-                                     "--format", "raw", "--threads", "--rate", "200", "--output", str(out)],
+                                     "--format", "raw", "--threads", "--gil", "--rate", "200", "--output", str(out)],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         print(f"  profiling the firer into {out}", file=sys.stderr)
 

@@ -464,25 +464,31 @@ class Firer:
     async def _fire(self, job: Job) -> None:
         """Fire until fired, dead-lettered or abandoned. Per-fire CPU is the firer's budget (issue 15),
         so the usual way through (a member, unpaced, a slot free) awaits nothing but the request:
-        the waits (fenced, paced, a slot) are entered only when needed, and the membership is asked
-        once before the pace and once more in the slot, right before the request."""
+        the waits (fenced, paced, a slot) are entered only when needed, and the membership (a
+        few reads of kafka-python's state, the costliest check) is asked once, in the slot right
+        before the request; before the pace too when paced (a fenced member takes no pace token),
+        and again after it was found fenced or a retry's backoff."""
         first_ms = _now_ms()
         first_s = self._clock()
         attempts = 0
         record, namespace, slots = job.record, job.namespace, self._fire_slots
         tp = record.tp  # Record.tp builds a TopicPartition per access
+        recheck = False  # found fenced in the slot, or back from a backoff: wait outside until a member
         while True:
-            if not self._may_fire(tp) and not await self._while_fenced(tp):
+            paced = namespace in self._pacer  # unpaced: no wait (Pacer.reserve would answer 0)
+            if (paced or recheck) and not self._may_fire(tp) and not await self._while_fenced(tp):
                 self._finish(record, done=False)
                 return
-            if namespace in self._pacer and not await self._paced(job):  # unpaced: no wait (Pacer.reserve)
+            recheck = False
+            if paced and not await self._paced(job):
                 self._finish(record, done=False)
                 return
             if not slots.try_acquire(namespace):
                 await slots.acquire(namespace)
             try:
                 if not self._may_fire(tp):
-                    continue  # fenced while waiting for a slot (a stopped process resumed): wait outside it
+                    recheck = True  # fenced (or fenced while waiting for a slot): wait outside it
+                    continue
                 started = self._clock()
                 window = _window_now()
                 self._pacer.counted(namespace, window)  # OpenWhisk counts every check, refused ones too
@@ -517,9 +523,10 @@ class Firer:
             if attempt.status == 429:
                 backoff = 0.0  # the namespace's pace is the wait: its next slot, at the rate OpenWhisk allows
             self._retrying[job.namespace] += 1  # failing: its messages over its share are parked meanwhile
+            recheck = True
             try:
-                if not await self._sleep_unless_revoked(backoff, job.record.tp):
-                    self._finish(job.record, done=False)
+                if not await self._sleep_unless_revoked(backoff, tp):
+                    self._finish(record, done=False)
                     return
             finally:
                 self._retrying[job.namespace] -= 1
