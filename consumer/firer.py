@@ -87,7 +87,6 @@ from consumer.toolkit import (
     wait_until,
     write_until_acknowledged,
 )
-from feed.records import config_version_of
 from messaging_lib import envelope
 from messaging_lib.credentials import Credential, Sealer
 from messaging_lib.errors import BadMessage, Reason
@@ -524,9 +523,9 @@ class Firer:
             self._returning -= 1  # back: it looks at what was granted meanwhile
 
     async def _fire_granted(self, firing: _Firing) -> None:
-        """A worker's fire, its slot held. The usual outcome (accepted) is finished here; any other
-        (paced, fenced or revoked, retried, dead-lettered, no rule with a subscription to note it
-        on) goes on in ``_fire``, outside the slot, exactly as a fire that waited from the start."""
+        """A worker's fire, its slot held. The usual outcome (accepted, a rule ran) is finished
+        here; any other (paced, fenced or revoked, retried, dead-lettered, no rule) goes on in
+        ``_fire``, outside the slot, exactly as a fire that waited from the start."""
         job = firing.job
         try:
             attempt = None
@@ -542,13 +541,10 @@ class Firer:
         firing.attempts += 1
         self._account(job.namespace, attempt, window)  # before any other worker fires: a 429 paces at once
         status = attempt.status
-        if (status is None or not 200 <= status < 300
-                or (status == NO_RULE_STATUS and config_version_of(job.source) is not None)):
+        if status is None or not 200 <= status < 300 or status == NO_RULE_STATUS:
             self._supervisor.spawn(self._fire(firing, attempt))
             return
         self._metrics.fired.inc()  # decide() says FIRED for every 2xx
-        if status == NO_RULE_STATUS:  # not the router's envelope: nothing to note, so the report never waits
-            await self._no_rule.report(job.trigger, job.source)
         self._finish(job.record, done=True)
         self._queues.done(job.trigger)
 
