@@ -205,8 +205,7 @@ class Firer:
         # per-trigger order: each trigger's head goes to a fire slot, fired by one of the workers (one per slot)
         self._queues: TriggerQueues[str, Job] = TriggerQueues(self._on_head)
         self._granted: deque[_Firing] = deque()  # holding a slot, for the next worker to finish (a moment)
-        self._idle: deque[asyncio.Future[None]] = deque()  # workers waiting for a fire
-        self._returning = 0  # workers that released their slot and have not looked for the next fire yet
+        self._idle: deque[asyncio.Future[_Firing]] = deque()  # workers waiting for a fire
         self._backpressure = Backpressure(settings.max_in_flight)
         self._in_flight = 0
         self._stopping = asyncio.Event()
@@ -499,28 +498,26 @@ class Firer:
         return False
 
     def _grant(self, firing: _Firing) -> None:
-        """A slot was taken for ``firing``: for the next worker free. A worker that just released
-        its slot takes it on its way back (no wake-up: under load a fire's slot goes from one
-        message to the next within one worker); else an idle worker is woken. There are as many
-        workers as slots, so one is always free or about to be."""
+        """A slot was taken for ``firing``: to an idle worker, or the next one to finish (there
+        are as many workers as slots, so one is always about to take it)."""
+        while self._idle:
+            worker = self._idle.popleft()
+            if not worker.done():  # cancelled at the stop
+                worker.set_result(firing)
+                return
         self._granted.append(firing)
-        if len(self._granted) > self._returning:
-            while self._idle:
-                worker = self._idle.popleft()
-                if not worker.done():  # cancelled at the stop
-                    worker.set_result(None)
-                    return
 
     async def _work(self) -> None:
         """One fire worker (one per fire slot, for the firer's life): fires what was granted a slot."""
         loop = asyncio.get_running_loop()
         while True:
-            while not self._granted:
-                idle: asyncio.Future[None] = loop.create_future()
+            if self._granted:
+                firing = self._granted.popleft()
+            else:
+                idle: asyncio.Future[_Firing] = loop.create_future()
                 self._idle.append(idle)
-                await idle
-            await self._fire_granted(self._granted.popleft())
-            self._returning -= 1  # back: it looks at what was granted meanwhile
+                firing = await idle
+            await self._fire_granted(firing)
 
     async def _fire_granted(self, firing: _Firing) -> None:
         """A worker's fire, its slot held. The usual outcome (accepted, a rule ran) is finished
@@ -533,7 +530,6 @@ class Firer:
             if job.namespace not in self._pacer and self._may_fire(firing.tp):
                 attempt, window = await self._request(job, firing.tp)
         finally:
-            self._returning += 1  # from here to its next look at the granted, nothing is awaited
             self._fire_slots.release(job.namespace)
         if attempt is None:  # paced, fenced or revoked meanwhile: wait outside the slot
             self._supervisor.spawn(self._fire(firing, recheck=True))
