@@ -20,17 +20,6 @@ import asyncio
 import contextlib
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable
-from typing import Protocol
-
-
-class Waiter(Protocol):
-    """A place in line: an ``asyncio.Future`` (``acquire``), or an object of the firer's that hands
-    the slot to a worker (``wait``). ``set_result`` is called with the slot already taken for it;
-    one that is ``done()`` before that is dropped from the line."""
-
-    def done(self) -> bool: ...
-
-    def set_result(self, result: None, /) -> None: ...
 
 
 class FairSlots:
@@ -39,7 +28,7 @@ class FairSlots:
         self._limit = limit
         self._used: Counter[str] = Counter()
         self._total = 0
-        self._waiters: dict[str, deque[Waiter]] = {}  # insertion order: round-robin
+        self._waiters: dict[str, deque[asyncio.Future[None]]] = {}  # insertion order: round-robin
 
     @contextlib.asynccontextmanager
     async def slot(self, namespace: str) -> AsyncIterator[None]:
@@ -72,12 +61,6 @@ class FairSlots:
             else:
                 self._drop_waiter(namespace, future)
             raise
-
-    def wait(self, namespace: str, waiter: Waiter) -> None:
-        """``acquire`` without a coroutine: ``waiter`` queues in line as a future would, and its
-        ``set_result`` is called once the slot is taken for it (the firer's workers, issue 15)."""
-        self._waiters.setdefault(namespace, deque()).append(waiter)
-        self._wake()
 
     def release(self, namespace: str) -> None:
         self._used[namespace] -= 1
@@ -126,7 +109,7 @@ class FairSlots:
                 elif not queue:
                     del self._waiters[namespace]
 
-    def _drop_waiter(self, namespace: str, future: Waiter) -> None:
+    def _drop_waiter(self, namespace: str, future: asyncio.Future[None]) -> None:
         queue = self._waiters.get(namespace)
         if queue is None:
             return

@@ -36,7 +36,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -45,7 +45,6 @@ from kafka import TopicPartition
 
 from consumer import dead_letters
 from consumer.dead_letters import DeadLetter
-from consumer.dispatch import TriggerQueues
 from consumer.fairness import FairSlots
 from consumer.kafka_edge import (
     CommitRejected,
@@ -80,6 +79,7 @@ from consumer.subscriptions import RefusalHook
 from consumer.toolkit import (
     WRITE_RETRY,
     Backpressure,
+    KeyedQueues,
     RetryRule,
     Supervisor,
     hand_over,
@@ -158,25 +158,6 @@ class Job:
         return f"/{self.namespace}/{self.name}"
 
 
-class _Firing:
-    """One message on its way through fire attempts, from the moment it became its trigger's
-    head; also its place in its namespace's line for a fire slot (a ``FairSlots`` waiter whose
-    ``set_result`` hands it, the slot taken, to a worker)."""
-
-    __slots__ = ("_grant", "attempts", "first_ms", "first_s", "job", "tp")
-
-    def __init__(self, job: Job, tp: TopicPartition, first_s: float, first_ms: int,
-                 grant: Callable[[_Firing], None]) -> None:
-        self.job, self.tp, self.first_s, self.first_ms, self._grant = job, tp, first_s, first_ms, grant
-        self.attempts = 0  # requests sent
-
-    def done(self) -> bool:
-        return False  # it never leaves the line before its turn: the stop drops the whole line
-
-    def set_result(self, result: None, /) -> None:
-        self._grant(self)
-
-
 class Firer:
     """The firer's loop. Its edges come in: the trigger client, the producer, and a factory for
     its group consumer (built in ``run``, on the loop), so tests run it on fakes."""
@@ -202,10 +183,7 @@ class Firer:
         self._offsets: dict[TopicPartition, PartitionOffsets] = {}  # one per assigned partition
         self._active: Counter[TopicPartition] = Counter()  # messages not finished, per partition
         self._supervisor = Supervisor("firer", self.stop)
-        # per-trigger order: each trigger's head goes to a fire slot, fired by one of the workers (one per slot)
-        self._queues: TriggerQueues[str, Job] = TriggerQueues(self._on_head)
-        self._granted: deque[_Firing] = deque()  # holding a slot, for the next worker to finish (a moment)
-        self._idle: deque[asyncio.Future[_Firing]] = deque()  # workers waiting for a fire
+        self._queues: KeyedQueues[str, Job] = KeyedQueues(self._supervisor, self._fire_if_owned, self._abandon)
         self._backpressure = Backpressure(settings.max_in_flight)
         self._in_flight = 0
         self._stopping = asyncio.Event()
@@ -249,8 +227,6 @@ class Firer:
         log.info("firer started", extra=fields(topic=self.settings.trigger_messages_topic,
                                                group=self.settings.firer_group))
         self._supervisor.spawn(self._commit_continuously())
-        for _ in range(self._fire_slots.capacity):
-            self._supervisor.spawn(self._work())
         while not self._stopping.is_set():
             await self._apply_backpressure()
             await self._finish_releases()
@@ -284,9 +260,6 @@ class Firer:
             unfinished = self._in_flight
             await self._finish_releases()
             await self._supervisor.cancel_all()
-            for job in self._queues.clear():  # queued, waiting for a slot, or cancelled in their fire
-                self._abandon(job)
-            self._granted.clear()
             if not await self._commit_until_landed(self._commit_points(self._offsets),
                                                    self.settings.shutdown_timeout_s):
                 log.warning("the final commit did not land: the next owner repeats what finished since the last one")
@@ -476,163 +449,89 @@ class Firer:
         if done:
             self._finished.set()  # the commit pipeline sends the new offsets (or park position)
 
-    # --- firing (issue 15: a worker per fire slot; a task of its own only for a fire that waits) ---
+    # --- firing ---
 
-    def _on_head(self, job: Job) -> bool:
-        """A job became its trigger's head (``consumer.dispatch``): skipped when its partition was
-        revoked (its new owner has it; True), else on its way to a fire slot: taken now or queued
-        in the namespace's line (``FairSlots``), and fired by a worker once it holds one. A paced
-        namespace's job waits for its pace first, in a task of its own (``_fire``)."""
-        tp = job.record.tp
-        if self._main(tp) not in self._offsets:
-            self._abandon(job)
-            return True
-        firing = _Firing(job, tp, self._clock(), _now_ms(), self._grant)
-        namespace = job.namespace
-        if namespace in self._pacer:
-            self._supervisor.spawn(self._fire(firing))
-        elif self._fire_slots.try_acquire(namespace):
-            self._grant(firing)
+    async def _fire_if_owned(self, job: Job) -> None:
+        """A trigger queue's handler: a job of a revoked partition is skipped (its new owner has it)."""
+        if self._main(job.record.tp) in self._offsets:
+            await self._fire(job)
         else:
-            self._fire_slots.wait(namespace, firing)
-        return False
-
-    def _grant(self, firing: _Firing) -> None:
-        """A slot was taken for ``firing``: to an idle worker, or the next one to finish (there
-        are as many workers as slots, so one is always about to take it)."""
-        while self._idle:
-            worker = self._idle.popleft()
-            if not worker.done():  # cancelled at the stop
-                worker.set_result(firing)
-                return
-        self._granted.append(firing)
-
-    async def _work(self) -> None:
-        """One fire worker (one per fire slot, for the firer's life): fires what was granted a slot."""
-        loop = asyncio.get_running_loop()
-        while True:
-            if self._granted:
-                firing = self._granted.popleft()
-            else:
-                idle: asyncio.Future[_Firing] = loop.create_future()
-                self._idle.append(idle)
-                firing = await idle
-            await self._fire_granted(firing)
-
-    async def _fire_granted(self, firing: _Firing) -> None:
-        """A worker's fire, its slot held. The usual outcome (accepted, a rule ran) is finished
-        here; any other (paced, fenced or revoked, retried, dead-lettered, no rule) goes on in
-        ``_fire``, outside the slot, exactly as a fire that waited from the start."""
-        job = firing.job
-        try:
-            attempt = None
-            # a namespace throttled since its slot was granted waits for its pace outside the slot
-            if job.namespace not in self._pacer and self._may_fire(firing.tp):
-                attempt, window = await self._request(job, firing.tp)
-        finally:
-            self._fire_slots.release(job.namespace)
-        if attempt is None:  # paced, fenced or revoked meanwhile: wait outside the slot
-            self._supervisor.spawn(self._fire(firing, recheck=True))
-            return
-        firing.attempts += 1
-        self._account(job.namespace, attempt, window)  # before any other worker fires: a 429 paces at once
-        status = attempt.status
-        if status is None or not 200 <= status < 300 or status == NO_RULE_STATUS:
-            self._supervisor.spawn(self._fire(firing, attempt))
-            return
-        self._metrics.fired.inc()  # decide() says FIRED for every 2xx
-        self._finish(job.record, done=True)
-        self._queues.done(job.trigger)
-
-    async def _request(self, job: Job, tp: TopicPartition) -> tuple[Attempt, int]:
-        """One fire request, its slot held: counted for the pace, on the wire of its partition
-        (a revoke awaits it), timed. Also the throttle window it went out in (``_pace``)."""
-        started = self._clock()
-        window = _window_now()
-        self._pacer.counted(job.namespace, window)  # OpenWhisk counts every check, refused ones too
-        self._on_wire[tp] += 1
-        try:
-            attempt = await self._client.fire(job.apihost, job.namespace, job.name, job.api_key, job.payload)
-        finally:
-            self._on_wire[tp] -= 1
-            if self._on_wire[tp] <= 0:
-                del self._on_wire[tp]
-        self._metrics.fire_seconds.observe(self._clock() - started)
-        return attempt, window
+            self._abandon(job)
 
     def _abandon(self, job: Job) -> None:
         self._finish(job.record, done=False)
 
-    def _account(self, namespace: str, attempt: Attempt, window: int) -> None:
-        """An attempt's answer, counted and told to the pace, as soon as it is known."""
-        self._metrics.attempted(attempt.status)
-        self._pace(namespace, attempt, window)
-
-    async def _fire(self, firing: _Firing, attempt: Attempt | None = None, recheck: bool = False) -> None:
-        """A fire that waits, in a task of its own: paced, fenced, or not accepted at once
-        (``attempt``: a worker's, already accounted, decided first); then its trigger's next
-        message is the head. Cancelled (the stop), the head stays in its queue, and the stop
-        abandons it."""
-        await self._fire_until_done(firing, attempt, recheck)
-        self._queues.done(firing.job.trigger)
-
-    async def _fire_until_done(self, firing: _Firing, attempt: Attempt | None, recheck: bool) -> None:
-        """Fire until fired, dead-lettered or abandoned. The waits (fenced, paced, a slot) are
-        entered only when needed, and the membership (a few reads of kafka-python's state, the
-        costliest check) is asked in the slot right before the request; before the pace too when
-        paced (a fenced member takes no pace token), and again after it was found fenced or a
-        retry's backoff (``recheck``)."""
-        job, tp, slots = firing.job, firing.tp, self._fire_slots
-        record, namespace = job.record, job.namespace
+    async def _fire(self, job: Job) -> None:
+        """Fire until fired, dead-lettered or abandoned. Per-fire CPU is the firer's budget (issue 15),
+        so the usual way through (a member, unpaced, a slot free) awaits nothing but the request:
+        the waits (fenced, paced, a slot) are entered only when needed, and the membership (a
+        few reads of kafka-python's state, the costliest check) is asked once, in the slot right
+        before the request; before the pace too when paced (a fenced member takes no pace token),
+        and again after it was found fenced or a retry's backoff."""
+        first_ms = _now_ms()
+        first_s = self._clock()
+        attempts = 0
+        record, namespace, slots = job.record, job.namespace, self._fire_slots
+        tp = record.tp  # Record.tp builds a TopicPartition per access
+        recheck = False  # found fenced in the slot, or back from a backoff: wait outside until a member
         while True:
-            if attempt is None:
-                paced = namespace in self._pacer  # unpaced: no wait (Pacer.reserve would answer 0)
-                if (paced or recheck) and not self._may_fire(tp) and not await self._while_fenced(tp):
-                    self._finish(record, done=False)
-                    return
-                recheck = False
-                if paced and not await self._paced(job):
-                    self._finish(record, done=False)
-                    return
-                if not slots.try_acquire(namespace):
-                    await slots.acquire(namespace)
+            paced = namespace in self._pacer  # unpaced: no wait (Pacer.reserve would answer 0)
+            if (paced or recheck) and not self._may_fire(tp) and not await self._while_fenced(tp):
+                self._finish(record, done=False)
+                return
+            recheck = False
+            if paced and not await self._paced(job):
+                self._finish(record, done=False)
+                return
+            if not slots.try_acquire(namespace):
+                await slots.acquire(namespace)
+            try:
+                if not self._may_fire(tp):
+                    recheck = True  # fenced (or fenced while waiting for a slot): wait outside it
+                    continue
+                started = self._clock()
+                window = _window_now()
+                self._pacer.counted(namespace, window)  # OpenWhisk counts every check, refused ones too
+                self._on_wire[tp] += 1
                 try:
-                    if not self._may_fire(tp):
-                        recheck = True  # fenced (or fenced while waiting for a slot): wait outside it
-                        continue
-                    attempt, window = await self._request(job, tp)
+                    attempt = await self._client.fire(job.apihost, namespace, job.name, job.api_key, job.payload)
                 finally:
-                    slots.release(namespace)
-                firing.attempts += 1
-                self._account(namespace, attempt, window)
-            attempts = firing.attempts
-            verdict, backoff = decide(attempt, firing.first_s, self._clock(), attempts, self._policy)
+                    self._on_wire[tp] -= 1
+                    if self._on_wire[tp] <= 0:
+                        del self._on_wire[tp]
+                self._metrics.fire_seconds.observe(self._clock() - started)
+            finally:
+                slots.release(namespace)
+            attempts += 1
+            self._metrics.attempted(attempt.status)
+            self._pace(job.namespace, attempt, window)
+            verdict, backoff = decide(attempt, first_s, self._clock(), attempts, self._policy)
             if verdict is Verdict.FIRED:
                 self._metrics.fired.inc()
                 if attempt.status == NO_RULE_STATUS:
                     await self._no_rule.report(job.trigger, job.source)
-                self._finish(record, done=True)
+                self._finish(job.record, done=True)
                 return
             if verdict is Verdict.DEAD_LETTER:
                 if self._on_refused is not None and attempt.status in TRIGGER_GONE_STATUSES:
                     await self._report_refusal(job, attempt.status)
                 await self._dead_letter(DeadLetter(
-                    record, dead_letter_reason(attempt), attempt.error or "no response",
-                    attempt.status, attempts, firing.first_ms, _now_ms()), job.trigger)
+                    job.record, dead_letter_reason(attempt), attempt.error or "no response",
+                    attempt.status, attempts, first_ms, _now_ms()), job.trigger)
                 return
             self._metrics.retries.inc()
             if attempt.status == 429:
                 backoff = 0.0  # the namespace's pace is the wait: its next slot, at the rate OpenWhisk allows
-            self._retrying[namespace] += 1  # failing: its messages over its share are parked meanwhile
-            attempt, recheck = None, True
+            self._retrying[job.namespace] += 1  # failing: its messages over its share are parked meanwhile
+            recheck = True
             try:
                 if not await self._sleep_unless_revoked(backoff, tp):
                     self._finish(record, done=False)
                     return
             finally:
-                self._retrying[namespace] -= 1
-                if self._retrying[namespace] <= 0:
-                    del self._retrying[namespace]
+                self._retrying[job.namespace] -= 1
+                if self._retrying[job.namespace] <= 0:
+                    del self._retrying[job.namespace]
 
     async def _report_refusal(self, job: Job, status: int) -> None:
         assert self._on_refused is not None
