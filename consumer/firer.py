@@ -105,6 +105,12 @@ RELEASE_WIRE_WAIT_S = 2.0
 # without a landed commit is one more moment of fires a crash would repeat.
 COMMIT_RETRY = RetryRule(initial_s=0.05, max_s=1.0)
 POLL_RETRY_S = 0.2  # a poll that could not reach Kafka is tried again after this
+# The membership (may this member fire?) is read from kafka-python's state, a few of its calls, and
+# was the firer's costliest check per fire (issue 15): a reading this fresh is reused by the fires
+# in between. Nothing is lost: the lease it guards is most of a session timeout (seconds), the
+# reading is renewed after every poll (records taken then fire on a fresh one), and the monotonic
+# clock runs while a process is stopped, so a resumed process reads it afresh.
+MEMBERSHIP_FRESH_S = 0.01
 
 
 class GroupConsumer(Protocol):
@@ -199,6 +205,7 @@ class Firer:
         self._metadata_max_bytes = METADATA_MAX_BYTES
         self._rebalance_started: float | None = None
         self._poll_failing = False  # the last poll could not reach Kafka
+        self._member_valid, self._member_read_until = False, 0.0  # the membership reading fires reuse
         self._init_parking(park_reader)
 
     @property
@@ -231,7 +238,9 @@ class Firer:
             await self._apply_backpressure()
             await self._finish_releases()
             room = max(1, self.settings.max_in_flight - self._in_flight)
-            for record in await self._poll(max_records=min(1000, room)):
+            records = await self._poll(max_records=min(1000, room))
+            self._member_read_until = 0.0  # what was just polled fires on a fresh membership reading
+            for record in records:
                 self._accept(record)
             self.last_poll = now = self._clock()
             self._watch_membership(now)
@@ -438,13 +447,14 @@ class Firer:
     def _finish(self, record: Record, done: bool) -> None:
         """done=False: abandoned (partition revoked, shutdown), so its offset is never committed here."""
         self._in_flight -= 1
-        self._active[record.tp] -= 1
-        if self._active[record.tp] <= 0:
-            del self._active[record.tp]
+        tp = record.tp  # built once: Record.tp builds a TopicPartition per access
+        self._active[tp] -= 1
+        if self._active[tp] <= 0:
+            del self._active[tp]
         self._parking.window.release((record.topic, record.partition, record.offset))
         if record.topic == self._parking.topic:
             self._finish_parked(record, done)
-        elif done and (tracker := self._offsets.get(record.tp) or self._releasing.get(record.tp)) is not None:
+        elif done and (tracker := self._offsets.get(tp) or self._releasing.get(tp)) is not None:
             tracker.done(record.offset)
         if done:
             self._finished.set()  # the commit pipeline sends the new offsets (or park position)
@@ -453,15 +463,15 @@ class Firer:
 
     async def _fire_if_owned(self, job: Job) -> None:
         """A trigger queue's handler: a job of a revoked partition is skipped (its new owner has it)."""
-        if self._main(job.record.tp) in self._offsets:
-            await self._fire(job)
+        if self._main(tp := job.record.tp) in self._offsets:
+            await self._fire(job, tp)
         else:
             self._abandon(job)
 
     def _abandon(self, job: Job) -> None:
         self._finish(job.record, done=False)
 
-    async def _fire(self, job: Job) -> None:
+    async def _fire(self, job: Job, tp: TopicPartition) -> None:
         """Fire until fired, dead-lettered or abandoned. Per-fire CPU is the firer's budget (issue 15),
         so the usual way through (a member, unpaced, a slot free) awaits nothing but the request:
         the waits (fenced, paced, a slot) are entered only when needed, and the membership (a
@@ -471,8 +481,7 @@ class Firer:
         first_ms = _now_ms()
         first_s = self._clock()
         attempts = 0
-        record, namespace, slots = job.record, job.namespace, self._fire_slots
-        tp = record.tp  # Record.tp builds a TopicPartition per access
+        record, namespace, slots = job.record, job.namespace, self._fire_slots  # tp: Record.tp builds one per access
         recheck = False  # found fenced in the slot, or back from a backoff: wait outside until a member
         while True:
             paced = namespace in self._pacer  # unpaced: no wait (Pacer.reserve would answer 0)
@@ -570,8 +579,16 @@ class Firer:
                 log.info("namespace no longer throttled", extra=fields(namespace=namespace))
 
     def _may_fire(self, tp: TopicPartition) -> bool:
-        assert self._consumer is not None
-        return self._main(tp) in self._offsets and self._consumer.membership().valid
+        return self._main(tp) in self._offsets and self._member()
+
+    def _member(self) -> bool:
+        """Whether this member may fire: kafka-python's state, read at most every
+        ``MEMBERSHIP_FRESH_S`` and after every poll (see there)."""
+        if (now := time.monotonic()) >= self._member_read_until:
+            assert self._consumer is not None
+            self._member_valid = self._consumer.membership().valid
+            self._member_read_until = now + MEMBERSHIP_FRESH_S
+        return self._member_valid
 
     async def _while_fenced(self, tp: TopicPartition) -> bool:
         """No zombie fires: while this member may not fire (its lease ran out, it was fenced), wait
