@@ -1,6 +1,7 @@
 """Benchmark: what the firer costs next to a bare aiohttp client doing the same requests, in one run.
 
     .venv/bin/python -m bench.firer_cost [--quick] [--repeats N] [--workers N (default 2)]
+        [--sides shared,bare,...] [--latencies 0,20] [--profile DIR]
 
 Starts its own Kafka broker and emulator on 127.0.0.1 (bench/firer_bench.py's stack), creates 1,000
 triggers and, for controller latency 0 ms and 20 ms (the emulator's fault injection), measures
@@ -21,6 +22,11 @@ against that same emulator:
   drains most of it before the second has joined): fires/s, the scaling, and CPU per 10,000
   fires of the supervisor and all its workers together.
 
+``--sides`` and ``--latencies`` narrow a run to some sides (a quick A/B while changing the firer: the
+table then shows only the rows those sides make); ``--profile DIR`` records the firer with py-spy
+while each of its one-process sides drains (collapsed stacks, threads apart, only the thread holding
+the GIL: CPU, not waits).
+
 CPU per unit of work is the figure to compare across machines: absolute fires/s follow the machine
 and its load (printed with the table). Every side runs alone, one after the other, in each repeat.
 """
@@ -31,6 +37,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -95,14 +102,18 @@ class Side:
         return self.emulator_cpu_s / max(1.0, self.requests) * 1e6
 
 
+SIDES = ("shared", "bare", "per-message", "v1", "workers")
+
+
 @dataclass
 class Repeat:
-    """The three sides measured at one latency, in one repeat, plus the load average around them."""
+    """The sides measured at one latency, in one repeat, plus the load average around them; a side
+    left out of the run (``--sides``) is None, and the rows that need it are not shown."""
 
-    shared: Side
-    per_message: Side
-    bare: Side
-    per_message_v1: Side
+    shared: Side | None
+    per_message: Side | None
+    bare: Side | None
+    per_message_v1: Side | None
     load: tuple[float, float]
     workers: tuple[Side, Side] | None = None  # the firer with WORKERS=1 and WORKERS=N, when asked for
 
@@ -230,13 +241,38 @@ class V1Sealer(Sealer):
         self._seals_v2 = False
 
 
+PROFILE_DIR: Path | None = None  # --profile: py-spy records each one-process firer side here
+
+
+class ProfiledFirer(firer_bench.Firer):
+    """The bench's firer process, recorded by py-spy (``$PY_SPY`` or on PATH; pinned in
+    bench/requirements-profile.txt) from the moment it holds its partitions until it is stopped."""
+
+    def __init__(self, s: Stack, topic: str) -> None:
+        super().__init__(s, topic)
+        assert PROFILE_DIR is not None
+        out = PROFILE_DIR / f"firer-{topic}.txt"
+        self.spy = subprocess.Popen([os.environ.get("PY_SPY", "py-spy"), "record", "--pid", str(self.proc.pid),
+                                     "--format", "raw", "--threads", "--gil", "--rate", "200", "--output", str(out)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        print(f"  profiling the firer into {out}", file=sys.stderr)
+
+    def stop(self) -> None:
+        self.spy.send_signal(signal.SIGINT)
+        self.spy.wait(60)
+        super().stop()
+
+
 def firer_side(s: Stack, names: list[str], count: int, token_per_message: bool, v1: bool = False) -> Side:
     if v1:  # firer_bench.produce seals with firer_bench.Sealer
         setattr(firer_bench, "Sealer", V1Sealer)  # noqa: B010 (a module attribute, replaced for this side)
+    if PROFILE_DIR is not None:  # firer_bench.drain starts a firer_bench.Firer
+        setattr(firer_bench, "Firer", ProfiledFirer)  # noqa: B010
     try:
         d = drain(s, names, count, token_per_message=token_per_message, poll_s=METRICS_POLL_S)
     finally:
         setattr(firer_bench, "Sealer", Sealer)  # noqa: B010
+        setattr(firer_bench, "Firer", ProfiledFirer.__mro__[1])  # noqa: B010
     if d.total < count:
         raise RuntimeError(f"the firer fired {d.total:.0f} of {count} in its window")
     return Side(d.fired, d.seconds, d.firer_cpu_s, d.emulator_cpu_s)
@@ -317,21 +353,33 @@ def load_average() -> float:
     return float(Path("/proc/loadavg").read_text().split()[0])
 
 
-def measure(s: Stack, names: list[str], count: int, limits: ClientLimits, workers: int) -> Repeat:
+def measure(s: Stack, names: list[str], count: int, limits: ClientLimits, workers: int,
+            sides: Sequence[str] = SIDES) -> Repeat:
     before = load_average()
-    print("  firer, one shared token ...", file=sys.stderr)
-    shared = firer_side(s, names, count, token_per_message=False)
-    print("  bare aiohttp client ...", file=sys.stderr)
-    bare = bare_side(s, names, count, limits)
-    print("  firer, a token per message ...", file=sys.stderr)
-    per_message = firer_side(s, names, count, token_per_message=True)
-    print("  firer, a v1 (Fernet) token per message ...", file=sys.stderr)
-    per_message_v1 = firer_side(s, names, count, token_per_message=True, v1=True)
+    shared = bare = per_message = per_message_v1 = None
+    if "shared" in sides:
+        print("  firer, one shared token ...", file=sys.stderr)
+        shared = firer_side(s, names, count, token_per_message=False)
+    if "bare" in sides:
+        print("  bare aiohttp client ...", file=sys.stderr)
+        bare = bare_side(s, names, count, limits)
+    if "per-message" in sides:
+        print("  firer, a token per message ...", file=sys.stderr)
+        per_message = firer_side(s, names, count, token_per_message=True)
+    if "v1" in sides:
+        print("  firer, a v1 (Fernet) token per message ...", file=sys.stderr)
+        per_message_v1 = firer_side(s, names, count, token_per_message=True, v1=True)
     scaled = None
-    if workers > 1:
+    if workers > 1 and "workers" in sides:
         print(f"  firer, WORKERS=1 and WORKERS={workers}, one shared token ...", file=sys.stderr)
         scaled = workers_side(s, names, count, 1), workers_side(s, names, count, workers)
     return Repeat(shared, per_message, bare, per_message_v1, (before, load_average()), scaled)
+
+
+def need(side: Side | None) -> Side:
+    """A side a row needs; it was left out of this run (--sides) when None, and the row is skipped."""
+    assert side is not None, "left out of this run"
+    return side
 
 
 def shown(values: Sequence[float], spec: str) -> str:
@@ -343,23 +391,23 @@ def shown(values: Sequence[float], spec: str) -> str:
 
 Value = Callable[[Repeat], float]
 ROWS: list[tuple[str, tuple[Value, ...], str]] = [
-    ("fires/s: firer, one shared token", (lambda r: r.shared.rate,), ",.0f"),
-    ("fires/s: firer, a token sealed per message", (lambda r: r.per_message.rate,), ",.0f"),
-    ("fires/s: bare aiohttp client (the controller's limit)", (lambda r: r.bare.rate,), ",.0f"),
-    ("**firer fires/s ÷ bare client's** (shared token)", (lambda r: r.shared.rate / r.bare.rate,), ".2f"),
-    ("CPU s per 10,000: firer, shared token", (lambda r: r.shared.cpu_per_10k,), ".2f"),
-    ("CPU s per 10,000: firer, token per message", (lambda r: r.per_message.cpu_per_10k,), ".2f"),
-    ("CPU s per 10,000: bare aiohttp client", (lambda r: r.bare.cpu_per_10k,), ".2f"),
+    ("fires/s: firer, one shared token", (lambda r: need(r.shared).rate,), ",.0f"),
+    ("fires/s: firer, a token sealed per message", (lambda r: need(r.per_message).rate,), ",.0f"),
+    ("fires/s: bare aiohttp client (the controller's limit)", (lambda r: need(r.bare).rate,), ",.0f"),
+    ("**firer fires/s ÷ bare client's** (shared token)", (lambda r: need(r.shared).rate / need(r.bare).rate,), ".2f"),
+    ("CPU s per 10,000: firer, shared token", (lambda r: need(r.shared).cpu_per_10k,), ".2f"),
+    ("CPU s per 10,000: firer, token per message", (lambda r: need(r.per_message).cpu_per_10k,), ".2f"),
+    ("CPU s per 10,000: bare aiohttp client", (lambda r: need(r.bare).cpu_per_10k,), ".2f"),
     (f"**firer CPU ÷ bare CPU** per request (goal ≤ {GOAL_CPU_RATIO})",
-     (lambda r: r.shared.cpu_per_10k / r.bare.cpu_per_10k,), ".2f"),
+     (lambda r: need(r.shared).cpu_per_10k / need(r.bare).cpu_per_10k,), ".2f"),
     (f"token per message ÷ shared: fires/s (goal ≥ {1 - GOAL_TOKEN_SLOWDOWN:.2f})",
-     (lambda r: r.per_message.rate / r.shared.rate,), ".2f"),
+     (lambda r: need(r.per_message).rate / need(r.shared).rate,), ".2f"),
     (f"token per message ÷ shared: CPU per fire (goal ≤ {1 + GOAL_TOKEN_SLOWDOWN:.2f})",
-     (lambda r: r.per_message.cpu_per_10k / r.shared.cpu_per_10k,), ".2f"),
+     (lambda r: need(r.per_message).cpu_per_10k / need(r.shared).cpu_per_10k,), ".2f"),
     ("before v2: a v1 (Fernet) token per message ÷ shared: CPU per fire",
-     (lambda r: r.per_message_v1.cpu_per_10k / r.shared.cpu_per_10k,), ".2f"),
+     (lambda r: need(r.per_message_v1).cpu_per_10k / need(r.shared).cpu_per_10k,), ".2f"),
     ("emulator CPU µs per request: during the firer (shared token) / the bare client",
-     (lambda r: r.shared.emulator_us_per_request, lambda r: r.bare.emulator_us_per_request), ".0f"),
+     (lambda r: need(r.shared).emulator_us_per_request, lambda r: need(r.bare).emulator_us_per_request), ".0f"),
     ("load average (1 min) before / after", (lambda r: r.load[0], lambda r: r.load[1]), ".1f"),
 ]
 
@@ -376,8 +424,8 @@ def worker_rows(workers: int) -> list[tuple[str, tuple[Value, ...], str]]:
         (f"fires/s: firer, WORKERS=1 / WORKERS={workers}, shared token", (lambda r: one(r).rate,
                                                                         lambda r: many(r).rate), ",.0f"),
         (f"**WORKERS={workers} ÷ WORKERS=1**: fires/s", (lambda r: many(r).rate / one(r).rate,), ".2f"),
-        (f"fires/s ÷ bare client's: WORKERS=1 / WORKERS={workers}", (lambda r: one(r).rate / r.bare.rate,
-                                                                    lambda r: many(r).rate / r.bare.rate), ".2f"),
+        (f"fires/s ÷ bare client's: WORKERS=1 / WORKERS={workers}", (lambda r: one(r).rate / need(r.bare).rate,
+                                                                    lambda r: many(r).rate / need(r.bare).rate), ".2f"),
         (f"CPU s per 10,000: WORKERS=1 / WORKERS={workers} (supervisor and workers)",
          (lambda r: one(r).cpu_per_10k, lambda r: many(r).cpu_per_10k), ".2f"),
         (f"emulator CPU µs per request: WORKERS=1 / WORKERS={workers}",
@@ -391,7 +439,11 @@ def table(results: dict[int, list[Repeat]], workers: int = 1) -> str:
     lines = ["| measure | " + " | ".join(f"{ms} ms controller latency" for ms in latencies) + " |",
              "|---|" + "---|" * len(latencies)]
     for label, values, spec in ROWS + (worker_rows(workers) if workers > 1 else []):
-        cells = [" / ".join(shown([value(r) for r in results[ms]], spec) for value in values) for ms in latencies]
+        try:
+            cells = [" / ".join(shown([value(r) for r in results[ms]], spec) for value in values)
+                     for ms in latencies]
+        except (AttributeError, AssertionError):  # a side this row needs was left out (--sides)
+            continue
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -410,27 +462,41 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2,
                    help="also measure the firer with WORKERS=N processes (N > 1; default 2), against one "
                         "process; 1: leave that out")
+    p.add_argument("--sides", default=",".join(SIDES),
+                   help=f"the sides to measure, comma-separated (default all: {','.join(SIDES)})")
+    p.add_argument("--latencies", default=",".join(map(str, LATENCIES_MS)),
+                   help="controller latencies in ms, comma-separated (default 0,20)")
+    p.add_argument("--profile", type=Path, metavar="DIR",
+                   help="py-spy the firer while it drains (collapsed stacks into DIR; py-spy on PATH or $PY_SPY)")
     p.add_argument("--bare", action="store_true", help=argparse.SUPPRESS)  # the bare client's own process
     args = p.parse_args(argv)
     if args.bare:
         return bare_main()
+    sides = [side for side in args.sides.split(",") if side]
+    if unknown := set(sides) - set(SIDES):
+        p.error(f"unknown sides: {', '.join(sorted(unknown))}")
+    latencies = [int(ms) for ms in args.latencies.split(",") if ms]
+    if args.profile is not None:
+        global PROFILE_DIR
+        args.profile.mkdir(parents=True, exist_ok=True)
+        PROFILE_DIR = args.profile
     count = args.messages or (5_000 if args.quick else 30_000)
     limits = ClientLimits.of_firer()
     work = Path(os.environ.get("BENCH_WORK", "/tmp")) / f"firer-cost-{uuid.uuid4().hex[:6]}"
     work.mkdir(parents=True)
     started = time.monotonic()
-    results: dict[int, list[Repeat]] = {ms: [] for ms in LATENCIES_MS}
+    results: dict[int, list[Repeat]] = {ms: [] for ms in latencies}
     with stack(work) as s:
         print(f"creating {TRIGGERS:,} triggers ...", file=sys.stderr)
         names = create_triggers(s, TRIGGERS)
         for repeat in range(args.repeats):
-            for latency_ms in LATENCIES_MS:
+            for latency_ms in latencies:
                 print(f"repeat {repeat + 1}/{args.repeats}, {latency_ms} ms latency, {count:,} messages:",
                       file=sys.stderr)
                 s.control("DELETE", "faults")
                 if latency_ms:
                     s.control("POST", "faults", {"scope": "fires", "latency_ms": latency_ms})
-                results[latency_ms].append(measure(s, names, count, limits, args.workers))
+                results[latency_ms].append(measure(s, names, count, limits, args.workers, sides))
         s.control("DELETE", "faults")
     print()
     print(f"{count:,} fires per side to {TRIGGERS:,} triggers, {args.repeats} repeat(s); firer and bare client: "

@@ -39,9 +39,16 @@ class FairSlots:
         finally:
             self.release(namespace)
 
-    async def acquire(self, namespace: str) -> None:
+    def try_acquire(self, namespace: str) -> bool:
+        """Take a slot if the namespace may have one now (``acquire`` without the wait); the firer
+        tries this first, so a fire that finds a slot free costs no coroutine here."""
         if namespace not in self._waiters and self._may(namespace):
             self._take(namespace)
+            return True
+        return False
+
+    async def acquire(self, namespace: str) -> None:
+        if self.try_acquire(namespace):
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(namespace, deque()).append(future)

@@ -60,7 +60,7 @@ from consumer.kafka_edge import (
 )
 from consumer.kafka_rd import Producer
 from consumer.logs import fields
-from consumer.metrics import FirerMetrics, status_class
+from consumer.metrics import FirerMetrics
 from consumer.no_rule import NO_RULE_STATUS, NoRuleReporter
 from consumer.offsets import METADATA_MAX_BYTES, PartitionOffsets
 from consumer.openwhisk import TriggerClient
@@ -109,6 +109,12 @@ RELEASE_WIRE_WAIT_S = 2.0
 # without a landed commit is one more moment of fires a crash would repeat.
 COMMIT_RETRY = RetryRule(initial_s=0.05, max_s=1.0)
 POLL_RETRY_S = 0.2  # a poll that could not reach Kafka is tried again after this
+# The membership (may this member fire?) is read from kafka-python's state, a few of its calls, and
+# was the firer's costliest check per fire (issue 15): a reading this fresh is reused by the fires
+# in between. Nothing is lost: the lease it guards is most of a session timeout (seconds), the
+# reading is renewed after every poll (records taken then fire on a fresh one), and the monotonic
+# clock runs while a process is stopped, so a resumed process reads it afresh.
+MEMBERSHIP_FRESH_S = 0.01
 
 
 class GroupConsumer(Protocol):
@@ -203,6 +209,7 @@ class Firer:
         self._metadata_max_bytes = METADATA_MAX_BYTES
         self._rebalance_started: float | None = None
         self._poll_failing = False  # the last poll could not reach Kafka
+        self._member_valid, self._member_read_until = False, 0.0  # the membership reading fires reuse
         self._init_parking(park_reader)
 
     @property
@@ -235,7 +242,9 @@ class Firer:
             await self._apply_backpressure()
             await self._finish_releases()
             room = max(1, self.settings.max_in_flight - self._in_flight)
-            for record in await self._poll(max_records=min(1000, room)):
+            records = await self._poll(max_records=min(1000, room))
+            self._member_read_until = 0.0  # what was just polled fires on a fresh membership reading
+            for record in records:
                 self._accept(record)
             self.last_poll = now = self._clock()
             self._watch_membership(now)
@@ -444,13 +453,14 @@ class Firer:
     def _finish(self, record: Record, done: bool) -> None:
         """done=False: abandoned (partition revoked, shutdown), so its offset is never committed here."""
         self._in_flight -= 1
-        self._active[record.tp] -= 1
-        if self._active[record.tp] <= 0:
-            del self._active[record.tp]
+        tp = record.tp  # built once: Record.tp builds a TopicPartition per access
+        self._active[tp] -= 1
+        if self._active[tp] <= 0:
+            del self._active[tp]
         self._parking.window.release((record.topic, record.partition, record.offset))
         if record.topic == self._parking.topic:
             self._finish_parked(record, done)
-        elif done and (tracker := self._offsets.get(record.tp) or self._releasing.get(record.tp)) is not None:
+        elif done and (tracker := self._offsets.get(tp) or self._releasing.get(tp)) is not None:
             tracker.done(record.offset)
         if done:
             self._finished.set()  # the commit pipeline sends the new offsets (or park position)
@@ -459,41 +469,56 @@ class Firer:
 
     async def _fire_if_owned(self, job: Job) -> None:
         """A trigger queue's handler: a job of a revoked partition is skipped (its new owner has it)."""
-        if self._main(job.record.tp) in self._offsets:
-            await self._fire(job)
+        if self._main(tp := job.record.tp) in self._offsets:
+            await self._fire(job, tp)
         else:
             self._abandon(job)
 
     def _abandon(self, job: Job) -> None:
         self._finish(job.record, done=False)
 
-    async def _fire(self, job: Job) -> None:
+    async def _fire(self, job: Job, tp: TopicPartition) -> None:
+        """Fire until fired, dead-lettered or abandoned. Per-fire CPU is the firer's budget (issue 15),
+        so the usual way through (a member, unpaced, a slot free) awaits nothing but the request:
+        the waits (fenced, paced, a slot) are entered only when needed, and the membership (a
+        few reads of kafka-python's state, the costliest check) is asked once, in the slot right
+        before the request; before the pace too when paced (a fenced member takes no pace token),
+        and again after it was found fenced or a retry's backoff."""
         first_ms = _now_ms()
         first_s = self._clock()
         attempts = 0
+        record, namespace, slots = job.record, job.namespace, self._fire_slots  # tp: Record.tp builds one per access
+        recheck = False  # found fenced in the slot, or back from a backoff: wait outside until a member
         while True:
-            if not await self._while_fenced(job.record.tp):
-                self._finish(job.record, done=False)
+            paced = namespace in self._pacer  # unpaced: no wait (Pacer.reserve would answer 0)
+            if (paced or recheck) and not self._may_fire(tp) and not await self._while_fenced(tp):
+                self._finish(record, done=False)
                 return
-            if not await self._paced(job):
-                self._finish(job.record, done=False)
+            recheck = False
+            if paced and not await self._paced(job):
+                self._finish(record, done=False)
                 return
-            async with self._fire_slots.slot(job.namespace):
-                if not self._may_fire(job.record.tp):
-                    continue  # fenced while waiting for a slot (a stopped process resumed): wait outside it
+            if not slots.try_acquire(namespace):
+                await slots.acquire(namespace)
+            try:
+                if not self._may_fire(tp):
+                    recheck = True  # fenced (or fenced while waiting for a slot): wait outside it
+                    continue
                 started = self._clock()
                 window = _window_now()
-                self._pacer.counted(job.namespace, window)  # OpenWhisk counts every check, refused ones too
-                self._on_wire[job.record.tp] += 1
+                self._pacer.counted(namespace, window)  # OpenWhisk counts every check, refused ones too
+                self._on_wire[tp] += 1
                 try:
-                    attempt = await self._client.fire(job.apihost, job.namespace, job.name, job.api_key, job.payload)
+                    attempt = await self._client.fire(job.apihost, namespace, job.name, job.api_key, job.payload)
                 finally:
-                    self._on_wire[job.record.tp] -= 1
-                    if self._on_wire[job.record.tp] <= 0:
-                        del self._on_wire[job.record.tp]
+                    self._on_wire[tp] -= 1
+                    if self._on_wire[tp] <= 0:
+                        del self._on_wire[tp]
                 self._metrics.fire_seconds.observe(self._clock() - started)
+            finally:
+                slots.release(namespace)
             attempts += 1
-            self._metrics.attempts.labels(status_class(attempt.status)).inc()
+            self._metrics.attempted(attempt.status)
             self._pace(job.namespace, attempt, window)
             verdict, backoff = decide(attempt, first_s, self._clock(), attempts, self._policy)
             if verdict is Verdict.FIRED:
@@ -513,9 +538,10 @@ class Firer:
             if attempt.status == 429:
                 backoff = 0.0  # the namespace's pace is the wait: its next slot, at the rate OpenWhisk allows
             self._retrying[job.namespace] += 1  # failing: its messages over its share are parked meanwhile
+            recheck = True
             try:
-                if not await self._sleep_unless_revoked(backoff, job.record.tp):
-                    self._finish(job.record, done=False)
+                if not await self._sleep_unless_revoked(backoff, tp):
+                    self._finish(record, done=False)
                     return
             finally:
                 self._retrying[job.namespace] -= 1
@@ -559,8 +585,16 @@ class Firer:
                 log.info("namespace no longer throttled", extra=fields(namespace=namespace))
 
     def _may_fire(self, tp: TopicPartition) -> bool:
-        assert self._consumer is not None
-        return self._main(tp) in self._offsets and self._consumer.membership().valid
+        return self._main(tp) in self._offsets and self._member()
+
+    def _member(self) -> bool:
+        """Whether this member may fire: kafka-python's state, read at most every
+        ``MEMBERSHIP_FRESH_S`` and after every poll (see there)."""
+        if (now := time.monotonic()) >= self._member_read_until:
+            assert self._consumer is not None
+            self._member_valid = self._consumer.membership().valid
+            self._member_read_until = now + MEMBERSHIP_FRESH_S
+        return self._member_valid
 
     async def _while_fenced(self, tp: TopicPartition) -> bool:
         """No zombie fires: while this member may not fire (its lease ran out, it was fenced), wait

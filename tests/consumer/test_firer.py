@@ -18,7 +18,7 @@ import pytest
 from kafka import TopicPartition
 from prometheus_client import CollectorRegistry
 
-from consumer.firer import Firer
+from consumer.firer import MEMBERSHIP_FRESH_S, Firer
 from consumer.kafka_edge import CommitRejected, KafkaUnavailable, Membership, Offsets, RebalanceCallback, Record
 from consumer.metrics import FirerMetrics
 from consumer.offsets import encode
@@ -789,6 +789,32 @@ def test_a_stated_concurrency_caps_the_namespace_and_a_slow_namespace_holds_at_m
         release.set()
         await until(lambda: broker.committed == {tp(0): 16}, "everything committed")
         assert alice_max <= 2
+        await running.stop()
+
+    asyncio.run(scenario())
+
+
+def test_the_membership_is_read_per_poll_and_moment_not_per_fire() -> None:
+    """Reading it is a few kafka-python calls (issue 15): fires between two polls reuse one reading
+    at most MEMBERSHIP_FRESH_S old (a flip is seen by everything polled after it: the test above)."""
+    async def scenario() -> None:
+        broker = FakeBroker(partitions=1)
+        running = await start(broker, Triggers())
+        reads = 0
+        membership = running.consumer.membership
+
+        def counted() -> Membership:
+            nonlocal reads
+            reads += 1
+            return membership()
+        running.consumer.membership = counted  # type: ignore[method-assign]
+        polls, started = running.consumer.polls, time.monotonic()
+        for n in range(300):
+            broker.message(0, f"/guest/t{n}", n)
+        await until(lambda: broker.committed == {tp(0): 300}, "everything fired")
+        polls, elapsed = running.consumer.polls - polls, time.monotonic() - started
+        # per poll: the loop's own reading and the fresh one for what it took; plus one per moment
+        assert reads <= 2 * polls + elapsed / MEMBERSHIP_FRESH_S + 5  # was at least 2 per fire
         await running.stop()
 
     asyncio.run(scenario())
