@@ -203,7 +203,7 @@ def test_a_member_keeps_fetching_its_partitions_while_a_join_is_pending(kafka: A
                 consumer.close(autocommit=False, timeout_ms=2000)
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(240)  # above the 180 s wait below
 def test_members_settle_in_a_few_rounds(kafka: Any) -> None:
     """kafka-python sends a new JoinGroup when the last one finished while no poll was waiting for
     it, and the broker starts a new rebalance for a leader's: a ``MemberConsumer`` that gave the
