@@ -199,7 +199,7 @@ class GroupReader:
         def poll() -> list[PartitionRecords]:
             if self._consumer is None:
                 return []
-            return _batches(self._consumer.consume(max_records, timeout_s))
+            return _batches(_take(self._consumer, max_records, timeout_s))
         if self._consumer is None:
             await asyncio.sleep(timeout_s)
             return []
@@ -285,6 +285,21 @@ def _seek(consumer: ck.Consumer, position: ck.TopicPartition) -> None:
             if e.args[0].code() != ck.KafkaError._STATE or time.monotonic() >= deadline:
                 raise
             time.sleep(0.01)
+
+
+def _take(consumer: ck.Consumer, most: int, timeout_s: float) -> list[ck.Message]:
+    """What is fetched now, up to ``most``; when nothing is, wait at most ``timeout_s`` for the
+    first record and return it with whatever came along. Not ``consume(most, timeout)`` alone:
+    librdkafka's batch call waits until it has ``most`` or the timeout passed, so every poll took
+    its whole timeout, and a subscription change read meanwhile (pause, delete) was applied
+    after records produced later had been routed under the old plan."""
+    taken = consumer.consume(most, 0)
+    if taken:
+        return taken
+    first = consumer.poll(timeout_s)
+    if first is None or most == 1:
+        return [] if first is None else [first]
+    return [first, *consumer.consume(most - 1, 0)]
 
 
 def _raise_if(error: ck.KafkaError | None, what: str) -> None:
@@ -535,7 +550,7 @@ class KafkaLog:
     async def read(self, timeout_s: float) -> list[Change]:
         def read() -> list[Change]:
             assert self._consumer is not None
-            return _changes(self._consumer.consume(LOG_READ_RECORDS, timeout_s))
+            return _changes(_take(self._consumer, LOG_READ_RECORDS, timeout_s))
         return await self._call(f"reading {self._topic} failed", read)
 
     async def close(self) -> None:

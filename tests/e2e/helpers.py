@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import requests
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 T = TypeVar("T")
 
@@ -111,6 +111,16 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
         return {tp.partition: offset for tp, offset in consumer.end_offsets(partitions).items()}
     finally:
         consumer.close()
+
+
+def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+    """The offsets the group committed on the topic's partitions (those it never committed are absent)."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        return {tp.partition: found.offset for tp, found in admin.list_consumer_group_offsets(group).items()
+                if tp.topic == topic and found.offset >= 0}
+    finally:
+        admin.close()
 
 
 def read_from(bootstrap: str, topic: str, start: dict[int, int], timeout_ms: int = 3000) -> list:
