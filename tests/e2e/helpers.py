@@ -117,7 +117,7 @@ def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
     """The offsets the group committed on the topic's partitions (those it never committed are absent)."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
-        return {tp.partition: found.offset for tp, found in admin.list_consumer_group_offsets(group).items()
+        return {tp.partition: found.offset for tp, found in admin.list_group_offsets(group).get(group, {}).items()
                 if tp.topic == topic and found.offset >= 0}
     finally:
         admin.close()
