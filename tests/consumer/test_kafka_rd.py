@@ -522,3 +522,38 @@ def test_an_unreadable_record_stops_the_log_and_a_broker_event_is_skipped() -> N
                 await log.read(0.01)
         await log.close()
     asyncio.run(scenario())
+
+
+class _Queue:
+    """A consumer's fetched queue as ``_take`` sees it: ``consume`` returns at most n of what is
+    queued now (the real one would wait out its timeout for n), ``poll`` the next, waiting for it."""
+
+    def __init__(self, queued: list[str], arriving: list[str] | None = None) -> None:
+        self.queued, self.arriving = queued, arriving or []
+        self.calls: list[tuple[str, int, float]] = []
+
+    def consume(self, n: int, timeout: float) -> list[str]:
+        self.calls.append(("consume", n, timeout))
+        taken, self.queued = self.queued[:n], self.queued[n:]
+        return taken
+
+    def poll(self, timeout: float) -> str | None:
+        self.calls.append(("poll", 1, timeout))
+        self.queued += self.arriving
+        self.arriving = []
+        return self.queued.pop(0) if self.queued else None
+
+
+def test_take_returns_what_is_fetched_without_waiting_and_else_waits_for_the_first_record_only() -> None:
+    queued = _Queue(["a", "b", "c"])
+    assert kafka_rd._take(queued, 2, 0.1) == ["a", "b"]
+    assert queued.calls == [("consume", 2, 0)]  # never a wait while records are there
+
+    arriving = _Queue([], arriving=["x", "y", "z"])
+    assert kafka_rd._take(arriving, 10, 0.1) == ["x", "y", "z"]
+    assert arriving.calls == [("consume", 10, 0), ("poll", 1, 0.1), ("consume", 9, 0)]
+
+    one = _Queue([], arriving=["x", "y"])
+    assert kafka_rd._take(one, 1, 0.1) == ["x"]
+
+    assert kafka_rd._take(_Queue([]), 10, 0.1) == []
