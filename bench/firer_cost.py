@@ -68,7 +68,7 @@ from bench.firer_bench import (
     wait_until,
 )
 from consumer.settings import Settings
-from deploy.ports import free_port, port_is_free
+from deploy.ports import consecutive_free_ports
 from messaging_lib.credentials import Sealer
 from messaging_lib.envelope import encode_data
 from messaging_lib.topics import trigger_url
@@ -314,15 +314,6 @@ class Workers(ConsumerProcess):
         """The supervisor's CPU and its workers' (its children, /proc/<pid>/task/<pid>/children)."""
         children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
         return cpu_seconds(self.proc.pid) + sum(cpu_seconds(pid) for pid in children)
-
-
-def consecutive_free_ports(count: int) -> int:
-    """A port p such that p .. p+count-1 are free now (the workers' health ports)."""
-    for _ in range(100):
-        first = free_port()
-        if all(port_is_free(first + i) for i in range(1, count)):
-            return first
-    raise RuntimeError(f"no {count} consecutive free ports")
 
 
 def workers_side(s: Stack, names: list[str], count: int, workers: int, window_s: float = 120,

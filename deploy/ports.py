@@ -7,7 +7,12 @@ depend on the test stack, so the shared helpers live on this side. Standard libr
 
 from __future__ import annotations
 
+import random
 import socket
+from pathlib import Path
+
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LOWEST_PICK = 10000
 
 
 def free_port() -> int:
@@ -26,3 +31,25 @@ def port_is_free(port: int) -> bool:
         except OSError:
             return False
         return True
+
+
+def consecutive_free_ports(count: int) -> int:
+    """A port p such that p .. p+count-1 are free now, picked below the kernel's ephemeral range.
+
+    A run of ports for processes that bind them later (a consumer's workers serve HTTP_PORT + i):
+    the kernel hands ports of its ephemeral range to outgoing connections at any moment, so a
+    neighbour of a free_port() pick can be taken by a client socket before the worker binds it.
+    """
+    top = _ephemeral_low() - count
+    for _ in range(200):
+        first = random.randrange(LOWEST_PICK, top)
+        if all(port_is_free(first + i) for i in range(count)):
+            return first
+    raise RuntimeError(f"no {count} consecutive free ports between {LOWEST_PICK} and {top}")
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
