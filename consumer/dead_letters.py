@@ -12,8 +12,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from consumer.kafka_edge import Record
 from consumer.kafka_rd import Producer
+from consumer.kafka_shared import Record
 from messaging_lib import topics
 from messaging_lib.errors import Reason
 

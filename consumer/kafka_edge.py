@@ -1,16 +1,16 @@
 """The Kafka edge on kafka-python: the firer's consumers, made usable from one asyncio loop. The
 router's group reader, the subscriptions log (``KafkaLog``) and the shared producer are on
-librdkafka (consumer/kafka_rd.py: fetching, decoding and producing in C; it reuses the types and
-the thread here).
+librdkafka (consumer/kafka_rd.py: fetching, decoding and producing in C); the types and the
+thread both use are in consumer/kafka_shared.py.
 
 kafka-python (3.x: 2.0.2 drops fetched records of a partition paused mid-batch, and advances its
 position past them, which this service's backpressure would turn into loss) is not thread-safe,
-so every call on a consumer runs on that consumer's own thread (``_KafkaThread``) and the loop
+so every call on a consumer runs on that consumer's own thread (``ClientThread``) and the loop
 awaits it. Rebalance callbacks fire during poll on kafka-python's IO thread, where nothing may
 block; ``_Listener`` hands them to the owner as plain functions.
 
 Errors: ``_unavailable`` is the one place a kafka-python error becomes the project's
-``KafkaUnavailable``; every public method here goes through it (``_KafkaThread.call`` for
+``KafkaUnavailable``; every public method here goes through it (``ClientThread.call`` for
 consumers), so nothing above this module knows kafka-python's exception tree.
 
 - ``ConsumerThread``: the firer's group consumer of one fixed topic list, a ``MemberConsumer``
@@ -29,7 +29,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -47,35 +46,21 @@ from kafka.errors import (
 )
 from kafka.structs import MemberState, OffsetAndMetadata
 
+from consumer.kafka_shared import (
+    ClientThread,
+    KafkaUnavailable,
+    Offsets,
+    RebalanceCallback,
+    Record,
+    settle,
+)
 from messaging_lib.errors import ConfigError
 from messaging_lib.kafka_config import KafkaSettings
 
 log = logging.getLogger("consumer.kafka")
 
-RebalanceCallback = Callable[[list[TopicPartition]], None]
-Offsets = dict[TopicPartition, tuple[int, str]]  # offset and metadata
 
-
-class KafkaUnavailable(RuntimeError):
-    """Kafka did not accept a request (after the client's own retries)."""
-
-
-@dataclass(frozen=True)
-class Record:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]]
-    timestamp_ms: int
-
-    @property
-    def tp(self) -> TopicPartition:
-        return TopicPartition(self.topic, self.partition)
-
-
-# --- the one error mapping and the one consumer thread -------------------------------------------
+# --- the one error mapping -----------------------------------------------------------------------
 
 
 def _unavailable(what: str, error: BaseException) -> KafkaUnavailable:
@@ -89,37 +74,6 @@ def _mapped(what: str) -> Iterator[None]:
         yield
     except KafkaError as e:
         raise _unavailable(what, e) from e
-
-
-class _KafkaThread:
-    """The one thread every call on one consumer runs on (kafka-python is not thread-safe)."""
-
-    def __init__(self, name: str) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
-
-    async def call(self, what: str, fn: Callable[..., Any], *args: Any) -> Any:
-        with _mapped(what):
-            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
-
-    def shutdown(self) -> None:
-        self._executor.shutdown(wait=True)
-
-
-@dataclass(frozen=True, slots=True)
-class PartitionRecords:
-    """One partition's records from one poll of the router's reader (consumer/kafka_rd.py), one
-    light object per record (the router reads thousands per poll). Each record has ``offset``,
-    ``key``, ``value``, ``headers`` (name, bytes pairs, or None) and ``timestamp`` (epoch ms),
-    ascending by offset."""
-
-    topic: str
-    partition: int
-    records: Sequence[Any]
-
-    @staticmethod
-    def record(topic: str, partition: int, raw: Any) -> Record:
-        """One of ``records`` as a ``Record`` (for the rare record that needs one: a dead letter)."""
-        return Record(topic, partition, raw.offset, raw.key, raw.value, list(raw.headers or []), raw.timestamp)
 
 
 def _records(batches: dict[Any, list[Any]]) -> list[Record]:
@@ -324,7 +278,7 @@ class ConsumerThread:
                  on_assigned: RebalanceCallback, on_revoked: RebalanceCallback,
                  on_lost: RebalanceCallback | None = None, on_committed: Callable[[Offsets], None] | None = None,
                  **config: Any) -> None:
-        self._thread = _KafkaThread(f"kafka-{group_id}")
+        self._thread = ClientThread(f"kafka-{group_id}", _mapped)
         self._on_committed = on_committed
         self._topics = list(topic_names)
         self._listener = _Listener(on_assigned, on_revoked, on_lost=on_lost)
@@ -421,7 +375,7 @@ class ConsumerThread:
 
         def answered(result: Any) -> None:
             error = result if isinstance(result, BaseException) else None
-            loop.call_soon_threadsafe(_settle, done, None, None if error is None else
+            loop.call_soon_threadsafe(settle, done, None, None if error is None else
                                       CommitRejected(_reason(error), str(error)))
 
         consumer = self._consumer
@@ -437,7 +391,7 @@ class ConsumerThread:
         await _close_on(self._thread, lambda: self._consumer)
 
 
-async def _close_on(thread: _KafkaThread, consumer: Callable[[], KafkaConsumer | None]) -> None:
+async def _close_on(thread: ClientThread, consumer: Callable[[], KafkaConsumer | None]) -> None:
     """Close the consumer (no autocommit: the loops commit what they finished) on its own thread,
     then stop that thread."""
     def close() -> None:
@@ -455,15 +409,6 @@ def _reason(error: BaseException) -> str:
     return type(cause).__name__ if isinstance(cause, KafkaError) else type(error).__name__
 
 
-def _settle(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(value)
-
-
 # --- partitions read without a group (the firer's park topic) --------------------------------------
 
 
@@ -474,7 +419,7 @@ class PartitionReader:
 
     def __init__(self, settings: KafkaSettings, name: str = "park", **config: Any) -> None:
         self._settings = settings
-        self._thread = _KafkaThread(f"kafka-{name}")
+        self._thread = ClientThread(f"kafka-{name}", _mapped)
         self._config = config
         self._consumer: KafkaConsumer | None = None
 

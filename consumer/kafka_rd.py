@@ -13,7 +13,7 @@ fetches, decodes and produces in C on its own threads. The firer stays on kafka-
   this reader's thread; they assign or unassign themselves (so a new partition is paused before
   its first fetch, which waits for its committed offset) and only hand over to the owner. New
   partitions stay paused until ``start`` positions them. Every call runs on that one thread
-  (``_KafkaThread``), so the callbacks and the calls never interleave. librdkafka refreshes the
+  (``ClientThread``), so the callbacks and the calls never interleave. librdkafka refreshes the
   subscribed topics' metadata itself (every 10 s here) and rejoins when their partitions change;
   ``refresh_metadata`` does it at once.
 - ``KafkaLog``: the subscriptions topic as a ``table.LogSource`` (partition 0 assigned directly,
@@ -39,7 +39,7 @@ import ctypes
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -47,13 +47,13 @@ import confluent_kafka as ck
 import confluent_kafka.admin as ck_admin
 from kafka import TopicPartition
 
-from consumer.kafka_edge import (
+from consumer.kafka_shared import (
+    ClientThread,
     KafkaUnavailable,
     Offsets,
     PartitionRecords,
     RebalanceCallback,
-    _KafkaThread,
-    _settle,
+    settle,
 )
 from consumer.table import Change
 from messaging_lib import topics
@@ -126,7 +126,7 @@ class GroupReader:
                  on_revoked: RebalanceCallback, **config: Any) -> None:
         self.on_assigned, self.on_revoked = on_assigned, on_revoked
         self._config = settings.librdkafka_config() | group_config(group_id, config) | {"logger": _librdkafka_log}
-        self._thread = _KafkaThread(f"kafka-{group_id}")
+        self._thread = ClientThread(f"kafka-{group_id}", _mapped)
         self._consumer: ck.Consumer | None = None
         self._assigned: set[TopicPartition] = set()
         self.topics: frozenset[str] = frozenset()
@@ -163,7 +163,7 @@ class GroupReader:
             self._consumer.subscribe(sorted(wanted), on_assign=self._assign, on_revoke=self._revoke,
                                      on_lost=self._revoke)
         if wanted != self.topics:
-            await self._call("subscribing failed", apply)
+            await self._thread.call("subscribing failed", apply)
             self.topics = wanted
 
     def _close(self) -> None:
@@ -172,17 +172,13 @@ class GroupReader:
             consumer.close()
             self._assigned.clear()
 
-    async def _call(self, what: str, fn: Callable[..., Any], *args: Any) -> Any:
-        with _mapped(what):
-            return await self._thread.call(what, fn, *args)
-
     async def refresh_metadata(self) -> None:
         """Fetch the cluster's metadata now: a leader that assigned without some topic's
         partitions sees them change, and rejoins."""
         def refresh() -> None:
             if self._consumer is not None:
                 self._consumer.list_topics(timeout=10)
-        await self._call("metadata refresh failed", refresh)
+        await self._thread.call("metadata refresh failed", refresh)
 
     async def missing(self, topic_names: Collection[str]) -> frozenset[str]:
         """Which of ``topic_names`` the cluster does not list for this client now: deleted, never
@@ -192,7 +188,7 @@ class GroupReader:
                 return frozenset()
             listed = self._consumer.list_topics(timeout=10).topics
             return frozenset(t for t in topic_names if t not in listed or listed[t].error is not None)
-        return await self._call("listing topics failed", find)
+        return await self._thread.call("listing topics failed", find)
 
     async def poll(self, timeout_s: float, max_records: int) -> list[PartitionRecords]:
         """One batch per partition run, handed over as fetched (see ``PartitionRecords``)."""
@@ -203,7 +199,7 @@ class GroupReader:
         if self._consumer is None:
             await asyncio.sleep(timeout_s)
             return []
-        return await self._call("poll failed", poll)
+        return await self._thread.call("poll failed", poll)
 
     async def positions_of(self, partitions: list[TopicPartition]
                            ) -> tuple[dict[TopicPartition, tuple[int, str] | None], dict[TopicPartition, int]]:
@@ -217,7 +213,7 @@ class GroupReader:
             ends = {tp: self._consumer.get_watermark_offsets(_ck(tp), timeout=10, cached=False)[1]
                     for tp in partitions}
             return committed, ends
-        return await self._call("fetching positions failed", fetch)
+        return await self._thread.call("fetching positions failed", fetch)
 
     async def start(self, positions: dict[TopicPartition, int]) -> None:
         """Seek newly assigned partitions and let them be fetched."""
@@ -229,7 +225,7 @@ class GroupReader:
             if mine:
                 self._consumer.resume(mine)
         if positions and self._consumer is not None:
-            await self._call("positioning failed", apply)
+            await self._thread.call("positioning failed", apply)
 
     async def seek(self, positions: dict[TopicPartition, int]) -> None:
         def apply() -> None:
@@ -238,7 +234,7 @@ class GroupReader:
                 if tp in self._assigned:
                     _seek(self._consumer, _ck(tp, offset))
         if positions and self._consumer is not None:
-            await self._call("seek failed", apply)
+            await self._thread.call("seek failed", apply)
 
     async def pause(self, partitions: Collection[TopicPartition], pause: bool) -> None:
         def apply() -> None:
@@ -250,7 +246,7 @@ class GroupReader:
             elif owned:
                 self._consumer.resume(owned)
         if partitions:
-            await self._call("pause failed", apply)
+            await self._thread.call("pause failed", apply)
 
     async def commit(self, offsets: Offsets) -> None:
         def commit() -> None:
@@ -260,7 +256,7 @@ class GroupReader:
             for p in done or ():
                 _raise_if(p.error, "commit")
         if offsets and self._consumer is not None:
-            await self._call("commit failed", commit)
+            await self._thread.call("commit failed", commit)
 
     async def close(self) -> None:
         try:
@@ -444,9 +440,9 @@ class Producer:
 
         def report(error: ck.KafkaError | None, msg: ck.Message) -> None:
             if error is not None:
-                loop.call_soon_threadsafe(_settle, done, None, KafkaUnavailable(f"{what}: {error}"))
+                loop.call_soon_threadsafe(settle, done, None, KafkaUnavailable(f"{what}: {error}"))
             else:
-                loop.call_soon_threadsafe(_settle, done, (msg.partition(), msg.offset()), None)
+                loop.call_soon_threadsafe(settle, done, (msg.partition(), msg.offset()), None)
 
         extra: dict[str, Any] = {} if partition is None else {"partition": partition}
         sent_headers: list[tuple[str, str | bytes | None]] | None = list(headers) if headers else None
@@ -505,15 +501,11 @@ class KafkaLog:
             "check.crcs": True,  # as kafka-python did (librdkafka's default: not checked)
             "max.partition.fetch.bytes": LOG_FETCH_BYTES, "queued.max.messages.kbytes": LOG_PREFETCH_KB,
             "logger": _librdkafka_log}
-        self._thread = _KafkaThread("kafka-subscriptions")
+        self._thread = ClientThread("kafka-subscriptions", _mapped)
         self._consumer: ck.Consumer | None = None
 
-    async def _call(self, what: str, fn: Callable[..., Any]) -> Any:
-        with _mapped(what):
-            return await self._thread.call(what, fn)
-
     async def open(self) -> int:
-        return await self._call(f"cannot read {self._topic}", self._open)
+        return await self._thread.call(f"cannot read {self._topic}", self._open)
 
     def _open(self) -> int:
         self._consumer = ck.Consumer(self._config)
@@ -551,14 +543,14 @@ class KafkaLog:
         def read() -> list[Change]:
             assert self._consumer is not None
             return _changes(_take(self._consumer, LOG_READ_RECORDS, timeout_s))
-        return await self._call(f"reading {self._topic} failed", read)
+        return await self._thread.call(f"reading {self._topic} failed", read)
 
     async def close(self) -> None:
         def close() -> None:
             if self._consumer is not None:
                 self._consumer.close()
         try:
-            await self._call(f"closing {self._topic} failed", close)
+            await self._thread.call(f"closing {self._topic} failed", close)
         finally:
             self._thread.shutdown()
 

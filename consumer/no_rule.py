@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from prometheus_client import Counter
 
-from consumer.kafka_edge import KafkaUnavailable
+from consumer.kafka_shared import KafkaUnavailable
 from consumer.logs import fields
 from feed import records
 

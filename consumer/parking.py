@@ -87,7 +87,7 @@ from typing import Generic, Protocol, TypeVar
 
 from kafka import TopicPartition
 
-from consumer.kafka_edge import Record
+from consumer.kafka_shared import Record
 from consumer.logs import fields
 from consumer.offsets import PartitionOffsets
 from consumer.toolkit import Backpressure

@@ -55,8 +55,8 @@ from kafka import TopicPartition
 from consumer import batching, dead_letters
 from consumer.batching import Batch, Batcher, Sizes
 from consumer.dead_letters import DeadLetter
-from consumer.kafka_edge import KafkaUnavailable, PartitionRecords
 from consumer.kafka_rd import GroupReader, Producer
+from consumer.kafka_shared import KafkaUnavailable, PartitionRecords
 from consumer.logs import fields
 from consumer.metrics import RouterMetrics
 from consumer.offsets import PartitionOffsets

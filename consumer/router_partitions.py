@@ -32,8 +32,8 @@ from typing import Any
 from kafka import TopicPartition
 
 from consumer import positions
-from consumer.kafka_edge import KafkaUnavailable, Offsets, PartitionRecords
 from consumer.kafka_rd import GroupReader
+from consumer.kafka_shared import KafkaUnavailable, Offsets, PartitionRecords
 from consumer.logs import fields
 from consumer.metrics import RouterMetrics
 from consumer.offsets import PartitionOffsets

@@ -5,9 +5,9 @@ their parameters (the same names lower-cased: ``kafka_bootstrap_servers``, ...).
 through one validator, so a setting means the same thing everywhere, and a bad one is a
 ``ConfigError`` naming the variable as the user wrote it. An empty value counts as unset.
 
-``KafkaSettings.client_kwargs()`` is the only place that knows kafka-python's keyword names, and
-``KafkaSettings.librdkafka_config()`` librdkafka's (confluent-kafka: the router's reader and the
-producer).
+``_CLIENT_NAMES`` is the only place that knows kafka-python's keyword names and librdkafka's
+property names (confluent-kafka: the router's reader and the producer); ``KafkaSettings.client_kwargs()``
+and ``KafkaSettings.librdkafka_config()`` give the settings under them.
 Nothing here reads the environment on import or touches the network; ``repr`` masks the password.
 
 Rules: ``bootstrap_servers`` is required (comma-separated ``host[:port]``); SASL protocols need a
@@ -28,6 +28,18 @@ DEFAULT_SECURITY_PROTOCOL = "PLAINTEXT"
 DEFAULT_SASL_MECHANISM = "PLAIN"
 ENV_PREFIX = "KAFKA_"
 PARAM_PREFIX = "kafka_"
+
+KAFKA_PYTHON, LIBRDKAFKA = 0, 1
+# The one table of the two clients' names for each setting but the bootstrap servers (whose
+# value differs in form too): kafka-python's keyword, librdkafka's property.
+_CLIENT_NAMES: dict[str, tuple[str, str]] = {
+    "security_protocol": ("security_protocol", "security.protocol"),
+    "sasl_mechanism": ("sasl_mechanism", "sasl.mechanism"),
+    "sasl_username": ("sasl_plain_username", "sasl.username"),
+    "sasl_password": ("sasl_plain_password", "sasl.password"),
+    "ssl_cafile": ("ssl_cafile", "ssl.ca.location"),
+    "client_id": ("client_id", "client.id"),
+}
 
 _SERVER_RE = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)(?::([0-9]{1,5}))?")
 
@@ -141,34 +153,16 @@ class KafkaSettings:
 
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for kafka-python's ``KafkaProducer``/``KafkaConsumer``/admin client."""
-        kwargs: dict[str, Any] = {
-            "bootstrap_servers": list(self.bootstrap_servers),
-            "security_protocol": self.security_protocol,
-        }
-        if self.sasl_mechanism is not None:
-            kwargs["sasl_mechanism"] = self.sasl_mechanism
-            kwargs["sasl_plain_username"] = self.sasl_username
-            kwargs["sasl_plain_password"] = self.sasl_password
-        if self.ssl_cafile is not None:
-            kwargs["ssl_cafile"] = self.ssl_cafile
-        if self.client_id is not None:
-            kwargs["client_id"] = self.client_id
-        return kwargs
+        return {"bootstrap_servers": list(self.bootstrap_servers), **self._named(KAFKA_PYTHON)}
 
     def librdkafka_config(self) -> dict[str, Any]:
-        """The same settings as librdkafka properties (confluent-kafka's ``Consumer``/``Producer``):
-        the only place that knows librdkafka's names. The CA file, when given, replaces the system
-        store as kafka-python's ``ssl_cafile`` does; none: the system's CAs."""
-        config: dict[str, Any] = {
-            "bootstrap.servers": ",".join(self.bootstrap_servers),
-            "security.protocol": self.security_protocol,
-        }
-        if self.sasl_mechanism is not None:
-            config["sasl.mechanism"] = self.sasl_mechanism
-            config["sasl.username"] = self.sasl_username
-            config["sasl.password"] = self.sasl_password
-        if self.ssl_cafile is not None:
-            config["ssl.ca.location"] = self.ssl_cafile
-        if self.client_id is not None:
-            config["client.id"] = self.client_id
-        return config
+        """The same settings as librdkafka properties (confluent-kafka's ``Consumer``/``Producer``).
+        The CA file, when given, replaces the system store as kafka-python's ``ssl_cafile`` does;
+        none: the system's CAs."""
+        return {"bootstrap.servers": ",".join(self.bootstrap_servers), **self._named(LIBRDKAFKA)}
+
+    def _named(self, client: int) -> dict[str, Any]:
+        """The settings given (validation gives the SASL credentials only with a mechanism),
+        under one client's names."""
+        return {names[client]: getattr(self, setting) for setting, names in _CLIENT_NAMES.items()
+                if getattr(self, setting) is not None}

@@ -29,7 +29,8 @@ from kafka.errors import (
 from kafka.structs import MemberState
 
 from consumer import kafka_edge
-from consumer.kafka_edge import ConsumerThread, KafkaUnavailable
+from consumer.kafka_edge import ConsumerThread
+from consumer.kafka_shared import KafkaUnavailable
 from messaging_lib.kafka_config import KafkaSettings
 
 pytestmark = pytest.mark.timeout(30)

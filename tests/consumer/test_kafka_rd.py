@@ -25,7 +25,8 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import confluent_kafka as ck
@@ -35,8 +36,8 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType
 
 from consumer import kafka_rd
-from consumer.kafka_edge import KafkaUnavailable, PartitionRecords
 from consumer.kafka_rd import GroupReader, KafkaLog, Producer
+from consumer.kafka_shared import KafkaUnavailable, PartitionRecords
 from consumer.settings import Settings
 from consumer.table import Change
 from messaging_lib.errors import ConfigError
@@ -85,6 +86,19 @@ async def poll_until(reader: GroupReader, check: Callable[[list[PartitionRecords
     return got
 
 
+@asynccontextmanager
+async def holding_partition_0(kafka: KafkaHandle, topic: str) -> AsyncIterator[GroupReader]:
+    """A reader of ``topic`` in a group of its own, once it holds partition 0 (paused until started)."""
+    seen = Assignments()
+    reader = reader_of(kafka, f"g-{topic}", seen)
+    try:
+        await reader.set_topics([topic])
+        await poll_until(reader, lambda _: seen.assigned == [TopicPartition(topic, 0)], "the assignment")
+        yield reader
+    finally:
+        await reader.close()
+
+
 def offsets_of(batches: list[PartitionRecords]) -> list[int]:
     return [r.offset for b in batches for r in b.records]
 
@@ -99,11 +113,7 @@ def test_new_partitions_wait_for_start_and_read_from_its_offset(kafka: KafkaHand
     tp = TopicPartition(topic, 0)
 
     async def scenario() -> None:
-        seen = Assignments()
-        reader = reader_of(kafka, f"g-{topic}", seen)
-        try:
-            await reader.set_topics([topic])
-            await poll_until(reader, lambda _: seen.assigned == [tp], "the assignment")
+        async with holding_partition_0(kafka, topic) as reader:
             # paused until placed: nothing arrives
             assert offsets_of([b for _ in range(5) for b in await reader.poll(0.1, 500)]) == []
             committed, ends = await reader.positions_of([tp])
@@ -116,8 +126,6 @@ def test_new_partitions_wait_for_start_and_read_from_its_offset(kafka: KafkaHand
             assert first.timestamp > 0
             await reader.commit({tp: (12, "catch-up state")})
             assert (await reader.positions_of([tp]))[0] == {tp: (12, "catch-up state")}
-        finally:
-            await reader.close()
 
     asyncio.run(scenario())
 
@@ -131,11 +139,7 @@ def test_pause_stops_the_fetch_and_resume_goes_on_from_the_last_record_returned(
     tp = TopicPartition(topic, 0)
 
     async def scenario() -> None:
-        seen = Assignments()
-        reader = reader_of(kafka, f"g-{topic}", seen)
-        try:
-            await reader.set_topics([topic])
-            await poll_until(reader, lambda _: seen.assigned == [tp], "the assignment")
+        async with holding_partition_0(kafka, topic) as reader:
             await reader.start({tp: 0})
             got = await poll_until(reader, lambda g: offsets_of(g)[-1:] == [9], "records 0..9")
             await reader.pause([tp], True)
@@ -146,8 +150,6 @@ def test_pause_stops_the_fetch_and_resume_goes_on_from_the_last_record_returned(
             await reader.pause([tp], False)
             got += await poll_until(reader, lambda g: offsets_of(g)[-1:] == [19], "records 10..19")
             assert offsets_of(got) == list(range(20))
-        finally:
-            await reader.close()
             producer.close()
 
     asyncio.run(scenario())

@@ -86,7 +86,7 @@ def test_a_note_that_failed_is_tried_again_by_the_next_fire() -> None:
 
 
 def test_the_reporter_counts_every_fire_and_survives_a_kafka_failure(caplog: pytest.LogCaptureFixture) -> None:
-    from consumer.kafka_edge import KafkaUnavailable
+    from consumer.kafka_shared import KafkaUnavailable
 
     registry = CollectorRegistry()
     counter = Counter("fires_without_rule", "test", registry=registry)

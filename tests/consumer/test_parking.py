@@ -14,7 +14,7 @@ from kafka import TopicPartition
 from prometheus_client import CollectorRegistry
 
 from consumer.firer import Firer
-from consumer.kafka_edge import KafkaUnavailable, Record
+from consumer.kafka_shared import KafkaUnavailable, Record
 from consumer.metrics import FirerMetrics
 from consumer.offsets import PartitionOffsets, decode, decode_park, encode
 from consumer.outcomes import Attempt

@@ -26,7 +26,7 @@ from prometheus_client import CollectorRegistry
 
 from consumer import batching, positions
 from consumer import router as router_module
-from consumer.kafka_edge import KafkaUnavailable, PartitionRecords, Record
+from consumer.kafka_shared import KafkaUnavailable, PartitionRecords, Record
 from consumer.metrics import RouterMetrics
 from consumer.router import Router
 from consumer.settings import Settings

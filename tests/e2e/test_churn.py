@@ -88,8 +88,18 @@ def _triggers(guest: OpenWhisk, count: int) -> list[str]:
 
 def _all_fired(load: Load, control: Emulator, timeout_s: float = 180) -> Verdict:
     load.join(timeout=timeout_s)
-    wait_for(lambda: not load.verdict(control).lost, timeout_s=timeout_s, interval_s=1,
-             what="every message fired")
+    unfired = ["nothing read yet"]
+
+    def all_fired() -> bool:
+        lost = load.verdict(control).lost
+        unfired[0] = f"{len(lost)} of {len(load.sent)} unfired, the first as (i, (trigger, partition)): " \
+                     f"{[(i, load.sent.get(i)) for i in lost[:10]]}"
+        return not lost
+
+    try:
+        wait_for(all_fired, timeout_s=timeout_s, interval_s=1, what="every message fired")
+    except AssertionError as error:
+        raise AssertionError(f"{error}; {unfired[0]}") from None
     time.sleep(1)  # fires still arriving would be duplicates: let them land before counting
     return load.verdict(control)
 
