@@ -108,6 +108,10 @@ RELEASE_WIRE_WAIT_S = 2.0
 # A refused commit is sent again soon (the refusal usually ends with a rebalance): each moment
 # without a landed commit is one more moment of fires a crash would repeat.
 COMMIT_RETRY = RetryRule(initial_s=0.05, max_s=1.0)
+# kafka-python refuses every commit with this while its join is pending (its member state is not
+# stable), and only a poll completes the join: a loop that waits for a commit before polling
+# again must not wait through it (the group's rebalance would wait for this member meanwhile).
+CLIENT_REJOINING = "RebalanceInProgressError"
 POLL_RETRY_S = 0.2  # a poll that could not reach Kafka is tried again after this
 # The membership (may this member fire?) is read from kafka-python's state, a few of its calls, and
 # was the firer's costliest check per fire (issue 15): a reading this fresh is reused by the fires
@@ -372,7 +376,7 @@ class Firer:
             await self._finished.wait()
             self._finished.clear()
             sent = self._clock()
-            if await self._send_commit(self._commit_points(self._offsets)):
+            if await self._send_commit(self._commit_points(self._offsets)) is None:
                 backoff = COMMIT_RETRY.initial_s
                 wait = self.settings.firer_commit_interval_s - (self._clock() - sent)
             else:
@@ -381,9 +385,10 @@ class Firer:
             if wait > 0:
                 await asyncio.sleep(wait)
 
-    async def _send_commit(self, points: Offsets) -> bool:
+    async def _send_commit(self, points: Offsets) -> str | None:
+        """None: landed (or nothing to commit); else why it was refused."""
         if not points or self._consumer is None:
-            return True
+            return None
         try:
             await self._consumer.commit(points)
         except KafkaUnavailable as e:
@@ -394,19 +399,22 @@ class Firer:
                             extra=fields(error=str(e)))
                 self._metadata_max_bytes = 0
             log.debug("commit refused; the next one carries the latest offsets", extra=fields(error=str(e)))
-            return False
+            return reason
         self._landed.update(points)
         self._metrics.commits.inc()
-        return True
+        return None
 
-    async def _commit_until_landed(self, points: Offsets, within_s: float) -> bool:
+    async def _commit_until_landed(self, points: Offsets, within_s: float, polling: bool = True) -> bool:
         """Commit, retrying (backoff) until accepted, the member lost its membership (nothing it
-        commits counts any more), or ``within_s`` passed."""
+        commits counts any more), or ``within_s`` passed. ``polling`` False: the loop does not poll
+        meanwhile, so a refusal because the client is rejoining ends it too (only a poll completes
+        the join)."""
         assert self._consumer is not None
         deadline = self._clock() + within_s
         backoff = WRITE_RETRY.initial_s
-        while not await self._send_commit(points):
-            if self._clock() + backoff > deadline or not self._consumer.membership().valid:
+        while (refused := await self._send_commit(points)) is not None:
+            if self._clock() + backoff > deadline or not self._consumer.membership().valid or \
+                    (refused == CLIENT_REJOINING and not polling):
                 return False
             await asyncio.sleep(backoff)
             backoff = WRITE_RETRY.next(backoff)
@@ -667,8 +675,13 @@ class Firer:
         """Stop firing revoked partitions at once; the fires already on the wire are awaited
         (briefly: the request is sent, its outcome is the only question), then what is done is
         committed (offset and finished offsets), retrying within the rebalance timeout; the main
-        loop polls (rejoins) only once that commit landed or was given up. Their queued messages
-        are skipped and retrying ones abandoned: the new owner reads them from that commit."""
+        loop polls (rejoins) only once that commit landed or was given up. Given up at once when
+        the client is rejoining already (kafka-python 3 starts the next join of a cooperative
+        rebalance before this runs, and refuses commits until a poll completes it: waiting held
+        this member out of the group, and the partitions it kept unfired, for up to the rebalance
+        timeout); the new owner then repeats what finished since the last periodic commit. Their
+        queued messages are skipped and retrying ones abandoned: the new owner reads them from
+        the committed offset."""
         self._drop_parks(revoked)
         for tp in revoked:
             if (tracker := self._offsets.pop(tp, None)) is not None:
@@ -683,7 +696,8 @@ class Firer:
             await wait_until(lambda: not any(tp in self._on_wire for tp in revoked),
                              min(self.settings.fire_timeout_s, RELEASE_WIRE_WAIT_S), self._clock)
             points = self._commit_points(revoked)
-            if not await self._commit_until_landed(points, self.settings.kafka_max_poll_interval_ms / 1000):
+            if not await self._commit_until_landed(points, self.settings.kafka_max_poll_interval_ms / 1000,
+                                                   polling=False):
                 log.warning("the commit of revoked partitions did not land: their new owner repeats more",
                             extra=fields(partitions=len(points)))
         finally:
