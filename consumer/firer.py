@@ -162,10 +162,13 @@ class Job:
     api_key: str = field(repr=False)
     payload: bytes = field(repr=False)
     source: str = ""
+    # built once: read several times per message (Record.tp builds a TopicPartition per access)
+    trigger: str = field(init=False)  # /namespace/name
+    tp: TopicPartition = field(init=False, repr=False)
 
-    @property
-    def trigger(self) -> str:
-        return f"/{self.namespace}/{self.name}"
+    def __post_init__(self) -> None:
+        self.trigger = f"/{self.namespace}/{self.name}"
+        self.tp = self.record.tp
 
 
 class Firer:
@@ -205,7 +208,7 @@ class Firer:
         self._landed: dict[TopicPartition, tuple[int, str]] = {}  # the last commit the broker accepted
         self._releases: set[asyncio.Task[None]] = set()  # commits of revoked partitions, awaited before polling
         self._releasing: dict[TopicPartition, PartitionOffsets] = {}  # revoked, their fires on the wire awaited
-        self._on_wire: Counter[TopicPartition] = Counter()  # fire requests sent and not answered, per partition
+        self._on_wire: dict[TopicPartition, int] = {}  # fire requests sent and not answered, per partition
         self._metadata_max_bytes = METADATA_MAX_BYTES
         self._rebalance_started: float | None = None
         self._poll_failing = False  # the last poll could not reach Kafka
@@ -450,10 +453,12 @@ class Firer:
         namespace, name = env.trigger_name
         return Job(record, apihost, namespace, name, credential.key, env.payload, env.source)
 
-    def _finish(self, record: Record, done: bool) -> None:
-        """done=False: abandoned (partition revoked, shutdown), so its offset is never committed here."""
+    def _finish(self, record: Record, done: bool, tp: TopicPartition | None = None) -> None:
+        """done=False: abandoned (partition revoked, shutdown), so its offset is never committed here.
+        ``tp``: the record's, when the caller has it (Record.tp builds a TopicPartition per access)."""
         self._in_flight -= 1
-        tp = record.tp  # built once: Record.tp builds a TopicPartition per access
+        if tp is None:
+            tp = record.tp
         self._active[tp] -= 1
         if self._active[tp] <= 0:
             del self._active[tp]
@@ -469,13 +474,13 @@ class Firer:
 
     async def _fire_if_owned(self, job: Job) -> None:
         """A trigger queue's handler: a job of a revoked partition is skipped (its new owner has it)."""
-        if self._main(tp := job.record.tp) in self._offsets:
+        if self._main(tp := job.tp) in self._offsets:
             await self._fire(job, tp)
         else:
             self._abandon(job)
 
     def _abandon(self, job: Job) -> None:
-        self._finish(job.record, done=False)
+        self._finish(job.record, done=False, tp=job.tp)
 
     async def _fire(self, job: Job, tp: TopicPartition) -> None:
         """Fire until fired, dead-lettered or abandoned. Per-fire CPU is the firer's budget (issue 15),
@@ -507,25 +512,31 @@ class Firer:
                 started = self._clock()
                 window = _window_now()
                 self._pacer.counted(namespace, window)  # OpenWhisk counts every check, refused ones too
-                self._on_wire[tp] += 1
+                on_wire = self._on_wire
+                on_wire[tp] = on_wire.get(tp, 0) + 1
                 try:
                     attempt = await self._client.fire(job.apihost, namespace, job.name, job.api_key, job.payload)
                 finally:
-                    self._on_wire[tp] -= 1
-                    if self._on_wire[tp] <= 0:
-                        del self._on_wire[tp]
+                    if (left := on_wire[tp] - 1) > 0:
+                        on_wire[tp] = left
+                    else:
+                        del on_wire[tp]
                 self._metrics.fire_seconds.observe(self._clock() - started)
             finally:
                 slots.release(namespace)
             attempts += 1
             self._metrics.attempted(attempt.status)
-            self._pace(job.namespace, attempt, window)
-            verdict, backoff = decide(attempt, first_s, self._clock(), attempts, self._policy)
+            self._pace(namespace, attempt, window)
+            if attempt.status is not None and 200 <= attempt.status < 300:  # decide's FIRED, without its clock
+                verdict, backoff = Verdict.FIRED, 0.0
+            else:
+                verdict, backoff = decide(attempt, first_s, self._clock(), attempts, self._policy)
             if verdict is Verdict.FIRED:
                 self._metrics.fired.inc()
-                if attempt.status == NO_RULE_STATUS:
-                    await self._no_rule.report(job.trigger, job.source)
-                self._finish(job.record, done=True)
+                if attempt.status == NO_RULE_STATUS and (
+                        report := self._no_rule.fired(job.trigger, job.source)) is not None:
+                    await report  # a log line or a status note is due (rarely: once per trigger per interval)
+                self._finish(record, done=True, tp=tp)
                 return
             if verdict is Verdict.DEAD_LETTER:
                 if self._on_refused is not None and attempt.status in TRIGGER_GONE_STATUSES:
@@ -570,7 +581,10 @@ class Firer:
 
     def _pace(self, namespace: str, attempt: Attempt, window: int | None = None) -> None:
         """``window``: the throttle window the fire went out in (its 429 is probed when our own
-        fires there do not explain it: ``consumer/pacing.py``)."""
+        fires there do not explain it: ``consumer/pacing.py``). An unpaced namespace's success
+        costs two comparisons (issue 15: per-fire CPU)."""
+        if attempt.status != 429 and namespace not in self._pacer:
+            return
         now = self._clock()
         if attempt.status == 429:
             new = namespace not in self._pacer
