@@ -94,7 +94,7 @@ _GRANTS_CACHE_SIZE = 4096  # (key, scope) pairs: a producer seals the same pair 
 # Opened contents: the tokens ``produce`` seals one per message differ (a fresh nonce each), but the
 # content inside repeats (key, scope, iat and exp are whole seconds), so one second's tokens of a
 # producer are one entry; reading that content again is most of a new token's cost (issue 15).
-_CONTENTS_CACHE_SIZE = 1024
+_CONTENTS_CACHE_SIZE = 4096  # as many as the opened tokens: it holds only what they share
 # How far in the future a token's iat may be (clocks of sealer and opener differ a little).
 MAX_CLOCK_SKEW_S = 60
 
