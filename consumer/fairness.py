@@ -53,8 +53,12 @@ class FairSlots:
         return False
 
     async def acquire(self, namespace: str) -> None:
-        if self.try_acquire(namespace):
-            return
+        if not self.try_acquire(namespace):
+            await self.wait(namespace)
+
+    async def wait(self, namespace: str) -> None:
+        """Wait for a slot, first come first served within the namespace (``acquire`` once
+        ``try_acquire`` said no: the firer tries first, and waits only when it must)."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(namespace, deque()).append(future)
         if self._total < self.capacity:  # full: no waiter may take one now, the next release wakes

@@ -196,7 +196,7 @@ class Firer:
         self._offsets: dict[TopicPartition, PartitionOffsets] = {}  # one per assigned partition
         self._active: Counter[TopicPartition] = Counter()  # messages not finished, per partition
         self._supervisor = Supervisor("firer", self.stop)
-        self._queues: KeyedQueues[str, Job] = KeyedQueues(self._supervisor, self._fire_if_owned, self._abandon)
+        self._queues: KeyedQueues[str, Job] = KeyedQueues(self._supervisor, self._fire, self._abandon)
         self._backpressure = WindowBackpressure(settings.max_in_flight)
         self._in_flight = 0
         self._stopping = asyncio.Event()
@@ -472,27 +472,26 @@ class Firer:
 
     # --- firing ---
 
-    async def _fire_if_owned(self, job: Job) -> None:
-        """A trigger queue's handler: a job of a revoked partition is skipped (its new owner has it)."""
-        if self._main(tp := job.tp) in self._offsets:
-            await self._fire(job, tp)
-        else:
-            self._abandon(job)
-
     def _abandon(self, job: Job) -> None:
         self._finish(job.record, done=False, tp=job.tp)
 
-    async def _fire(self, job: Job, tp: TopicPartition) -> None:
-        """Fire until fired, dead-lettered or abandoned. Per-fire CPU is the firer's budget (issue 15),
+    async def _fire(self, job: Job) -> None:
+        """A trigger queue's handler: fire until fired, dead-lettered or abandoned; a job of a revoked
+        partition is skipped (its new owner has it). Per-fire CPU is the firer's budget (issue 15),
         so the usual way through (a member, unpaced, a slot free) awaits nothing but the request:
         the waits (fenced, paced, a slot) are entered only when needed, and the membership (a
         few reads of kafka-python's state, the costliest check) is asked once, in the slot right
         before the request; before the pace too when paced (a fenced member takes no pace token),
-        and again after it was found fenced or a retry's backoff."""
+        and again after it was found fenced or a retry's backoff. The handler itself, not a coroutine
+        under one: every resumption of the request resumes each coroutine above it too."""
+        tp = job.tp
+        if self._main(tp) not in self._offsets:
+            self._abandon(job)
+            return
         first_ms = _now_ms()
         first_s = self._clock()
         attempts = 0
-        record, namespace, slots = job.record, job.namespace, self._fire_slots  # tp: Record.tp builds one per access
+        record, namespace, slots = job.record, job.namespace, self._fire_slots
         recheck = False  # found fenced in the slot, or back from a backoff: wait outside until a member
         while True:
             paced = namespace in self._pacer  # unpaced: no wait (Pacer.reserve would answer 0)
@@ -504,7 +503,7 @@ class Firer:
                 self._finish(record, done=False)
                 return
             if not slots.try_acquire(namespace):
-                await slots.acquire(namespace)
+                await slots.wait(namespace)
             try:
                 if not self._may_fire(tp):
                     recheck = True  # fenced (or fenced while waiting for a slot): wait outside it

@@ -126,7 +126,7 @@ class NoRuleReporter:
 
     def __init__(self, counter: Counts, note: NoteHook | None = None, tracker: NoRuleTracker | None = None) -> None:
         self._counter, self._note = counter, note
-        self._tracker = tracker or NoRuleTracker()
+        self._tracker = tracker if tracker is not None else NoRuleTracker()  # an empty one is falsy (__len__)
         self._version_of: Callable[[str], int | None] = records.config_version_of if note is not None \
             else _no_version
 
