@@ -18,15 +18,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import Counter, deque
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 
 
 class FairSlots:
+    """Per-fire CPU is the firer's budget (issue 15): taking and giving back a slot while no
+    namespace waits is a few dict operations (no set built for the share, no wake-up pass), and
+    a waiter costs one future."""
+
     def __init__(self, capacity: int, limit: Callable[[str], int | None] = lambda _: None) -> None:
         self.capacity = capacity
         self._limit = limit
-        self._used: Counter[str] = Counter()
+        self._used: dict[str, int] = {}  # only namespaces holding a slot (never 0)
         self._total = 0
         self._waiters: dict[str, deque[asyncio.Future[None]]] = {}  # insertion order: round-robin
 
@@ -43,16 +47,22 @@ class FairSlots:
         """Take a slot if the namespace may have one now (``acquire`` without the wait); the firer
         tries this first, so a fire that finds a slot free costs no coroutine here."""
         if namespace not in self._waiters and self._may(namespace):
-            self._take(namespace)
+            self._used[namespace] = self._used.get(namespace, 0) + 1
+            self._total += 1
             return True
         return False
 
     async def acquire(self, namespace: str) -> None:
-        if self.try_acquire(namespace):
-            return
+        if not self.try_acquire(namespace):
+            await self.wait(namespace)
+
+    async def wait(self, namespace: str) -> None:
+        """Wait for a slot, first come first served within the namespace (``acquire`` once
+        ``try_acquire`` said no: the firer tries first, and waits only when it must)."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(namespace, deque()).append(future)
-        self._wake()
+        if self._total < self.capacity:  # full: no waiter may take one now, the next release wakes
+            self._wake()
         try:
             await future  # resolved by _wake, which took the slot for us
         except asyncio.CancelledError:
@@ -63,15 +73,20 @@ class FairSlots:
             raise
 
     def release(self, namespace: str) -> None:
-        self._used[namespace] -= 1
-        if self._used[namespace] <= 0:
+        used = self._used[namespace] - 1
+        if used > 0:
+            self._used[namespace] = used
+        else:
             del self._used[namespace]
         self._total -= 1
-        self._wake()
+        if self._waiters:
+            self._wake()
 
     def share(self) -> int:
-        """The fair share of each active namespace now."""
-        active = len(self._used.keys() | self._waiters.keys())
+        """The fair share of each active namespace now (holding or waiting for a slot)."""
+        active = len(self._used)
+        if self._waiters:
+            active += sum(1 for namespace in self._waiters if namespace not in self._used)
         return max(1, self.capacity // max(1, active))
 
     def held(self, namespace: str) -> int:
@@ -80,14 +95,17 @@ class FairSlots:
     def _may(self, namespace: str) -> bool:
         if self._total >= self.capacity:
             return False
+        used = self._used.get(namespace, 0)
         limit = self._limit(namespace)
-        if limit is not None and self._used[namespace] >= limit:
+        if limit is not None and used >= limit:
             return False
-        others_waiting = len(self._waiters) > (1 if namespace in self._waiters else 0)
-        return self._used[namespace] < self.share() or not others_waiting
+        waiting = self._waiters
+        if not waiting or (len(waiting) == 1 and namespace in waiting):
+            return True  # nobody else waits: borrow beyond the share
+        return used < self.share()
 
     def _take(self, namespace: str) -> None:
-        self._used[namespace] += 1
+        self._used[namespace] = self._used.get(namespace, 0) + 1
         self._total += 1
 
     def _wake(self) -> None:

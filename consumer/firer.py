@@ -166,10 +166,13 @@ class Job:
     api_key: str = field(repr=False)
     payload: bytes = field(repr=False)
     source: str = ""
+    # built once: read several times per message (Record.tp builds a TopicPartition per access)
+    trigger: str = field(init=False)  # /namespace/name
+    tp: TopicPartition = field(init=False, repr=False)
 
-    @property
-    def trigger(self) -> str:
-        return f"/{self.namespace}/{self.name}"
+    def __post_init__(self) -> None:
+        self.trigger = f"/{self.namespace}/{self.name}"
+        self.tp = self.record.tp
 
 
 class Firer:
@@ -197,7 +200,7 @@ class Firer:
         self._offsets: dict[TopicPartition, PartitionOffsets] = {}  # one per assigned partition
         self._active: Counter[TopicPartition] = Counter()  # messages not finished, per partition
         self._supervisor = Supervisor("firer", self.stop)
-        self._queues: KeyedQueues[str, Job] = KeyedQueues(self._supervisor, self._fire_if_owned, self._abandon)
+        self._queues: KeyedQueues[str, Job] = KeyedQueues(self._supervisor, self._fire, self._abandon)
         self._backpressure = WindowBackpressure(settings.max_in_flight)
         self._in_flight = 0
         self._stopping = asyncio.Event()
@@ -209,7 +212,7 @@ class Firer:
         self._landed: dict[TopicPartition, tuple[int, str]] = {}  # the last commit the broker accepted
         self._releases: set[asyncio.Task[None]] = set()  # commits of revoked partitions, awaited before polling
         self._releasing: dict[TopicPartition, PartitionOffsets] = {}  # revoked, their fires on the wire awaited
-        self._on_wire: Counter[TopicPartition] = Counter()  # fire requests sent and not answered, per partition
+        self._on_wire: dict[TopicPartition, int] = {}  # fire requests sent and not answered, per partition
         self._metadata_max_bytes = METADATA_MAX_BYTES
         self._rebalance_started: float | None = None
         self._poll_failing = False  # the last poll could not reach Kafka
@@ -458,10 +461,12 @@ class Firer:
         namespace, name = env.trigger_name
         return Job(record, apihost, namespace, name, credential.key, env.payload, env.source)
 
-    def _finish(self, record: Record, done: bool) -> None:
-        """done=False: abandoned (partition revoked, shutdown), so its offset is never committed here."""
+    def _finish(self, record: Record, done: bool, tp: TopicPartition | None = None) -> None:
+        """done=False: abandoned (partition revoked, shutdown), so its offset is never committed here.
+        ``tp``: the record's, when the caller has it (Record.tp builds a TopicPartition per access)."""
         self._in_flight -= 1
-        tp = record.tp  # built once: Record.tp builds a TopicPartition per access
+        if tp is None:
+            tp = record.tp
         self._active[tp] -= 1
         if self._active[tp] <= 0:
             del self._active[tp]
@@ -475,27 +480,26 @@ class Firer:
 
     # --- firing ---
 
-    async def _fire_if_owned(self, job: Job) -> None:
-        """A trigger queue's handler: a job of a revoked partition is skipped (its new owner has it)."""
-        if self._main(tp := job.record.tp) in self._offsets:
-            await self._fire(job, tp)
-        else:
-            self._abandon(job)
-
     def _abandon(self, job: Job) -> None:
-        self._finish(job.record, done=False)
+        self._finish(job.record, done=False, tp=job.tp)
 
-    async def _fire(self, job: Job, tp: TopicPartition) -> None:
-        """Fire until fired, dead-lettered or abandoned. Per-fire CPU is the firer's budget (issue 15),
+    async def _fire(self, job: Job) -> None:
+        """A trigger queue's handler: fire until fired, dead-lettered or abandoned; a job of a revoked
+        partition is skipped (its new owner has it). Per-fire CPU is the firer's budget (issue 15),
         so the usual way through (a member, unpaced, a slot free) awaits nothing but the request:
         the waits (fenced, paced, a slot) are entered only when needed, and the membership (a
         few reads of kafka-python's state, the costliest check) is asked once, in the slot right
         before the request; before the pace too when paced (a fenced member takes no pace token),
-        and again after it was found fenced or a retry's backoff."""
+        and again after it was found fenced or a retry's backoff. The handler itself, not a coroutine
+        under one: every resumption of the request resumes each coroutine above it too."""
+        tp = job.tp
+        if self._main(tp) not in self._offsets:
+            self._abandon(job)
+            return
         first_ms = _now_ms()
         first_s = self._clock()
         attempts = 0
-        record, namespace, slots = job.record, job.namespace, self._fire_slots  # tp: Record.tp builds one per access
+        record, namespace, slots = job.record, job.namespace, self._fire_slots
         recheck = False  # found fenced in the slot, or back from a backoff: wait outside until a member
         while True:
             paced = namespace in self._pacer  # unpaced: no wait (Pacer.reserve would answer 0)
@@ -507,7 +511,7 @@ class Firer:
                 self._finish(record, done=False)
                 return
             if not slots.try_acquire(namespace):
-                await slots.acquire(namespace)
+                await slots.wait(namespace)
             try:
                 if not self._may_fire(tp):
                     recheck = True  # fenced (or fenced while waiting for a slot): wait outside it
@@ -515,25 +519,31 @@ class Firer:
                 started = self._clock()
                 window = _window_now()
                 self._pacer.counted(namespace, window)  # OpenWhisk counts every check, refused ones too
-                self._on_wire[tp] += 1
+                on_wire = self._on_wire
+                on_wire[tp] = on_wire.get(tp, 0) + 1
                 try:
                     attempt = await self._client.fire(job.apihost, namespace, job.name, job.api_key, job.payload)
                 finally:
-                    self._on_wire[tp] -= 1
-                    if self._on_wire[tp] <= 0:
-                        del self._on_wire[tp]
+                    if (left := on_wire[tp] - 1) > 0:
+                        on_wire[tp] = left
+                    else:
+                        del on_wire[tp]
                 self._metrics.fire_seconds.observe(self._clock() - started)
             finally:
                 slots.release(namespace)
             attempts += 1
             self._metrics.attempted(attempt.status)
-            self._pace(job.namespace, attempt, window)
-            verdict, backoff = decide(attempt, first_s, self._clock(), attempts, self._policy)
+            self._pace(namespace, attempt, window)
+            if attempt.status is not None and 200 <= attempt.status < 300:  # decide's FIRED, without its clock
+                verdict, backoff = Verdict.FIRED, 0.0
+            else:
+                verdict, backoff = decide(attempt, first_s, self._clock(), attempts, self._policy)
             if verdict is Verdict.FIRED:
                 self._metrics.fired.inc()
-                if attempt.status == NO_RULE_STATUS:
-                    await self._no_rule.report(job.trigger, job.source)
-                self._finish(job.record, done=True)
+                if attempt.status == NO_RULE_STATUS and (
+                        report := self._no_rule.fired(job.trigger, job.source)) is not None:
+                    await report  # a log line or a status note is due (rarely: once per trigger per interval)
+                self._finish(record, done=True, tp=tp)
                 return
             if verdict is Verdict.DEAD_LETTER:
                 if self._on_refused is not None and attempt.status in TRIGGER_GONE_STATUSES:
@@ -578,7 +588,10 @@ class Firer:
 
     def _pace(self, namespace: str, attempt: Attempt, window: int | None = None) -> None:
         """``window``: the throttle window the fire went out in (its 429 is probed when our own
-        fires there do not explain it: ``consumer/pacing.py``)."""
+        fires there do not explain it: ``consumer/pacing.py``). An unpaced namespace's success
+        costs two comparisons (issue 15: per-fire CPU)."""
+        if attempt.status != 429 and namespace not in self._pacer:
+            return
         now = self._clock()
         if attempt.status == 429:
             new = namespace not in self._pacer

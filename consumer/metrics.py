@@ -137,8 +137,8 @@ class FirerMetrics:
                                            registry=registry, buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
         self.member = Gauge("firer_group_member", "1 while a valid member of the group that reaches Kafka "
                             "(what /readyz reports)", registry=registry)
-        self.fires_without_rule = Counter("firer_fires_without_rule", "Fires answered 204: the trigger has no "
-                                          "active rule, so nothing ran (see consumer.no_rule)", registry=registry)
+        self.fires_without_rule = LoopCounter("firer_fires_without_rule", "Fires answered 204: the trigger has no "
+                                              "active rule, so nothing ran (see consumer.no_rule)", registry=registry)
         self.parked = Gauge("firer_parked_messages", "Messages parked (in the park topic, not yet taken back): "
                             "their namespace was over its share of the in-flight window while throttled or "
                             "failing (consumer.parking)", registry=registry)

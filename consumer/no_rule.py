@@ -17,10 +17,9 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-
-from prometheus_client import Counter
+from typing import Any, Protocol
 
 from consumer.kafka_shared import KafkaUnavailable
 from consumer.logs import fields
@@ -36,6 +35,13 @@ DEFAULT_MAX_TRIGGERS = 10_000
 NoteHook = Callable[[str, str], Awaitable[None]]
 
 
+class Counts(Protocol):
+    """The metric every fire that ran no rule bumps (a ``prometheus_client.Counter`` or the
+    firer's ``metrics.LoopCounter``)."""
+
+    def inc(self, amount: float = 1.0) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     """What to do about one fire that ran no rule (the metric counts every one regardless)."""
@@ -44,11 +50,20 @@ class Decision:
     note: bool
 
 
+# The four decisions, built once: a trigger with no rule is normal (issue 15: the report of each
+# of its fires must cost ~nothing), and nearly every decision is QUIET.
+QUIET = Decision(False, False)
+_DECISIONS = {(False, False): QUIET, (True, False): Decision(True, False), (False, True): Decision(False, True),
+              (True, True): Decision(True, True)}
+
+
 @dataclass(slots=True)
 class _Seen:
     logged_s: float | None = None
     noted_s: float | None = None
     noted_version: int | None = None
+    source: str | None = None  # the last envelope source seen, and the version it names
+    version: int | None = None
 
 
 class NoRuleTracker:
@@ -68,8 +83,18 @@ class NoRuleTracker:
     def decide(self, trigger: str, version: int | None) -> Decision:
         """``version``: the subscription's configuration version the envelope names (None: not a
         kafkaFeed envelope, so there is nothing to note)."""
-        now = self._clock()
+        return self._decide(self._entry(trigger), version)
+
+    def decide_source(self, trigger: str, source: str, version_of: Callable[[str], int | None]) -> Decision:
+        """``decide`` with the version ``version_of(source)``, read again only when the trigger's
+        envelopes name another source than the last one (they repeat it until an UPDATE)."""
         seen = self._entry(trigger)
+        if seen.source != source:
+            seen.source, seen.version = source, version_of(source)
+        return self._decide(seen, seen.version)
+
+    def _decide(self, seen: _Seen, version: int | None) -> Decision:
+        now = self._clock()
         log_now = seen.logged_s is None or now - seen.logged_s >= self.interval_s
         if log_now:
             seen.logged_s = now
@@ -77,7 +102,7 @@ class NoRuleTracker:
             seen.noted_s is None or seen.noted_version != version or now - seen.noted_s >= self.interval_s)
         if note_now:
             seen.noted_s, seen.noted_version = now, version
-        return Decision(log_now, note_now)
+        return _DECISIONS[log_now, note_now]
 
     def note_failed(self, trigger: str) -> None:
         """The note was not written: the next fire of the trigger that runs no rule tries again."""
@@ -99,15 +124,26 @@ class NoRuleTracker:
 class NoRuleReporter:
     """What the firer calls when a fire is answered 204: count, log (throttled), note (throttled)."""
 
-    def __init__(self, counter: Counter, note: NoteHook | None = None, tracker: NoRuleTracker | None = None) -> None:
+    def __init__(self, counter: Counts, note: NoteHook | None = None, tracker: NoRuleTracker | None = None) -> None:
         self._counter, self._note = counter, note
-        self._tracker = tracker or NoRuleTracker()
+        self._tracker = tracker if tracker is not None else NoRuleTracker()  # an empty one is falsy (__len__)
+        self._version_of: Callable[[str], int | None] = records.config_version_of if note is not None \
+            else _no_version
 
     async def report(self, trigger: str, source: str) -> None:
         """Never raises for Kafka trouble: a note that could not be written is written by a later fire."""
+        if (work := self.fired(trigger, source)) is not None:
+            await work
+
+    def fired(self, trigger: str, source: str) -> Coroutine[Any, Any, None] | None:
+        """``report`` for the firer's hot path: counts at once and returns the work to await (the
+        log line, the note) only when some is due, so the usual fire of a trigger without a rule
+        (reported within the interval already) costs a count and a lookup, no coroutine."""
         self._counter.inc()
-        version = records.config_version_of(source) if self._note is not None else None
-        decision = self._tracker.decide(trigger, version)
+        decision = self._tracker.decide_source(trigger, source, self._version_of)
+        return None if decision is QUIET else self._act(trigger, source, decision)
+
+    async def _act(self, trigger: str, source: str, decision: Decision) -> None:
         if decision.log:
             log.warning("a fire ran no rule: the trigger has no active rule, so nothing was run "
                         "(enable its rule with `wsk rule enable RULE`, or create one with "
@@ -119,3 +155,8 @@ class NoRuleReporter:
             except KafkaUnavailable as e:
                 self._tracker.note_failed(trigger)
                 log.warning("could not note the fire that ran no rule", extra=fields(trigger=trigger, error=str(e)))
+
+
+def _no_version(_source: str) -> None:
+    """Without a note hook there is nothing to note: no version is read."""
+    return None

@@ -91,6 +91,10 @@ DEFAULT_TOKEN_MAX_TTL_S = 30 * 24 * 3600
 LEGACY_CUTOFF_SETTING = "LEGACY_CREDENTIALS_UNTIL"
 _OPENED_CACHE_SIZE = 4096
 _GRANTS_CACHE_SIZE = 4096  # (key, scope) pairs: a producer seals the same pair into every message
+# Opened contents: the tokens ``produce`` seals one per message differ (a fresh nonce each), but the
+# content inside repeats (key, scope, iat and exp are whole seconds), so one second's tokens of a
+# producer are one entry; reading that content again is most of a new token's cost (issue 15).
+_CONTENTS_CACHE_SIZE = 4096  # as many as the opened tokens: it holds only what they share
 # How far in the future a token's iat may be (clocks of sealer and opener differ a little).
 MAX_CLOCK_SKEW_S = 60
 
@@ -258,14 +262,18 @@ def parse_key_list(text: str, variable: str = "sealing keys") -> list[str]:
     return keys
 
 
+_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
+_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
 def _token_bytes(token: object) -> tuple[bytes, bytes]:
     """The token as ascii bytes and decoded, if it is canonical url-safe base64; else refused."""
     if not isinstance(token, str) or not token:
         raise CredentialError("the credential is not a non-empty string")
-    try:
+    try:  # base64.urlsafe_b64decode and _b64encode without their wrappers' checks (a token per message)
         raw = token.encode("ascii")
-        decoded = base64.urlsafe_b64decode(raw)
-        canonical = base64.urlsafe_b64encode(decoded) == raw
+        decoded = binascii.a2b_base64(raw.translate(_FROM_URLSAFE))
+        canonical = binascii.b2a_base64(decoded, newline=False).translate(_TO_URLSAFE) == raw
     except (UnicodeEncodeError, binascii.Error, ValueError):
         canonical = False
     if not canonical:
@@ -365,6 +373,7 @@ class Sealer:
         self._legacy_until = legacy_until
         self._subscription_credentials_fire = subscription_credentials_fire
         self._opened: OrderedDict[str, Credential] = OrderedDict()
+        self._contents: OrderedDict[bytes, Credential] = OrderedDict()  # plaintext -> its credential
 
     def __repr__(self) -> str:
         return f"Sealer(<{self._key_count} keys>)"
@@ -443,6 +452,18 @@ class Sealer:
             raise BadMessage(Reason.CREDENTIAL_OUT_OF_SCOPE, f"the credential does not cover {trigger_fqn}")
         return credential
 
+    def _credential(self, plaintext: bytes) -> Credential:
+        """The credential of an opened content: a ``Credential`` is immutable and all of it is in
+        the content, so equal contents (tokens sealed for one key and scope in one second) share one."""
+        credential = self._contents.get(plaintext)
+        if credential is not None:
+            self._contents.move_to_end(plaintext)
+            return credential
+        credential = self._contents[plaintext] = _credential_from(plaintext)
+        if len(self._contents) > _CONTENTS_CACHE_SIZE:
+            self._contents.popitem(last=False)
+        return credential
+
     def _decrypted(self, token: str) -> Credential:
         """The credential inside ``token`` (cached: opening is the firer's main CPU cost)."""
         cached = self._opened.get(token) if isinstance(token, str) else None
@@ -454,7 +475,7 @@ class Sealer:
             plaintext = _open_v2(self._aead_keys, decoded) if decoded[:1] == _V2_BYTE else self._fernet.decrypt(raw)
         except InvalidToken:
             raise CredentialError("the credential does not open with any sealing key") from None
-        credential = _credential_from(plaintext)
+        credential = self._credential(plaintext)
         self._opened[token] = credential
         if len(self._opened) > _OPENED_CACHE_SIZE:
             self._opened.popitem(last=False)

@@ -95,3 +95,34 @@ def test_cancelled_waiters_leave_no_state_and_no_slot_behind() -> None:
         await asyncio.wait_for(slots.acquire("carol"), 1)
         assert slots.share() == 1
     asyncio.run(main())
+
+
+def test_wait_after_a_refused_try_is_served_in_order_and_the_share_counts_waiting_namespaces() -> None:
+    """The firer's way in: ``try_acquire`` first, ``wait`` only when refused; a namespace that only
+    waits counts in the share, and a release with nobody waiting just frees the slot."""
+    async def main() -> None:
+        slots = FairSlots(4)
+        assert all(slots.try_acquire("alice") for _ in range(4))
+        assert not slots.try_acquire("alice") and not slots.try_acquire("bob")
+        assert slots.share() == 4  # alice alone is active
+        bob = [asyncio.ensure_future(slots.wait("bob")) for _ in range(3)]
+        alice = asyncio.ensure_future(slots.wait("alice"))
+        await settle()
+        assert slots.share() == 2  # bob waits: two namespaces active
+        for _ in range(2):
+            slots.release("alice")
+            await settle()
+        assert [t.done() for t in bob] == [True, True, False] and not alice.done()
+        assert slots.held("bob") == 2 and slots.held("alice") == 2
+        slots.release("bob")
+        await settle()
+        assert bob[2].done() and not alice.done()  # bob's own slot back to bob's next waiter
+        for _ in range(2):
+            slots.release("bob")
+        await settle()
+        assert alice.done() and slots.held("alice") == 3 and slots.held("bob") == 0
+        for _ in range(3):
+            slots.release("alice")
+        assert slots.held("alice") == 0 and slots.share() == 4
+        assert slots.try_acquire("bob")
+    asyncio.run(main())

@@ -11,7 +11,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter
 
 from consumer.firer import Firer
-from consumer.metrics import FirerMetrics
+from consumer.metrics import FirerMetrics, LoopCounter
 from consumer.no_rule import NoRuleReporter, NoRuleTracker
 from consumer.outcomes import Attempt
 from consumer.subscriptions import StatusWriter, SubscriptionIndex
@@ -111,6 +111,43 @@ def test_the_reporter_counts_every_fire_and_survives_a_kafka_failure(caplog: pyt
     ran_no_rule = [r for r in caplog.records if r.getMessage().startswith("a fire ran no rule")]
     assert len(ran_no_rule) == 1 and "wsk rule enable" in ran_no_rule[0].getMessage()
     assert ran_no_rule[0].fields["trigger"] == "/guest/T"  # type: ignore[attr-defined]
+
+
+def test_a_quiet_fire_costs_no_coroutine_and_a_new_source_is_read_again() -> None:
+    """The firer's hot path: within the interval a fire that ran no rule is only counted (``fired``
+    returns nothing to await); a new subscription version (another source) is noted at once."""
+    clock = Clock()
+    counter = LoopCounter("fires_without_rule", "test")
+    notes: list[tuple[str, str]] = []
+
+    async def note(trigger: str, source: str) -> None:
+        notes.append((trigger, source))
+
+    reporter = NoRuleReporter(counter, note, NoRuleTracker(interval_s=300, clock=clock))
+
+    async def scenario() -> None:
+        for source in (records.feed_source(4), records.feed_source(4), records.feed_source(5)):
+            if (work := reporter.fired("/guest/T", source)) is not None:
+                await work
+        clock.now += 299
+        assert reporter.fired("/guest/T", records.feed_source(5)) is None
+        clock.now += 1
+        work = reporter.fired("/guest/T", records.feed_source(5))
+        assert work is not None
+        await work
+    asyncio.run(scenario())
+    assert counter.value == 5
+    assert notes == [("/guest/T", records.feed_source(4)), ("/guest/T", records.feed_source(5)),
+                     ("/guest/T", records.feed_source(5))]
+
+
+def test_without_a_note_hook_only_the_log_line_is_due() -> None:
+    clock = Clock()
+    reporter = NoRuleReporter(LoopCounter("fires_without_rule", "test"), None, NoRuleTracker(clock=clock))
+    first = reporter.fired("/guest/T", records.feed_source(4))
+    assert first is not None
+    asyncio.run(first)
+    assert reporter.fired("/guest/T", records.feed_source(5)) is None  # nothing to note: no version read
 
 
 # --- the notice in records, the index, READ and the writer ---------------------------------------

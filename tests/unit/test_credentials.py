@@ -454,6 +454,26 @@ def test_an_expired_credential_is_refused_even_after_it_was_opened_once() -> Non
     assert info.value.reason == Reason.CREDENTIAL_EXPIRED
 
 
+def test_tokens_sealed_per_message_with_one_content_share_one_opened_credential_and_each_is_checked() -> None:
+    """A producer seals a token per message (a fresh nonce each): those of one second carry the same
+    content, opened once; a different content is its own, and expiry and scope are checked per call."""
+    clock = Clock(NOW)
+    opener = Sealer([NEW], clock=clock)
+    first, second = (opener.seal(GUEST_KEY, ["/guest/T"], ttl_s=10) for _ in range(2))
+    assert first != second
+    assert opener.authorize(first, "/guest/T") is opener.authorize(second, "/guest/T")
+    clock.now = NOW + 1
+    later = opener.seal(GUEST_KEY, ["/guest/T"], ttl_s=10)
+    assert opener.authorize(later, "/guest/T").iat == NOW + 1
+    with pytest.raises(BadMessage) as info:
+        opener.authorize(second, "/guest/other")
+    assert info.value.reason == Reason.CREDENTIAL_OUT_OF_SCOPE
+    clock.now = NOW + 10
+    with pytest.raises(BadMessage) as info:
+        opener.authorize(first, "/guest/T")
+    assert info.value.reason == Reason.CREDENTIAL_EXPIRED
+
+
 @pytest.mark.parametrize("ttl", [0, -5])
 def test_a_lifetime_must_be_positive(ttl: float) -> None:
     with pytest.raises(CredentialError, match="lifetime"):
