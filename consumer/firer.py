@@ -48,17 +48,9 @@ from kafka import TopicPartition
 from consumer import dead_letters
 from consumer.dead_letters import DeadLetter
 from consumer.fairness import FairSlots
-from consumer.kafka_edge import (
-    CommitRejected,
-    ConsumerThread,
-    KafkaUnavailable,
-    Membership,
-    Offsets,
-    PartitionReader,
-    RebalanceCallback,
-    Record,
-)
+from consumer.kafka_edge import CommitRejected, ConsumerThread, Membership, PartitionReader
 from consumer.kafka_rd import Producer
+from consumer.kafka_shared import KafkaUnavailable, Offsets, RebalanceCallback, Record
 from consumer.logs import fields
 from consumer.metrics import FirerMetrics
 from consumer.no_rule import NO_RULE_STATUS, NoRuleReporter

@@ -19,7 +19,8 @@ from kafka import TopicPartition
 from prometheus_client import CollectorRegistry
 
 from consumer.firer import MEMBERSHIP_FRESH_S, Firer
-from consumer.kafka_edge import CommitRejected, KafkaUnavailable, Membership, Offsets, RebalanceCallback, Record
+from consumer.kafka_edge import CommitRejected, Membership
+from consumer.kafka_shared import KafkaUnavailable, Offsets, RebalanceCallback, Record
 from consumer.metrics import FirerMetrics
 from consumer.offsets import encode
 from consumer.outcomes import Attempt
