@@ -39,7 +39,7 @@ import itertools
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -348,12 +348,11 @@ class Firer:
 
     # --- commits: sent without blocking the loop, retried with the latest offsets until they land ---
 
-    def _commit_points(self, partitions: Collection[TopicPartition]) -> Offsets:
+    def _commit_points(self, trackers: Mapping[TopicPartition, PartitionOffsets]) -> Offsets:
         """Offset and finished-offsets metadata per partition, left out where the broker has it already."""
         points: Offsets = {}
-        for tp in partitions:
-            tracker = self._offsets.get(tp) or self._releasing.get(tp)
-            point = tracker.commit_point(self._metadata_max_bytes) if tracker is not None else None
+        for tp, tracker in trackers.items():
+            point = tracker.commit_point(self._metadata_max_bytes)
             if point is not None and self._landed.get(tp) != point:
                 points[tp] = point
         return points
@@ -697,16 +696,24 @@ class Firer:
         log.info("partitions revoked", extra=fields(partitions=sorted(f"{t.topic}-{t.partition}" for t in revoked)))
 
     async def _commit_released(self, revoked: list[TopicPartition]) -> None:
+        """Commit the trackers the revoke released, and only those: kafka-python may assign a
+        revoked partition back in the same rebalance (``_assign`` then gives it a new tracker,
+        which must outlive this; forgetting it stopped the partition for good)."""
+        released = {tp: self._releasing[tp] for tp in revoked if tp in self._releasing}
         try:
             await wait_until(lambda: not any(tp in self._on_wire for tp in revoked),
                              min(self.settings.fire_timeout_s, RELEASE_WIRE_WAIT_S), self._clock)
-            points = self._commit_points(revoked)
+            points = self._commit_points(released)
             if not await self._commit_until_landed(points, self.settings.kafka_max_poll_interval_ms / 1000,
                                                    polling=False):
                 log.warning("the commit of revoked partitions did not land: their new owner repeats more",
                             extra=fields(partitions=len(points)))
         finally:
-            self._forget(revoked)
+            for tp, tracker in released.items():
+                if self._releasing.get(tp) is tracker:
+                    del self._releasing[tp]
+                if tp not in self._offsets:  # not ours again (an assignment reset what landed)
+                    self._landed.pop(tp, None)
 
     def _lose(self, lost: list[TopicPartition]) -> None:
         """Fenced: the partitions may be another member's already, so nothing of them is fired or

@@ -657,6 +657,27 @@ def test_a_revoked_partitions_commit_refused_because_the_client_is_rejoining_doe
     asyncio.run(scenario())
 
 
+def test_a_partition_revoked_and_assigned_back_in_one_rebalance_goes_on_firing() -> None:
+    """kafka-python's sticky assignor may revoke every partition and assign some straight back
+    (seen with a zombie rejoining): the release's clean-up must not forget the new assignment."""
+    async def scenario() -> None:
+        broker = FakeBroker(partitions=2)
+        broker.message(0, "/guest/a", 0)
+        broker.message(1, "/guest/b", 1)
+        running = await start(broker, Triggers())
+        await until(lambda: broker.committed == {tp(0): 1, tp(1): 1}, "both fired and committed")
+        running.consumer.revoke([tp(0), tp(1)])
+        running.consumer.assign([tp(1)])
+        await until(lambda: running.metric("firer_assigned_partitions") == 1 and not running.firer._releases,
+                    "the rebalance applied and the release done")
+        broker.message(1, "/guest/b", 2)
+        await until(lambda: broker.committed.get(tp(1)) == 2, "the partition assigned back fires and commits")
+        assert [f.n for f in running.triggers.fired] == [0, 1, 2]
+        await running.stop()
+
+    asyncio.run(scenario())
+
+
 def test_a_fenced_member_fires_nothing_until_it_is_a_member_again_and_is_not_ready() -> None:
     async def scenario() -> None:
         broker = FakeBroker(partitions=1)
