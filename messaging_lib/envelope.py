@@ -168,14 +168,15 @@ def is_rfc3339(text: str) -> bool:
     (fixed width at the start) is checked once per day seen."""
     if not isinstance(text, str) or _RFC3339_RANGED_RE.fullmatch(text) is None:
         return False
-    return _is_date(text[0:4], text[5:7], text[8:10])
+    return _is_date(text[:10])
 
 
 @lru_cache(maxsize=_CACHE_SIZE)
-def _is_date(year: str, month: str, day: str) -> bool:
-    """Whether the digits name a real day (year 0001 or later); messages of a day share it."""
+def _is_date(digits: str) -> bool:
+    """Whether ``YYYY-MM-DD`` (checked digits) names a real day (year 0001 or later); messages of
+    a day share it."""
     try:
-        date(int(year), int(month), int(day))
+        date(int(digits[0:4]), int(digits[5:7]), int(digits[8:10]))
     except ValueError:
         return False
     return True
