@@ -56,6 +56,8 @@ ENTITY_NAME_RE = re.compile(r"[\w]|[\w][\w@ .&-]{0,254}[\w@.&-]", re.ASCII)
 # The namespace placeholder meaning "the namespace of the caller's key".
 DEFAULT_NAMESPACE_PLACEHOLDER = "_"
 
+# The RFC 3339 shape with its fields captured (tests/unit/test_envelope.py checks is_rfc3339 against
+# the check built on it before).
 _RFC3339_RE = re.compile(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.[0-9]+)?"
     r"(?:[Zz]|[+-]([0-9]{2}):([0-9]{2}))"
