@@ -454,7 +454,7 @@ class Firer:
 
     def _finish(self, record: Record, done: bool, tp: TopicPartition | None = None) -> None:
         """done=False: abandoned (partition revoked, shutdown), so its offset is never committed here.
-        ``tp``: the record's, when the caller has it (Record.tp builds a TopicPartition per access)."""
+        ``tp``: the record's (``record.tp``, the same), when the caller has it at hand."""
         self._in_flight -= 1
         if tp is None:
             tp = record.tp

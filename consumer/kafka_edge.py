@@ -76,9 +76,10 @@ def _mapped(what: str) -> Iterator[None]:
         raise _unavailable(what, e) from e
 
 
-def _records(batches: dict[Any, list[Any]]) -> list[Record]:
-    return [Record(m.topic, m.partition, m.offset, m.key, m.value, list(m.headers or []), m.timestamp)
-            for msgs in batches.values() for m in msgs]
+def _records(batches: dict[TopicPartition, list[Any]]) -> list[Record]:
+    """A poll's records; each partition's share its ``TopicPartition`` (the poll's key)."""
+    polled = Record.polled
+    return [polled(tp, m) for tp, msgs in batches.items() for m in msgs]
 
 
 class _Listener(ConsumerRebalanceListener):

@@ -15,7 +15,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kafka import TopicPartition
@@ -30,6 +30,9 @@ class KafkaUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class Record:
+    """One record of a group consumer's poll. ``tp`` is stored, not a field: the firer reads it
+    several times per message, and ``polled`` (the consumer's poll) shares one per partition."""
+
     topic: str
     partition: int
     offset: int
@@ -37,10 +40,20 @@ class Record:
     value: bytes | None
     headers: list[tuple[str, bytes]]
     timestamp_ms: int
+    tp: TopicPartition = field(init=False, repr=False, compare=False)
 
-    @property
-    def tp(self) -> TopicPartition:
-        return TopicPartition(self.topic, self.partition)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tp", TopicPartition(self.topic, self.partition))
+
+    @classmethod
+    def polled(cls, tp: TopicPartition, raw: Any) -> Record:
+        """The record of a kafka-python ``ConsumerRecord`` of partition ``tp``: the value
+        ``Record(...)`` builds, without the frozen dataclass's checked assignment per field
+        (a poll hands over hundreds)."""
+        built = object.__new__(cls)
+        built.__dict__.update(topic=tp.topic, partition=tp.partition, offset=raw.offset, key=raw.key, value=raw.value,
+                              headers=list(raw.headers or []), timestamp_ms=raw.timestamp, tp=tp)
+        return built
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
 from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
 from kafka.errors import (
     CommitFailedError,
@@ -30,7 +31,7 @@ from kafka.structs import MemberState
 
 from consumer import kafka_edge
 from consumer.kafka_edge import ConsumerThread
-from consumer.kafka_shared import KafkaUnavailable
+from consumer.kafka_shared import KafkaUnavailable, Record
 from messaging_lib.kafka_config import KafkaSettings
 
 pytestmark = pytest.mark.timeout(30)
@@ -122,6 +123,22 @@ def test_every_public_method_is_covered() -> None:
               if callable(member) and (not name.startswith("_") or name == "__init__")}
     public -= {(ConsumerThread, "__init__"), (ConsumerThread, "membership")}  # no I/O
     assert public == set(CASES)
+
+
+def test_a_polls_records_are_the_records_with_one_partition_each() -> None:
+    """``_records`` builds what ``Record(...)`` builds (equal, the same repr), sharing the poll's
+    ``TopicPartition`` per partition; a record built directly has its own."""
+    def raw(partition: int, offset: int, headers: list[tuple[str, bytes]] | None) -> ConsumerRecord:
+        return ConsumerRecord("t", partition, -1, offset, 1_700_000_000_000, 0, b"k", b"v", headers, None, 1, 1, 0)
+    tp0, tp1 = TopicPartition("t", 0), TopicPartition("t", 1)
+    polled = kafka_edge._records({tp0: [raw(0, 5, [("h", b"1")]), raw(0, 6, None)], tp1: [raw(1, 0, [])]})
+    at = 1_700_000_000_000
+    expected = [Record("t", 0, 5, b"k", b"v", [("h", b"1")], at), Record("t", 0, 6, b"k", b"v", [], at),
+                Record("t", 1, 0, b"k", b"v", [], at)]
+    assert polled == expected
+    assert [repr(r) for r in polled] == [repr(r) for r in expected]
+    assert [r.tp for r in polled] == [tp0, tp0, tp1] and polled[0].tp is tp0 and polled[2].tp is tp1
+    assert expected[0].tp == tp0 and type(expected[0].tp) is TopicPartition
 
 
 # --- on a real broker: retained partitions are fetched while a join is pending -------------------

@@ -922,3 +922,112 @@ def test_one_changed_attribute_parses_the_same_on_both_paths(envelope: Envelope,
         header = "content-type" if name == "datacontenttype" else f"ce_{name}"
         changed = [(key, raw) for key, raw in headers if key != header] + [(header, value.encode("utf-8", "replace"))]
         both_paths(lambda: parse_record(changed, data))
+
+
+# --- the orjson read (canonical texts) parses exactly as the hooked read did ----------------------
+
+
+def compact(value: object) -> bytes:
+    """The canonical form the orjson read takes (what to_structured and to_binary write)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass")
+
+
+def with_member(text: bytes, key: str, value: bytes) -> bytes:
+    """``text`` (a compact object) with one more member written at its end, a duplicate or not."""
+    member = compact(key) + b":" + value
+    return text[:-1] + (b"," if text != b"{}" else b"") + member + b"}"
+
+
+def plain_and_hooked(call: Callable[[], Envelope]) -> None:
+    """Same outcome with the orjson read as with the hooked read alone, and as the checked path."""
+    new = outcome(call)
+    with patch.object(envelope_module, "_plain_read", lambda raw: None):
+        hooked = outcome(call)
+    assert new == hooked
+    both_paths(call)
+
+
+def nested(depth: int) -> bytes:
+    """A compact data text nesting ``depth`` arrays (written out: json.dumps would recurse)."""
+    return b'{"deep":' + b"[" * depth + b"1" + b"]" * depth + b"}"
+
+
+bad_times = st.sampled_from(["2026-01-01T24:00:00Z", "2026-02-30T00:00:00Z", "2026-01-01 00:00:00Z",
+                             "0000-01-01T00:00:00Z", "2026-01-01T00:00:60+24:00", "yesterday"])
+odd_data_texts = st.sampled_from([b'{"x":1.0e1}', b'{"x":1E5}', b'{"x":-0}', b'{"x":18446744073709551616}',
+                                  b'{"x":NaN}', b'{"x":"\\ud800"}', b'{"x": 1}', b'{"x":1,"x":1}',
+                                  b'{"a":{"b":1,"b":2}}', b'{"x":0.00001}', b'{"x":1e-05}', b'[1]', b'null',
+                                  b'{"x":"\\u00e9"}', b'\xef\xbb\xbf{"x":1}'])
+
+
+@FUZZ
+@given(plain_envelopes, st.sampled_from([*REQUIRED, "owapihost", "time", "datacontenttype", "data", "ext"]),
+       attribute_values | bad_times | rfc3339_times() | json_values,
+       st.sampled_from([DEFAULT_MAX_PAYLOAD_BYTES, 10, 40]))
+@example(example_envelope(), "owtrigger", "/guest/T", DEFAULT_MAX_PAYLOAD_BYTES)
+@example(example_envelope(), "id", "id-1", DEFAULT_MAX_PAYLOAD_BYTES)
+@example(example_envelope(), "data", {"x": 1}, DEFAULT_MAX_PAYLOAD_BYTES)
+@example(example_envelope(), "time", "2026-01-01T24:00:00Z", DEFAULT_MAX_PAYLOAD_BYTES)
+def test_a_duplicate_or_extra_attribute_reads_the_same_both_ways(envelope: Envelope, name: str, value: object,
+                                                                 limit: int) -> None:
+    """Duplicate keys (the same value or another), bad times and sizes, in the canonical form."""
+    canonical = to_structured(envelope)
+    duplicated = with_member(canonical, name, compact(value))
+    for text in (canonical, duplicated, compact(event_of(envelope) | {name: value})):
+        plain_and_hooked(lambda: parse_record(structured_headers(), text, max_payload_bytes=limit))  # noqa: B023
+
+
+@FUZZ
+@given(plain_envelopes, json_objects, st.text(unicode_text, max_size=4), json_values, st.integers(-1, 1))
+def test_a_duplicate_key_in_data_reads_the_same_both_ways(envelope: Envelope, data: dict[str, Any], key: str,
+                                                          value: object, off_by: int) -> None:
+    data_text = with_member(compact(data), key, compact(value))
+    event = event_of(envelope)
+    del event["data"]
+    structured = compact(event)[:-1] + b',"data":' + data_text + b"}"
+    headers, _ = to_binary(envelope)
+    limit = len(compact(data)) + off_by
+    plain_and_hooked(lambda: parse_record(structured_headers(), structured, max_payload_bytes=limit))
+    plain_and_hooked(lambda: parse_record(headers, data_text, max_payload_bytes=limit))
+    plain_and_hooked(lambda: parse_record(headers, compact(data), max_payload_bytes=limit))
+
+
+@FAST
+@given(plain_envelopes, odd_data_texts)
+def test_data_texts_in_another_form_read_the_same_both_ways(envelope: Envelope, data_text: bytes) -> None:
+    event = event_of(envelope)
+    del event["data"]
+    headers, _ = to_binary(envelope)
+    plain_and_hooked(lambda: parse_record(structured_headers(), compact(event)[:-1] + b',"data":' + data_text + b"}"))
+    plain_and_hooked(lambda: parse_record(headers, data_text))
+
+
+@pytest.mark.parametrize("depth", [1, 254, 255, 256, 900, 1100, 3000])
+def test_deep_data_reads_the_same_both_ways(depth: int) -> None:
+    built = example_envelope()
+    event = event_of(built)
+    del event["data"]
+    headers, _ = to_binary(built)
+    structured = compact(event)[:-1] + b',"data":' + nested(depth) + b"}"
+    plain_and_hooked(lambda: parse_record(structured_headers(), structured))
+    plain_and_hooked(lambda: parse_record(headers, nested(depth)))
+
+
+def test_canonical_records_take_the_orjson_read() -> None:
+    """What produce and the router write is read by orjson (else it would cost, not save)."""
+    built = example_envelope(apihost="https://ow.example", data={"i": 7, "sent_ms": 1795992044746.1702, "s": "é"})
+    with patch.object(envelope_module, "_decode_json", side_effect=AssertionError("the hooked read")):
+        assert parse_record(structured_headers(), to_structured(built)) == built
+        assert parse_record(*to_binary(built)) == built
+
+
+@FUZZ
+@given(st.dictionaries(st.text(max_size=4), json_values | st.text(st.characters(), max_size=4), max_size=4))
+def test_the_read_data_encoder_is_encode_data(data: dict[str, Any]) -> None:
+    """The fast path's prebuilt encoder gives encode_data's bytes or refusal (lone surrogates too)."""
+    def encoded(encoder: Callable[[dict[str, Any]], bytes]) -> tuple[str, object]:
+        try:
+            return "encoded", encoder(data)
+        except BadMessage as exc:
+            return "refused", (exc.reason, exc.detail)
+    assert encoded(envelope_module._encode_read_data) == encoded(envelope_module.encode_data)
