@@ -158,13 +158,10 @@ class Job:
     api_key: str = field(repr=False)
     payload: bytes = field(repr=False)
     source: str = ""
-    # built once: read several times per message (Record.tp builds a TopicPartition per access)
-    trigger: str = field(init=False)  # /namespace/name
-    tp: TopicPartition = field(init=False, repr=False)
+    trigger: str = field(init=False)  # /namespace/name, built once: read several times per message
 
     def __post_init__(self) -> None:
         self.trigger = f"/{self.namespace}/{self.name}"
-        self.tp = self.record.tp
 
 
 class Firer:
@@ -452,12 +449,10 @@ class Firer:
         namespace, name = env.trigger_name
         return Job(record, apihost, namespace, name, credential.key, env.payload, env.source)
 
-    def _finish(self, record: Record, done: bool, tp: TopicPartition | None = None) -> None:
-        """done=False: abandoned (partition revoked, shutdown), so its offset is never committed here.
-        ``tp``: the record's (``record.tp``, the same), when the caller has it at hand."""
+    def _finish(self, record: Record, done: bool) -> None:
+        """done=False: abandoned (partition revoked, shutdown), so its offset is never committed here."""
         self._in_flight -= 1
-        if tp is None:
-            tp = record.tp
+        tp = record.tp
         self._active[tp] -= 1
         if self._active[tp] <= 0:
             del self._active[tp]
@@ -472,7 +467,7 @@ class Firer:
     # --- firing ---
 
     def _abandon(self, job: Job) -> None:
-        self._finish(job.record, done=False, tp=job.tp)
+        self._finish(job.record, done=False)
 
     async def _fire(self, job: Job) -> None:
         """A trigger queue's handler: fire until fired, dead-lettered or abandoned; a job of a revoked
@@ -483,7 +478,7 @@ class Firer:
         before the request; before the pace too when paced (a fenced member takes no pace token),
         and again after it was found fenced or a retry's backoff. The handler itself, not a coroutine
         under one: every resumption of the request resumes each coroutine above it too."""
-        tp = job.tp
+        tp = job.record.tp
         if self._main(tp) not in self._offsets:
             self._abandon(job)
             return
@@ -534,7 +529,7 @@ class Firer:
                 if attempt.status == NO_RULE_STATUS and (
                         report := self._no_rule.fired(job.trigger, job.source)) is not None:
                     await report  # a log line or a status note is due (rarely: once per trigger per interval)
-                self._finish(record, done=True, tp=tp)
+                self._finish(record, done=True)
                 return
             if verdict is Verdict.DEAD_LETTER:
                 if self._on_refused is not None and attempt.status in TRIGGER_GONE_STATUSES:
