@@ -657,15 +657,21 @@ def test_a_revoked_partitions_commit_refused_because_the_client_is_rejoining_doe
     asyncio.run(scenario())
 
 
+async def two_partitions_fired() -> tuple[FakeBroker, Running]:
+    """A firer holding two partitions, a message fired and committed on each."""
+    broker = FakeBroker(partitions=2)
+    broker.message(0, "/guest/a", 0)
+    broker.message(1, "/guest/b", 1)
+    running = await start(broker, Triggers())
+    await until(lambda: broker.committed == {tp(0): 1, tp(1): 1}, "both fired and committed")
+    return broker, running
+
+
 def test_a_partition_revoked_and_assigned_back_in_one_rebalance_goes_on_firing() -> None:
     """kafka-python's sticky assignor may revoke every partition and assign some straight back
     (seen with a zombie rejoining): the release's clean-up must not forget the new assignment."""
     async def scenario() -> None:
-        broker = FakeBroker(partitions=2)
-        broker.message(0, "/guest/a", 0)
-        broker.message(1, "/guest/b", 1)
-        running = await start(broker, Triggers())
-        await until(lambda: broker.committed == {tp(0): 1, tp(1): 1}, "both fired and committed")
+        broker, running = await two_partitions_fired()
         running.consumer.revoke([tp(0), tp(1)])
         running.consumer.assign([tp(1)])
         await until(lambda: running.metric("firer_assigned_partitions") == 1 and not running.firer._releases,
@@ -702,11 +708,7 @@ def test_a_fenced_member_fires_nothing_until_it_is_a_member_again_and_is_not_rea
 
 def test_lost_partitions_are_dropped_uncommitted_and_never_fired() -> None:
     async def scenario() -> None:
-        broker = FakeBroker(partitions=2)
-        broker.message(0, "/guest/a", 0)
-        broker.message(1, "/guest/b", 1)
-        running = await start(broker, Triggers())
-        await until(lambda: broker.committed == {tp(0): 1, tp(1): 1}, "both fired")
+        broker, running = await two_partitions_fired()
         running.consumer.member = Membership(valid=False, reachable=True, rebalancing=False)
         broker.message(0, "/guest/a", 2)
         broker.message(1, "/guest/b", 3)
