@@ -680,7 +680,8 @@ class Firer:
         this member out of the group, and the partitions it kept unfired, for up to the rebalance
         timeout); the new owner then repeats what finished since the last periodic commit. Their
         queued messages are skipped and retrying ones abandoned: the new owner reads them from
-        the committed offset."""
+        the committed offset (a partition assigned straight back is that new owner: its queued
+        messages fire, ahead of what it reads again)."""
         self._drop_parks(revoked)
         for tp in revoked:
             if (tracker := self._offsets.pop(tp, None)) is not None:
