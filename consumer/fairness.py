@@ -47,8 +47,7 @@ class FairSlots:
         """Take a slot if the namespace may have one now (``acquire`` without the wait); the firer
         tries this first, so a fire that finds a slot free costs no coroutine here."""
         if namespace not in self._waiters and self._may(namespace):
-            self._used[namespace] = self._used.get(namespace, 0) + 1
-            self._total += 1
+            self._take(namespace)
             return True
         return False
 

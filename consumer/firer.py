@@ -56,7 +56,15 @@ from consumer.metrics import FirerMetrics
 from consumer.no_rule import NO_RULE_STATUS, NoRuleReporter
 from consumer.offsets import METADATA_MAX_BYTES, PartitionOffsets
 from consumer.openwhisk import TriggerClient
-from consumer.outcomes import TRIGGER_GONE_STATUSES, Attempt, RetryPolicy, Verdict, dead_letter_reason, decide
+from consumer.outcomes import (
+    TRIGGER_GONE_STATUSES,
+    Attempt,
+    RetryPolicy,
+    Verdict,
+    classify,
+    dead_letter_reason,
+    decide,
+)
 from consumer.pacing import Pacer
 from consumer.parking import (
     FULL_FRACTION,
@@ -520,9 +528,8 @@ class Firer:
             attempts += 1
             self._metrics.attempted(attempt.status)
             self._pace(namespace, attempt, window)
-            if attempt.status is not None and 200 <= attempt.status < 300:  # decide's FIRED, without its clock
-                verdict, backoff = Verdict.FIRED, 0.0
-            else:
+            verdict, backoff = classify(attempt), 0.0
+            if verdict is Verdict.RETRY:  # only a retry's verdict depends on the clock (its age)
                 verdict, backoff = decide(attempt, first_s, self._clock(), attempts, self._policy)
             if verdict is Verdict.FIRED:
                 self._metrics.fired.inc()
@@ -716,15 +723,12 @@ class Firer:
         committed any more (a commit would be refused anyway); kafka-python rejoins at the next poll."""
         self._metrics.partitions_lost.inc(len(lost))
         self._drop_parks(lost)
-        self._forget(lost)
-        log.warning("membership lost: partitions dropped uncommitted", extra=fields(
-            partitions=sorted(f"{t.topic}-{t.partition}" for t in lost)))
-
-    def _forget(self, partitions: list[TopicPartition]) -> None:
-        for tp in partitions:
+        for tp in lost:
             self._offsets.pop(tp, None)
             self._releasing.pop(tp, None)
             self._landed.pop(tp, None)
+        log.warning("membership lost: partitions dropped uncommitted", extra=fields(
+            partitions=sorted(f"{t.topic}-{t.partition}" for t in lost)))
 
     # --- parking (issue 13; consumer/parking.py): a namespace's backlog leaves the window ---
 

@@ -30,8 +30,9 @@ class KafkaUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class Record:
-    """One record of a group consumer's poll. ``tp`` is stored, not a field: the firer reads it
-    several times per message, and ``polled`` (the consumer's poll) shares one per partition."""
+    """One record of a group consumer's poll. ``tp`` is built once (a field outside the
+    constructor and comparisons): the firer reads it several times per message, and ``polled``
+    (the consumer's poll) shares one per partition."""
 
     topic: str
     partition: int
