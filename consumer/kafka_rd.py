@@ -39,7 +39,7 @@ import ctypes
 import logging
 import threading
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -472,7 +472,9 @@ class Producer:
 LOG_READ_RECORDS = 20_000  # records a read returns at most (loading a million: 50 reads)
 LOG_PREFETCH_KB = 16 * 1024  # records fetched ahead while the table loads
 LOG_FETCH_BYTES = 4 * 1024 * 1024  # per partition per fetch, as kafka-python's reader had
-TOPIC_WAIT_S = 10.0  # how long a just-created topic may take to show its partition
+TOPIC_WAIT_S = 10.0  # how long a just-created topic may take to show its partition and its leader
+_LEADER_PENDING = frozenset({ck.KafkaError.NOT_LEADER_FOR_PARTITION, ck.KafkaError.LEADER_NOT_AVAILABLE,
+                             ck.KafkaError.UNKNOWN_TOPIC_OR_PART, ck.KafkaError._UNKNOWN_PARTITION})
 
 # a record that cannot be read, or a topic this principal may not read: raised, as kafka-python
 # raised them (a gap in the table would go unnoticed); other events (a broker down) are retried
@@ -511,8 +513,7 @@ class KafkaLog:
         self._consumer = ck.Consumer(self._config)
         self._ensure_topic(self._consumer)
         self._consumer.assign([ck.TopicPartition(self._topic, 0, ck.OFFSET_BEGINNING)])
-        return int(self._consumer.get_watermark_offsets(ck.TopicPartition(self._topic, 0), timeout=10,
-                                                        cached=False)[1])
+        return _end_offset(self._consumer, ck.TopicPartition(self._topic, 0), time.monotonic() + TOPIC_WAIT_S)
 
     def _partitions(self, consumer: ck.Consumer) -> int:
         """The topic's partitions in fresh metadata (0: not there)."""
@@ -553,6 +554,20 @@ class KafkaLog:
             await self._thread.call(f"closing {self._topic} failed", close)
         finally:
             self._thread.shutdown()
+
+
+def _end_offset(consumer: ck.Consumer, tp: ck.TopicPartition, deadline: float,
+                sleep: Callable[[float], None] = time.sleep) -> int:
+    """The partition's end offset. A topic just created has no leader for a moment (seen:
+    NOT_LEADER_FOR_PARTITION from the broker right after the creation), so those answers are
+    asked again until ``deadline`` (``time.monotonic``)."""
+    while True:
+        try:
+            return int(consumer.get_watermark_offsets(tp, timeout=10, cached=False)[1])
+        except ck.KafkaException as e:
+            if e.args[0].code() not in _LEADER_PENDING or time.monotonic() >= deadline:
+                raise
+            sleep(0.1)
 
 
 def _changes(messages: list[ck.Message]) -> list[Change]:

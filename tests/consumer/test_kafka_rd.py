@@ -559,3 +559,29 @@ def test_take_returns_what_is_fetched_without_waiting_and_else_waits_for_the_fir
     assert kafka_rd._take(one, 1, 0.1) == ["x"]
 
     assert kafka_rd._take(_Queue([]), 10, 0.1) == []
+
+
+def test_the_logs_end_offset_is_asked_again_while_a_new_topic_has_no_leader() -> None:
+    class Watermarks:
+        def __init__(self, refusals: list[int]) -> None:
+            self.refusals, self.asked = refusals, 0
+
+        def get_watermark_offsets(self, *_: Any, **__: Any) -> tuple[int, int]:
+            self.asked += 1
+            if self.refusals:
+                raise ck.KafkaException(ck.KafkaError(self.refusals.pop(0)))
+            return 0, 7
+
+    tp = ck.TopicPartition("subs", 0)
+    slept: list[float] = []
+    leaderless = Watermarks([ck.KafkaError.NOT_LEADER_FOR_PARTITION, ck.KafkaError.LEADER_NOT_AVAILABLE])
+    assert kafka_rd._end_offset(leaderless, tp, time.monotonic() + 60, slept.append) == 7  # type: ignore[arg-type]
+    assert leaderless.asked == 3 and len(slept) == 2
+
+    late = Watermarks([ck.KafkaError.NOT_LEADER_FOR_PARTITION])  # past the deadline: the error stands
+    with pytest.raises(ck.KafkaException, match="NOT_LEADER"):
+        kafka_rd._end_offset(late, tp, time.monotonic() - 1, slept.append)  # type: ignore[arg-type]
+    denied = Watermarks([ck.KafkaError.TOPIC_AUTHORIZATION_FAILED])  # not a leader question: at once
+    with pytest.raises(ck.KafkaException, match="AUTHORIZATION"):
+        kafka_rd._end_offset(denied, tp, time.monotonic() + 60, slept.append)  # type: ignore[arg-type]
+    assert denied.asked == 1
