@@ -35,6 +35,7 @@ One asyncio loop owns all mutable state below. Guarantees, and where each is kep
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import itertools
 import logging
 import time
@@ -50,7 +51,7 @@ from consumer.dead_letters import DeadLetter
 from consumer.fairness import FairSlots
 from consumer.kafka_edge import CommitRejected, ConsumerThread, Membership, PartitionReader
 from consumer.kafka_rd import Producer
-from consumer.kafka_shared import KafkaUnavailable, Offsets, RebalanceCallback, Record
+from consumer.kafka_shared import KafkaUnavailable, Offsets, RebalanceCallback, Record, ReleaseCallback
 from consumer.logs import fields
 from consumer.metrics import FirerMetrics
 from consumer.no_rule import NO_RULE_STATUS, NoRuleReporter
@@ -105,6 +106,9 @@ FETCH_MAX_BYTES = 1024 * 1024
 # A revoked partition's fires already sent are awaited this long before its final commit: their
 # outcome is known soon, and each one recorded is one the new owner does not repeat.
 RELEASE_WIRE_WAIT_S = 2.0
+# The rebalance waits this long for a revoked partition's final commit (kafka_edge ``_Listener``):
+# the wire wait, then a commit sent while the member still owns the partition.
+RELEASE_HOLD_S = RELEASE_WIRE_WAIT_S + 8.0
 # A refused commit is sent again soon (the refusal usually ends with a rebalance): each moment
 # without a landed commit is one more moment of fires a crash would repeat.
 COMMIT_RETRY = RetryRule(initial_s=0.05, max_s=1.0)
@@ -151,8 +155,8 @@ class ConsumerFactory(Protocol):
     committed offset and metadata of newly assigned partitions, before any of their records."""
 
     def __call__(self, settings: KafkaSettings, group_id: str, topic_names: Sequence[str],
-                 on_assigned: RebalanceCallback, on_revoked: RebalanceCallback, *, on_lost: RebalanceCallback,
-                 on_committed: Callable[[Offsets], None], **config: object) -> GroupConsumer: ...
+                 on_assigned: RebalanceCallback, on_revoked: ReleaseCallback, *, on_lost: RebalanceCallback,
+                 on_committed: Callable[[Offsets], None], release_hold_s: float, **config: object) -> GroupConsumer: ...
 
 
 @dataclass
@@ -232,7 +236,7 @@ class Firer:
             self.settings.kafka, self.settings.firer_group, [self.settings.trigger_messages_topic],
             self._on_assigned, self._on_revoked, on_lost=self._on_lost, on_committed=self._on_committed,
             max_poll_records=1000, fetch_max_wait_ms=100, max_partition_fetch_bytes=FETCH_MAX_BYTES,
-            fetch_max_bytes=FETCH_MAX_BYTES,
+            fetch_max_bytes=FETCH_MAX_BYTES, release_hold_s=RELEASE_HOLD_S,
             **self.settings.membership("firer"))  # cooperative rebalancing: the edge's default
         if await self._consumer.start():
             log.warning("the topic has no partitions yet (does it exist?): waiting for it",
@@ -668,27 +672,28 @@ class Firer:
                 self._landed[tp] = (offset, metadata)
                 self._parking.positioned(tp.partition, tracker.park)
 
-    def _on_revoked(self, revoked: list[TopicPartition]) -> None:
-        """kafka-python 3 runs this on its IO thread, where nothing may block: only hand over."""
+    def _on_revoked(self, revoked: list[TopicPartition]) -> concurrent.futures.Future[None]:
+        """kafka-python 3 runs this on its IO thread, where nothing may block: it hands over, and
+        the edge holds the rebalance until the returned future says the final commit is done."""
         assert self._loop is not None
-        hand_over(self._loop, self._release, revoked)
+        released: concurrent.futures.Future[None] = concurrent.futures.Future()
+        hand_over(self._loop, self._release, revoked, released)
+        return released
 
     def _on_lost(self, lost: list[TopicPartition]) -> None:
         assert self._loop is not None
         hand_over(self._loop, self._lose, lost)
 
-    def _release(self, revoked: list[TopicPartition]) -> None:
+    def _release(self, revoked: list[TopicPartition], released: concurrent.futures.Future[None]) -> None:
         """Stop firing revoked partitions at once; the fires already on the wire are awaited
         (briefly: the request is sent, its outcome is the only question), then what is done is
-        committed (offset and finished offsets), retrying within the rebalance timeout; the main
-        loop polls (rejoins) only once that commit landed or was given up. Given up at once when
-        the client is rejoining already (kafka-python 3 starts the next join of a cooperative
-        rebalance before this runs, and refuses commits until a poll completes it: waiting held
-        this member out of the group, and the partitions it kept unfired, for up to the rebalance
-        timeout); the new owner then repeats what finished since the last periodic commit. Their
-        queued messages are skipped and retrying ones abandoned: the new owner reads them from
-        the committed offset (a partition assigned straight back is that new owner: its queued
-        messages fire, ahead of what it reads again)."""
+        committed (offset and finished offsets) while the rebalance waits for it (``released``):
+        the member still owns the partitions, and the new owner starts where this one stopped.
+        If the commit is refused because the client is rejoining anyway (the edge stopped
+        waiting), it is given up at once: the new owner repeats what finished since the last
+        commit that landed. Their queued messages are skipped and retrying ones abandoned: the
+        new owner reads them from the committed offset (a partition assigned straight back is
+        that new owner: its queued messages fire, ahead of what it reads again)."""
         self._drop_parks(revoked)
         for tp in revoked:
             if (tracker := self._offsets.pop(tp, None)) is not None:
@@ -696,6 +701,7 @@ class Firer:
         task = self._supervisor.spawn(self._commit_released(revoked))
         self._releases.add(task)
         task.add_done_callback(self._releases.discard)
+        task.add_done_callback(lambda _: None if released.done() else released.set_result(None))
         log.info("partitions revoked", extra=fields(partitions=sorted(f"{t.topic}-{t.partition}" for t in revoked)))
 
     async def _commit_released(self, revoked: list[TopicPartition]) -> None:

@@ -12,6 +12,7 @@ become ``KafkaUnavailable``).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
@@ -21,6 +22,9 @@ from typing import Any
 from kafka import TopicPartition
 
 RebalanceCallback = Callable[[list[TopicPartition]], None]
+# A revoke callback that may hold the rebalance: the future it returns completes once the revoked
+# partitions' final commit landed or was given up (consumer/kafka_edge.py ``_Listener``).
+ReleaseCallback = Callable[[list[TopicPartition]], "concurrent.futures.Future[None] | None"]
 Offsets = dict[TopicPartition, tuple[int, str]]  # offset and metadata
 
 
