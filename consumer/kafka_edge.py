@@ -7,7 +7,8 @@ kafka-python (3.x: 2.0.2 drops fetched records of a partition paused mid-batch, 
 position past them, which this service's backpressure would turn into loss) is not thread-safe,
 so every call on a consumer runs on that consumer's own thread (``ClientThread``) and the loop
 awaits it. Rebalance callbacks fire during poll on kafka-python's IO thread, where nothing may
-block; ``_Listener`` hands them to the owner as plain functions.
+block; ``_Listener`` hands them to the owner as plain functions, and holds the rebalance (without
+blocking) until the owner's revoke says its final commit is done.
 
 Errors: ``_unavailable`` is the one place a kafka-python error becomes the project's
 ``KafkaUnavailable``; every public method here goes through it (``ClientThread.call`` for
