@@ -59,7 +59,10 @@ class FairSlots:
         """Wait for a slot, first come first served within the namespace (``acquire`` once
         ``try_acquire`` said no: the firer tries first, and waits only when it must)."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(namespace, deque()).append(future)
+        queue = self._waiters.get(namespace)
+        if queue is None:  # not setdefault: that builds a deque on every call
+            self._waiters[namespace] = queue = deque()
+        queue.append(future)
         if self._total < self.capacity:  # full: no waiter may take one now, the next release wakes
             self._wake()
         try:
@@ -109,6 +112,9 @@ class FairSlots:
 
     def _wake(self) -> None:
         """Grant free slots to waiters, one per namespace per round, while any may take one."""
+        if len(self._waiters) == 1:
+            self._wake_one_namespace()
+            return
         progress = True
         while progress and self._waiters and self._total < self.capacity:
             progress = False
@@ -125,6 +131,25 @@ class FairSlots:
                         self._waiters[namespace] = queue  # to the end of the round
                 elif not queue:
                     del self._waiters[namespace]
+
+    def _wake_one_namespace(self) -> None:
+        """``_wake`` while one namespace waits (a backlog of one tenant, or of several once the
+        others are served): its rounds are its queue in order, so the free slots go to its
+        waiters first come first served, without a round's copy of the namespaces and the move
+        of its entry to the end (per-fire CPU, issue 15: every fire waits while all slots are busy)."""
+        waiters = self._waiters
+        namespace = next(iter(waiters))
+        queue = waiters[namespace]
+        while queue and self._total < self.capacity:
+            if queue[0].done():  # cancelled while waiting
+                queue.popleft()
+            elif self._may(namespace):
+                self._take(namespace)
+                queue.popleft().set_result(None)
+            else:
+                break
+        if not queue:
+            del waiters[namespace]
 
     def _drop_waiter(self, namespace: str, future: asyncio.Future[None]) -> None:
         queue = self._waiters.get(namespace)

@@ -144,6 +144,57 @@ def test_a_slow_controller_is_a_timeout() -> None:
     assert attempt == Attempt(None, "timeout")
 
 
+def test_a_slow_body_is_a_timeout_and_the_client_fires_on() -> None:
+    """The deadline covers reading the answer too, and a fire timed out leaves the client usable."""
+    async def dribble(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(status=200, headers={"Content-Length": "10"})
+        await response.prepare(request)
+        await response.write(b"{")
+        await asyncio.sleep(30)
+        return response
+
+    async def go() -> tuple[Attempt, Attempt]:
+        slow = TestServer(_app(dribble, Seen()), host="127.0.0.1")
+        fast = TestServer(_app(_ok, Seen()), host="127.0.0.1")
+        await slow.start_server()
+        await fast.start_server()
+        try:
+            async with HttpTriggerClient(4, 0.3) as client:
+                timed_out = await client.fire(str(slow.make_url("")).rstrip("/"), "guest", "t", API_KEY, b"{}")
+                after = await client.fire(str(fast.make_url("")).rstrip("/"), "guest", "t", API_KEY, b"{}")
+                return timed_out, after
+        finally:
+            await slow.close()
+            await fast.close()
+    assert asyncio.run(go()) == (Attempt(None, "timeout"), Attempt(202, ""))
+
+
+def test_a_fire_cancelled_by_its_caller_is_cancelled_not_a_timeout() -> None:
+    """Only the client's own deadline becomes a timeout: a shutdown's cancel goes through."""
+    started = asyncio.Event()
+
+    async def slow(request: web.Request) -> web.Response:
+        started.set()
+        await asyncio.sleep(30)
+        return web.Response(status=200)
+
+    async def go() -> bool:
+        server = TestServer(_app(slow, Seen()), host="127.0.0.1")
+        await server.start_server()
+        try:
+            async with HttpTriggerClient(4, 0.5) as client:
+                fire = asyncio.ensure_future(client.fire(str(server.make_url("")).rstrip("/"), "guest", "t",
+                                                         API_KEY, b"{}"))
+                await asyncio.wait_for(started.wait(), 10)
+                fire.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await fire
+                return fire.cancelled()
+        finally:
+            await server.close()
+    assert asyncio.run(go())
+
+
 def test_no_listener_is_a_connection_error() -> None:
     async def go() -> Attempt:
         async with HttpTriggerClient(4, 10) as client:
