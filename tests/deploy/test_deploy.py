@@ -419,7 +419,10 @@ def test_local_runs_the_demo_stays_up_is_safe_to_rerun_stops_on_ctrl_c_and_undep
                  timeout_s=120, what="the queued message's first (refused) fire")
 
         os.killpg(first.pid, signal.SIGINT)  # what Ctrl-C sends: to the terminal's whole process group
-        assert first.wait(timeout=120) == 0, log.read_text()
+        # the stop is bounded by design at about 95 s (the consumer drains its retrying message for
+        # SHUTDOWN_TIMEOUT_S, 30 s, within deploy.sh's 40 s; the emulator 20 s; Kafka 30 s), plus a
+        # Python start per step: 120 s was passed once on a busy CI machine
+        assert first.wait(timeout=240) == 0, log.read_text()
         assert "==> Stopped" in log.read_text()
         assert "Traceback" not in log.read_text()
         assert not any(_pid_alive(p) for p in pidfiles)
