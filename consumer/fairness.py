@@ -112,9 +112,6 @@ class FairSlots:
 
     def _wake(self) -> None:
         """Grant free slots to waiters, one per namespace per round, while any may take one."""
-        if len(self._waiters) == 1:
-            self._wake_one_namespace()
-            return
         progress = True
         while progress and self._waiters and self._total < self.capacity:
             progress = False
@@ -131,25 +128,6 @@ class FairSlots:
                         self._waiters[namespace] = queue  # to the end of the round
                 elif not queue:
                     del self._waiters[namespace]
-
-    def _wake_one_namespace(self) -> None:
-        """``_wake`` while one namespace waits (a backlog of one tenant, or of several once the
-        others are served): its rounds are its queue in order, so the free slots go to its
-        waiters first come first served, without a round's copy of the namespaces and the move
-        of its entry to the end (per-fire CPU, issue 15: every fire waits while all slots are busy)."""
-        waiters = self._waiters
-        namespace = next(iter(waiters))
-        queue = waiters[namespace]
-        while queue and self._total < self.capacity:
-            if queue[0].done():  # cancelled while waiting
-                queue.popleft()
-            elif self._may(namespace):
-                self._take(namespace)
-                queue.popleft().set_result(None)
-            else:
-                break
-        if not queue:
-            del waiters[namespace]
 
     def _drop_waiter(self, namespace: str, future: asyncio.Future[None]) -> None:
         queue = self._waiters.get(namespace)
