@@ -100,7 +100,7 @@ class _Listener(ConsumerRebalanceListener):
     partitions, and the commit lands; ``hold_s`` bounds how long the rebalance waits for it."""
 
     def __init__(self, on_assigned: RebalanceCallback, on_revoked: ReleaseCallback,
-                 on_lost: RebalanceCallback | None = None, hold_s: float = 10.0) -> None:
+                 on_lost: RebalanceCallback | None, hold_s: float) -> None:
         self._assigned, self._revoked, self._hold_s = on_assigned, on_revoked, hold_s
         self._lost = on_lost or on_revoked
         self.manager: KafkaConnectionManager | None = None  # the consumer's, once it exists
@@ -110,7 +110,7 @@ class _Listener(ConsumerRebalanceListener):
         if released is not None and self.manager is not None and \
                 not await _wait_on_io_loop(self.manager, released, self._hold_s):
             log.warning("the revoked partitions' commit took too long: rejoining without it",
-                            extra={"fields": {"hold_s": self._hold_s}})
+                        extra={"fields": {"hold_s": self._hold_s}})
 
     def on_partitions_lost(self, lost: list[TopicPartition]) -> None:
         """Fenced (session expired, unknown member, illegal generation): the partitions may

@@ -439,10 +439,11 @@ def test_100_rapid_create_delete_cycles_leave_no_stale_subscription(messaging: M
 
 def _repeats(fires: list[dict]) -> str:
     """Which source offsets fired more than once, per partition."""
-    seen = Counter((m["partition"], m["offset"]) for m in fires)
-    twice = sorted(k for k, n in seen.items() if n > 1)
-    return ", ".join(f"partition {p}: offsets {min(o for q, o in twice if q == p)}.."
-                     f"{max(o for q, o in twice if q == p)}" for p in sorted({p for p, _ in twice}))
+    twice: dict[int, list[int]] = {}
+    for (partition, offset), n in Counter((m["partition"], m["offset"]) for m in fires).items():
+        if n > 1:
+            twice.setdefault(partition, []).append(offset)
+    return ", ".join(f"partition {p}: offsets {min(o)}..{max(o)}" for p, o in sorted(twice.items()))
 
 
 @pytest.mark.parametrize("backlog", [False, True], ids=["while-producing", "with-a-backlog"])
