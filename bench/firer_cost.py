@@ -205,11 +205,15 @@ def bare_side(s: Stack, names: list[str], count: int, limits: ClientLimits, time
         child.stdin.flush()
         if child.stdout.readline().strip() != "warm":
             raise RuntimeError("the bare client failed to warm up (see its stderr)")
+        spy = _py_spy(child.pid, f"bare-{uuid.uuid4().hex[:6]}") if PROFILE_DIR is not None else None
         emulator_cpu = cpu_seconds(s.emulator_pid)
         child.stdin.write("go\n")
         child.stdin.flush()
         line = child.stdout.readline()
         emulator_cpu = cpu_seconds(s.emulator_pid) - emulator_cpu
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(60)
         if not line:
             raise RuntimeError(f"the bare client gave no result within {timeout_s:g} s (see its stderr)")
         result = json.loads(line)
@@ -244,6 +248,17 @@ class V1Sealer(Sealer):
 PROFILE_DIR: Path | None = None  # --profile: py-spy records each one-process firer side here
 
 
+def _py_spy(pid: int, name: str) -> subprocess.Popen[bytes]:
+    """py-spy recording process ``pid`` into PROFILE_DIR/<name>.txt until it gets SIGINT."""
+    assert PROFILE_DIR is not None
+    out = PROFILE_DIR / f"{name}.txt"
+    spy = subprocess.Popen([os.environ.get("PY_SPY", "py-spy"), "record", "--pid", str(pid), "--format", "raw",
+                            "--threads", "--gil", "--rate", "200", "--output", str(out)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    print(f"  profiling into {out}", file=sys.stderr)
+    return spy
+
+
 class ProfiledFirer(firer_bench.Firer):
     """The bench's firer process, recorded by py-spy (``$PY_SPY`` or on PATH; pinned in
     bench/requirements-profile.txt) from the moment it holds its partitions until it is stopped."""
@@ -251,11 +266,11 @@ class ProfiledFirer(firer_bench.Firer):
     def __init__(self, s: Stack, topic: str) -> None:
         super().__init__(s, topic)
         assert PROFILE_DIR is not None
-        out = PROFILE_DIR / f"firer-{topic}.txt"
-        self.spy = subprocess.Popen([os.environ.get("PY_SPY", "py-spy"), "record", "--pid", str(self.proc.pid),
-                                     "--format", "raw", "--threads", "--gil", "--rate", "200", "--output", str(out)],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        print(f"  profiling the firer into {out}", file=sys.stderr)
+        try:
+            self.spy = _py_spy(self.proc.pid, f"firer-{topic}")
+        except OSError:
+            super().stop()  # no py-spy: the firer started above must not outlive the run
+            raise
 
     def stop(self) -> None:
         self.spy.send_signal(signal.SIGINT)
