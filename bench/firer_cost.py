@@ -14,7 +14,10 @@ against that same emulator:
   (v2 tokens), and again with v1 (Fernet) tokens, as every sealer wrote them before v2;
 - a bare aiohttp client in its own process, POSTing the same requests (URL, headers, body) with the
   same connector limits as the firer's settings, straight at the emulator without Kafka: fires/s
-  (the controller's limit, measured the same way) and CPU seconds per 10,000 POSTs;
+  (the controller's limit, measured the same way) and CPU seconds per 10,000 POSTs; on asyncio's
+  own loop (the goal's measure: a bare aiohttp client), and again on uvloop, the loop the firer
+  runs on (consumer/__main__.py), to show what of the gap the loop closes and what the firer's own
+  work closes;
 - the emulator's own CPU per request during each, to show whether it was the bottleneck;
 - with ``--workers N`` (N > 1; 2 unless told otherwise), also the firer with ``WORKERS=1`` and with ``WORKERS=N`` (N
   processes in one container, consumer/workers.py), one shared token, measured the same way:
@@ -24,8 +27,10 @@ against that same emulator:
 
 ``--sides`` and ``--latencies`` narrow a run to some sides (a quick A/B while changing the firer: the
 table then shows only the rows those sides make); ``--profile DIR`` records the firer with py-spy
-while each of its one-process sides drains (collapsed stacks, threads apart, only the thread holding
-the GIL: CPU, not waits).
+while each of its one-process sides drains, and the bare client while it posts (collapsed stacks,
+threads apart, only the thread holding the GIL: CPU, not waits). On this project's VMs py-spy's
+samples gather at the next system call (e.g. every ``asyncio.get_running_loop()``, which calls
+getpid), so read a profile by function, inclusive, not by line.
 
 CPU per unit of work is the figure to compare across machines: absolute fires/s follow the machine
 and its load (printed with the table). Every side runs alone, one after the other, in each repeat.
@@ -102,7 +107,7 @@ class Side:
         return self.emulator_cpu_s / max(1.0, self.requests) * 1e6
 
 
-SIDES = ("shared", "bare", "per-message", "v1", "workers")
+SIDES = ("shared", "bare", "bare-uvloop", "per-message", "v1", "workers")
 
 
 @dataclass
@@ -116,6 +121,7 @@ class Repeat:
     per_message_v1: Side | None
     load: tuple[float, float]
     workers: tuple[Side, Side] | None = None  # the firer with WORKERS=1 and WORKERS=N, when asked for
+    bare_uvloop: Side | None = None  # the bare client on uvloop, as the firer runs (consumer/__main__.py)
 
 
 @dataclass(frozen=True)
@@ -144,6 +150,7 @@ class BareSpec:
     connections: int
     timeout_s: float
     api_key: str = field(repr=False)
+    uvloop: bool = False
 
 
 async def _post_all(spec: BareSpec, go: Callable[[], None]) -> dict[str, float]:
@@ -187,14 +194,17 @@ def bare_main() -> int:
         print("warm", flush=True)
         sys.stdin.readline()
 
-    print(json.dumps(asyncio.run(_post_all(spec, go))), flush=True)
+    loop_factory = __import__("uvloop").new_event_loop if spec.uvloop else None
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        print(json.dumps(runner.run(_post_all(spec, go))), flush=True)
     return 0
 
 
-def bare_side(s: Stack, names: list[str], count: int, limits: ClientLimits, timeout_s: float = 300) -> Side:
+def bare_side(s: Stack, names: list[str], count: int, limits: ClientLimits, timeout_s: float = 300,
+              uvloop: bool = False) -> Side:
     """The bare client's side: its own process, the emulator's CPU marked around its timed window."""
     spec = {"apihost": s.apihost, "names": names, "count": count, "connections": limits.connections,
-            "timeout_s": limits.timeout_s, "api_key": GUEST}
+            "timeout_s": limits.timeout_s, "api_key": GUEST, "uvloop": uvloop}
     child = subprocess.Popen([sys.executable, "-m", "bench.firer_cost", "--bare"], cwd=REPO_ROOT, text=True,
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     assert child.stdin is not None and child.stdout is not None
@@ -369,6 +379,10 @@ def measure(s: Stack, names: list[str], count: int, limits: ClientLimits, worker
     if "bare" in sides:
         print("  bare aiohttp client ...", file=sys.stderr)
         bare = bare_side(s, names, count, limits)
+    bare_uvloop = None
+    if "bare-uvloop" in sides:
+        print("  bare aiohttp client on uvloop ...", file=sys.stderr)
+        bare_uvloop = bare_side(s, names, count, limits, uvloop=True)
     if "per-message" in sides:
         print("  firer, a token per message ...", file=sys.stderr)
         per_message = firer_side(s, names, count, token_per_message=True)
@@ -379,7 +393,7 @@ def measure(s: Stack, names: list[str], count: int, limits: ClientLimits, worker
     if workers > 1 and "workers" in sides:
         print(f"  firer, WORKERS=1 and WORKERS={workers}, one shared token ...", file=sys.stderr)
         scaled = workers_side(s, names, count, 1), workers_side(s, names, count, workers)
-    return Repeat(shared, per_message, bare, per_message_v1, (before, load_average()), scaled)
+    return Repeat(shared, per_message, bare, per_message_v1, (before, load_average()), scaled, bare_uvloop)
 
 
 def need(side: Side | None) -> Side:
@@ -406,6 +420,10 @@ ROWS: list[tuple[str, tuple[Value, ...], str]] = [
     ("CPU s per 10,000: bare aiohttp client", (lambda r: need(r.bare).cpu_per_10k,), ".2f"),
     (f"**firer CPU ÷ bare CPU** per request (goal ≤ {GOAL_CPU_RATIO})",
      (lambda r: need(r.shared).cpu_per_10k / need(r.bare).cpu_per_10k,), ".2f"),
+    ("CPU s per 10,000: bare aiohttp client on uvloop (the firer's loop)",
+     (lambda r: need(r.bare_uvloop).cpu_per_10k,), ".2f"),
+    ("firer CPU ÷ bare CPU on uvloop, both", (lambda r: need(r.shared).cpu_per_10k / need(r.bare_uvloop).cpu_per_10k,),
+     ".2f"),
     (f"token per message ÷ shared: fires/s (goal ≥ {1 - GOAL_TOKEN_SLOWDOWN:.2f})",
      (lambda r: need(r.per_message).rate / need(r.shared).rate,), ".2f"),
     (f"token per message ÷ shared: CPU per fire (goal ≤ {1 + GOAL_TOKEN_SLOWDOWN:.2f})",
