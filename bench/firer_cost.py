@@ -56,6 +56,7 @@ from typing import Any
 
 import aiohttp
 import requests
+import uvloop
 
 from bench import firer_bench
 from bench.firer_bench import (
@@ -194,8 +195,7 @@ def bare_main() -> int:
         print("warm", flush=True)
         sys.stdin.readline()
 
-    loop_factory = __import__("uvloop").new_event_loop if spec.uvloop else None
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop if spec.uvloop else None) as runner:
         print(json.dumps(runner.run(_post_all(spec, go))), flush=True)
     return 0
 
