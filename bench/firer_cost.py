@@ -151,7 +151,7 @@ class BareSpec:
     connections: int
     timeout_s: float
     api_key: str = field(repr=False)
-    uvloop: bool = False
+    on_uvloop: bool = False
 
 
 async def _post_all(spec: BareSpec, go: Callable[[], None]) -> dict[str, float]:
@@ -195,16 +195,16 @@ def bare_main() -> int:
         print("warm", flush=True)
         sys.stdin.readline()
 
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop if spec.uvloop else None) as runner:
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop if spec.on_uvloop else None) as runner:
         print(json.dumps(runner.run(_post_all(spec, go))), flush=True)
     return 0
 
 
 def bare_side(s: Stack, names: list[str], count: int, limits: ClientLimits, timeout_s: float = 300,
-              uvloop: bool = False) -> Side:
+              on_uvloop: bool = False) -> Side:
     """The bare client's side: its own process, the emulator's CPU marked around its timed window."""
     spec = {"apihost": s.apihost, "names": names, "count": count, "connections": limits.connections,
-            "timeout_s": limits.timeout_s, "api_key": GUEST, "uvloop": uvloop}
+            "timeout_s": limits.timeout_s, "api_key": GUEST, "on_uvloop": on_uvloop}
     child = subprocess.Popen([sys.executable, "-m", "bench.firer_cost", "--bare"], cwd=REPO_ROOT, text=True,
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     assert child.stdin is not None and child.stdout is not None
@@ -255,7 +255,7 @@ class V1Sealer(Sealer):
         self._seals_v2 = False
 
 
-PROFILE_DIR: Path | None = None  # --profile: py-spy records each one-process firer side here
+PROFILE_DIR: Path | None = None  # --profile: py-spy records each one-process firer side and the bare client here
 
 
 def _py_spy(pid: int, name: str) -> subprocess.Popen[bytes]:
@@ -382,7 +382,7 @@ def measure(s: Stack, names: list[str], count: int, limits: ClientLimits, worker
     bare_uvloop = None
     if "bare-uvloop" in sides:
         print("  bare aiohttp client on uvloop ...", file=sys.stderr)
-        bare_uvloop = bare_side(s, names, count, limits, uvloop=True)
+        bare_uvloop = bare_side(s, names, count, limits, on_uvloop=True)
     if "per-message" in sides:
         print("  firer, a token per message ...", file=sys.stderr)
         per_message = firer_side(s, names, count, token_per_message=True)

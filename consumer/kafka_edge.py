@@ -470,7 +470,7 @@ class PartitionReader:
     def _client(self) -> KafkaConsumer:
         if self._consumer is None:
             self._consumer = KafkaConsumer(**self._settings.client_kwargs(), group_id=None, enable_auto_commit=False,
-                                           auto_offset_reset="earliest", **NO_CLIENT_METRICS | self._config)
+                                           auto_offset_reset="earliest", **(NO_CLIENT_METRICS | self._config))
         return self._consumer
 
     async def ensure_topic(self, topic: str, like: str) -> None:
